@@ -1,0 +1,63 @@
+import pytest
+
+from cvae.config import ConfigError, TrainConfig
+
+
+def test_template_defaults():
+    cfg = TrainConfig()
+    assert (cfg.lr, cfg.batch_size, cfg.num_epoch, cfg.train_vi_len, cfg.val_vi_len) == (1e-3, 2, 70, 16, 630)
+    assert (cfg.frame_H, cfg.frame_W, cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim) == (32, 64, 128, 32, 12, 192)
+    assert (cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step, cfg.kl_anneal_type, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio) == (1.0, 10, 0.1, "Cyclical", 10, 1.0)
+    assert (cfg.milestones, cfg.gamma, cfg.grad_clip, cfg.fast_train, cfg.fast_partial, cfg.fast_train_epoch) == ([2, 5], 0.1, 1.0, False, 0.4, 5)
+
+
+def test_aliases_and_yaml_null_kl_type():
+    assert TrainConfig(kl_anneal_type="Cyclic").kl_anneal_type == "Cyclical"
+    assert TrainConfig.from_dict({"kl_anneal_type": None}).kl_anneal_type == "None"
+
+
+def test_int_accepted_for_float_and_round_trip():
+    cfg = TrainConfig.from_dict({"lr": 1, "num_epoch": 3.0})
+    assert cfg.lr == 1.0 and isinstance(cfg.num_epoch, int)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("values,fragment", [
+    ({"learning_rate": 0.1}, "unknown TrainConfig field 'learning_rate'"),
+    ({"batchsize": 4}, "did you mean 'batch_size'"),
+    ({"batch_size": "4"}, "batch_size is '4', but must be an integer"),
+    ({"batch_size": True}, "batch_size is True, but must be an integer"),
+    ({"lr": "fast"}, "lr is 'fast', but must be a number"),
+    ({"fast_train": 1}, "fast_train is 1, but must be true or false"),
+    ({"milestones": [2, "x"]}, "milestones"),
+    ({"batch_size": 0}, "batch_size is 0, but must be >= 1"),
+    ({"lr": 0}, "lr is 0.0, but must be > 0"),
+    ({"lr": -1e-3}, "must be > 0"),
+    ({"train_vi_len": 1}, "train_vi_len is 1, but must be >= 2"),
+    ({"tfr": 1.5}, "tfr is 1.5, but must be in [0, 1]"),
+    ({"kl_anneal_ratio": 0}, "kl_anneal_ratio is 0.0, but must be in (0, 1]"),
+    ({"kl_anneal_ratio": 1.2}, "must be in (0, 1]"),
+    ({"kl_anneal_type": "Linear"}, "kl_anneal_type is 'Linear'"),
+    ({"optimizer": "Adamm"}, "optimizer is 'Adamm'"),
+    ({"frame_H": 3}, "frame_H and frame_W must be >= 4"),
+    ({"F_dim": 20}, "F_dim is 20, but must be a positive multiple of 8"),
+    ({"N_dim": 6}, "N_dim is 6"),
+    ({"precision": "fp8"}, "precision is 'fp8'"),
+])
+def test_bad_values_name_the_key(values, fragment):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(values, source="my.yaml")
+    assert fragment in str(err.value)
+    assert str(err.value).startswith("my.yaml: ")
+
+
+def test_from_yaml_names_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: [1\n")
+    with pytest.raises(ConfigError, match="c.yaml: not valid YAML"):
+        TrainConfig.from_yaml(path)
+    path.write_text("num_epoch: 3\nkl_anneal_type: None\n")
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.num_epoch == 3 and cfg.kl_anneal_type == "None"
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
