@@ -1,0 +1,744 @@
+"""The search-space YAML: read, check every rule, sample define-by-run.
+
+`load_space(path)` turns a file like spaces/quick.yaml into a `SearchSpace`.
+Every rule is checked here, before Ray starts, and a broken rule raises
+`SpaceError("<file>: <key.path> is <value>, but <rule>")`.
+
+Parameters use W&B-sweep syntax (`values`, `value`, `distribution` with
+`min`/`max`/`q`) plus two extensions: `when` (a conditional parameter) and
+`role` (scientific | nuisance). How each W&B distribution maps onto Optuna:
+
+| W&B distribution       | W&B draws                          | here (Optuna)                                         |
+|------------------------|------------------------------------|-------------------------------------------------------|
+| values / categorical   | one of the values                  | suggest_categorical                                   |
+| value / constant       | the value                          | not suggested; returned with the sampled values       |
+| int_uniform            | integer in [min, max]              | suggest_int(min, max)                                 |
+| uniform                | float in [min, max]                | suggest_float(min, max)                               |
+| q_uniform              | round(U(min, max) / q) * q         | the multiples of q in [min, max], uniformly:          |
+|                        |                                    | suggest_float(step=q), or suggest_int(step=q) for an  |
+|                        |                                    | integer field                                         |
+| log_uniform_values     | exp(U(log min, log max))           | suggest_float(log=True)                               |
+| q_log_uniform_values   | round(exp(U(log min, log max))/q)*q | suggest_int(log=True) for q=1 on an integer field;    |
+|                        |                                    | else suggest_float(log=True) over the multiples of q  |
+|                        |                                    | in [min, max], rounded to the nearest one             |
+
+W&B's rounding can step outside [min, max] (min=0.05, q=0.1 can give 0.0);
+here every value stays inside the bounds, on a multiple of q. For the rounded
+log case Optuna records the continuous draw while `define_by_run` returns the
+rounded value; Ray's OptunaSearch lays the returned dict over the recorded
+values, so the trial trains with the rounded one. As in W&B, `q` defaults to
+1 and a missing `distribution` is inferred: values -> categorical, value ->
+constant, integer min/max -> int_uniform, other min/max -> uniform.
+
+This module imports no Ray and no Optuna: it only calls the `suggest_*`
+methods of the trial object it is handed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn
+
+import yaml
+
+from cvae.config import KL_ANNEAL_ALIASES, ConfigError, TrainConfig, closest_field, coerce_field
+from cvae.synthetic import PRESETS
+from search.errors import SpaceError
+
+if TYPE_CHECKING:
+    import optuna
+
+TOP_LEVEL_KEYS = ("name", "description", "metric", "data", "trials", "sampler",
+                  "early_terminate", "fixed", "parameters")
+PARAM_KEYS = ("values", "value", "distribution", "min", "max", "q", "when", "role")
+CATEGORICAL, CONSTANT = "categorical", "constant"
+INT_UNIFORM, UNIFORM, Q_UNIFORM = "int_uniform", "uniform", "q_uniform"
+LOG_UNIFORM_VALUES, Q_LOG_UNIFORM_VALUES = "log_uniform_values", "q_log_uniform_values"
+NUMERIC_KINDS = (INT_UNIFORM, UNIFORM, Q_UNIFORM, LOG_UNIFORM_VALUES, Q_LOG_UNIFORM_VALUES)
+DISTRIBUTIONS = (CATEGORICAL, CONSTANT, *NUMERIC_KINDS)
+# W&B distributions left out, with what to write instead.
+_UNSUPPORTED_DISTRIBUTIONS = {
+    "log_uniform": "W&B's log_uniform takes natural-log exponents as min/max; "
+                   "write log_uniform_values with the values themselves",
+    "q_log_uniform": "W&B's q_log_uniform takes natural-log exponents as min/max; "
+                     "write q_log_uniform_values with the values themselves",
+}
+ROLES = ("scientific", "nuisance")
+METRICS = ("val_psnr", "train_loss", "train_mse", "train_kl")  # per-epoch metrics of cvae.train worth optimising
+GOALS = {"maximize": "max", "minimize": "min"}
+SAMPLERS = ("tpe", "random", "qmc")
+EARLY_TERMINATE = ("asha", "none")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the name becomes the folder runs/<name>
+_MISSING = object()
+
+
+# --------------------------------------------------------------------------- #
+# The parsed space
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter. `low`/`high` are the bounds actually sampled
+    (for q kinds: the first and last multiple of q inside [min, max])."""
+
+    name: str
+    kind: str                                 # one of DISTRIBUTIONS
+    field_type: str                           # TrainConfig annotation: int | float | str | bool
+    choices: tuple[Any, ...] | None = None    # categorical values; (value,) for a constant
+    low: float | int | None = None
+    high: float | int | None = None
+    q: float | int | None = None
+    log: bool = False
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # all must hold
+    role: str = "nuisance"
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.when)
+
+    def applies(self, sampled: Mapping[str, Any]) -> bool:
+        """Whether this parameter is drawn, given the values drawn before it."""
+        return all(sampled.get(dep, _MISSING) in allowed for dep, allowed in self.when.items())
+
+    def can_take(self, value: Any) -> bool:
+        """Whether `value` (already of the field's type) is a value this parameter can produce."""
+        if self.kind in (CATEGORICAL, CONSTANT):
+            return any(value == c and type(value) is type(c) for c in self.choices or ())
+        if self.field_type != "int" or isinstance(value, bool) or not isinstance(value, int):
+            return False  # continuous: equality never decides anything
+        if not self.low <= value <= self.high:
+            return False
+        return self.q is None or (value - self.low) % self.q == 0
+
+    def sample(self, trial: "optuna.Trial") -> Any:
+        """Draw this parameter from `trial` (an optuna.Trial or Ray's wrapper of one)."""
+        if self.kind == CONSTANT:
+            return self.choices[0]
+        if self.kind == CATEGORICAL:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == INT_UNIFORM:
+            return self._typed(trial.suggest_int(self.name, self.low, self.high))
+        if self.kind == UNIFORM:
+            return self._typed(trial.suggest_float(self.name, self.low, self.high))
+        if self.kind == LOG_UNIFORM_VALUES:
+            return self._typed(trial.suggest_float(self.name, self.low, self.high, log=True))
+        if self.kind == Q_UNIFORM:
+            if self.field_type == "int":
+                return trial.suggest_int(self.name, self.low, self.high, step=self.q)
+            return self._on_grid(trial.suggest_float(self.name, self.low, self.high, step=self.q))
+        # q_log_uniform_values: Optuna has no log scale with a step, except step 1 on ints.
+        if self.field_type == "int" and self.q == 1:
+            return trial.suggest_int(self.name, self.low, self.high, log=True)
+        return self._on_grid(trial.suggest_float(self.name, self.low, self.high, log=True))
+
+    def _on_grid(self, x: float) -> Any:
+        """The multiple of q nearest to x, inside [low, high]."""
+        k = round(x / self.q)
+        k = min(max(k, round(self.low / self.q)), round(self.high / self.q))
+        return self._typed(_tidy(k * self.q))
+
+    def _typed(self, x: Any) -> Any:
+        # int_uniform on a float field gives ints; the config wants the field's type.
+        return int(round(x)) if self.field_type == "int" else float(x)
+
+    def distribution_text(self) -> str:
+        if self.kind == CATEGORICAL:
+            return f"one of {_show_list(self.choices)}"
+        if self.kind == CONSTANT:
+            return f"constant {_show(self.choices[0])}"
+        text = f"{self.kind} [{_show(self.low)}, {_show(self.high)}]"
+        return text + (f" step {_show(self.q)}" if self.q is not None else "")
+
+    def when_text(self) -> str:
+        parts = []
+        for dep, allowed in self.when.items():
+            parts.append(f"{dep} = {_show(allowed[0])}" if len(allowed) == 1 else f"{dep} in {_show_list(allowed)}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    type: str = "tpe"                     # tpe | random | qmc
+    seed: int | None = None
+    n_startup_trials: int | None = None   # tpe only; None: Optuna's default (10)
+
+
+@dataclass(frozen=True)
+class AshaSpec:
+    grace_period: int
+    reduction_factor: float
+    max_t: int  # = num_epoch
+
+    def rungs(self) -> list[float]:
+        """Epochs at which ASHA compares trials, computed as Ray's
+        AsyncHyperBandScheduler does (bracket 0)."""
+        count = int(math.log(self.max_t / self.grace_period) / math.log(self.reduction_factor) + 1)
+        return [_tidy(self.grace_period * self.reduction_factor ** k) for k in range(count)]
+
+
+@dataclass
+class SearchSpace:
+    path: Path
+    name: str
+    description: str | None
+    metric: str
+    mode: str                  # 'max' | 'min' (Ray/Optuna spelling of goal)
+    data_root: Path            # as written, relative to the working directory
+    synthetic: str | None      # cvae.synthetic preset generated when data_root is missing
+    num_samples: int
+    max_concurrent: int
+    cpu: float
+    gpu: float                 # fractional GPUs share one device
+    max_failures: int
+    checkpoint_every: int
+    sampler: SamplerSpec
+    asha: AshaSpec | None      # None: no early stopping
+    fixed: dict[str, Any]      # TrainConfig fields, already of the field's type
+    parameters: list[ParamSpec]  # in sampling order: a parameter comes after those its `when` names
+    raw: dict[str, Any]        # the mapping read from the file
+
+    @property
+    def num_epoch(self) -> int:
+        return self.fixed.get("num_epoch", TrainConfig().num_epoch)
+
+    def parameter_names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def scientific_parameters(self) -> list[str]:
+        """Names of the parameters whose values the report compares."""
+        return [p.name for p in self.parameters if p.role == "scientific"]
+
+    def parameter(self, name: str) -> ParamSpec:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def define_by_run(self, trial: "optuna.Trial") -> dict[str, Any]:
+        """Sample one configuration: each parameter whose `when` holds, in
+        dependency order. Returns the sampled values, constants included
+        (Ray's OptunaSearch accepts this function as its `space`)."""
+        sampled: dict[str, Any] = {}
+        for param in self.parameters:
+            if param.applies(sampled):
+                sampled[param.name] = param.sample(trial)
+        return sampled
+
+    def train_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
+        """The fixed values and `sampled` laid over TrainConfig's defaults."""
+        try:
+            return TrainConfig.from_dict({**self.fixed, **sampled}, source=f"{self.path} (trial config)")
+        except ConfigError as err:
+            raise SpaceError(str(err)) from None
+
+    def describe(self) -> str:
+        """The resolved space and plan, for --dry-run."""
+        lines = [f"search space '{self.name}' ({self.path})"]
+        if self.description:
+            lines.append(f"  {self.description.strip()}")
+        lines += [
+            f"  metric:   {self.metric} ({'maximize' if self.mode == 'max' else 'minimize'})",
+            f"  data:     {self.data_root}" + (f" (synthetic preset '{self.synthetic}' generated if missing)"
+                                               if self.synthetic else " (must exist; not generated)"),
+            f"  trials:   {self.num_samples} samples, {self.max_concurrent} at a time, "
+            f"{_show(self.cpu)} CPU + {_show(self.gpu)} GPU each, "
+            f"retried up to {self.max_failures} times on failure, checkpoint every {self.checkpoint_every} epoch(s)",
+            f"  sampler:  {self._sampler_text()}",
+            f"  stopping: {self._asha_text()}",
+            f"  budget:   at most {self.num_samples} x {self.num_epoch} = {self.num_samples * self.num_epoch} epochs",
+            f"parameters (sampling order; {len(self.parameters)} searched):",
+        ]
+        width = max(len(p.name) for p in self.parameters)
+        for p in self.parameters:
+            cond = f"  when {p.when_text()}" if p.when else ""
+            lines.append(f"  {p.name:<{width}}  {p.role:<10}  {p.distribution_text()}{cond}")
+        lines.append(f"fixed ({len(self.fixed)}; every other TrainConfig field keeps its default):")
+        for key, value in self.fixed.items():
+            lines.append(f"  {key} = {_show(value)}")
+        return "\n".join(lines)
+
+    def _sampler_text(self) -> str:
+        s = self.sampler
+        parts = [f"seed {s.seed}" if s.seed is not None else "unseeded"]
+        if s.type == "tpe":
+            startup = s.n_startup_trials if s.n_startup_trials is not None else "Optuna's default 10"
+            parts.append(f"{startup} random startup trials")
+        return f"{s.type} ({', '.join(parts)})"
+
+    def _asha_text(self) -> str:
+        if self.asha is None:
+            return f"none (every trial runs all {self.num_epoch} epochs)"
+        a = self.asha
+        rungs = ", ".join(_show(r) for r in a.rungs())
+        return (f"ASHA, grace period {a.grace_period}, reduction factor {_show(a.reduction_factor)}, "
+                f"max_t {a.max_t} (num_epoch): trials compared at epochs {rungs}")
+
+
+# --------------------------------------------------------------------------- #
+# Reading the file
+# --------------------------------------------------------------------------- #
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader plus two fixes of YAML 1.1 traps:
+    - `1e-4` is a number (PyYAML reads it as a string: its float needs a dot);
+    - a key written twice in one mapping is an error (PyYAML keeps the last one silently).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:
+                continue  # unhashable key: SafeLoader reports it below
+            if first != key_node.start_mark.line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice (first on line {first + 1}), "
+                    "but a key may appear only once in a mapping", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpaceError(f"{path}: cannot read the search space ({err.strerror})") from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise SpaceError(f"{path}: {where} is not valid YAML: {err.problem}") from None
+    except yaml.YAMLError as err:
+        raise SpaceError(f"{path}: not valid YAML: {err}") from None
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and check a search-space YAML file; raise SpaceError on the first broken rule."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    return _Parser(path).space(raw)
+
+
+# --------------------------------------------------------------------------- #
+# Checking it
+# --------------------------------------------------------------------------- #
+class _Parser:
+    """Checks one file's mapping; every failure names self.path and a key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    # --- generic checks ---------------------------------------------------------
+    def fail(self, key: str, value: Any, rule: str) -> NoReturn:
+        raise SpaceError(f"{self.path}: {key} is {_show(value)}, but {rule}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, value, f"must be a mapping with keys {list(allowed)}")
+        for k in value:
+            if k not in allowed:
+                hint = _did_you_mean(str(k), allowed)
+                raise SpaceError(f"{self.path}: {_join(key, k)} is an unknown key, "
+                                 f"but {key or 'the top level'} takes only {list(allowed)}{hint}")
+        for k in required:
+            if k not in value:
+                raise SpaceError(f"{self.path}: {_join(key, k)} is missing, but it is required")
+        return value
+
+    def integer(self, value: Any, key: str, minimum: int) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, value, "must be an integer")
+        if value < minimum:
+            self.fail(key, value, f"must be >= {minimum}")
+        return value
+
+    def number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(key, value, "must be a finite number")
+        return value
+
+    def choice(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            self.fail(key, value, f"must be one of {list(allowed)}{_did_you_mean(str(value), allowed)}")
+        return value
+
+    # --- the whole file ---------------------------------------------------------
+    def space(self, raw: Any) -> SearchSpace:
+        if raw is None:
+            raise SpaceError(f"{self.path}: the file is empty, but a search space needs at least "
+                             "name, data, trials and parameters")
+        top = self.mapping(raw, "", TOP_LEVEL_KEYS, required=("name", "data", "trials", "parameters"))
+        name = top["name"]
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            self.fail("name", name, "must be a folder name (letters, digits, '.', '_', '-'): runs/<name> is written")
+        description = top.get("description")
+        if description is not None and not isinstance(description, str):
+            self.fail("description", description, "must be text")
+        metric, mode = self.metric(top.get("metric", {"name": "val_psnr", "goal": "maximize"}))
+        data_root, synthetic = self.data(top["data"])
+        trials = self.trials(top["trials"])
+        sampler = self.sampler(top.get("sampler", {}))
+        fixed = self.fixed(top.get("fixed") or {})
+        self.check_synthetic_lengths(synthetic, fixed, "fixed")
+        num_epoch = fixed.get("num_epoch", TrainConfig().num_epoch)
+        asha = self.early_terminate(top.get("early_terminate", {"type": "none"}), num_epoch)
+        parameters = self.parameters(top["parameters"], fixed, synthetic)
+        return SearchSpace(
+            path=self.path, name=name, description=description, metric=metric, mode=mode,
+            data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
+            fixed=fixed, parameters=parameters, raw=raw, **trials)
+
+    def metric(self, value: Any) -> tuple[str, str]:
+        m = self.mapping(value, "metric", ("name", "goal"), required=("name", "goal"))
+        name = self.choice(m["name"], "metric.name", METRICS)
+        goal = self.choice(m["goal"], "metric.goal", tuple(GOALS))
+        return name, GOALS[goal]
+
+    def data(self, value: Any) -> tuple[Path, str | None]:
+        d = self.mapping(value, "data", ("root", "synthetic"), required=("root",))
+        root = d["root"]
+        if not isinstance(root, str) or not root:
+            self.fail("data.root", root, "must be a folder path")
+        synthetic = d.get("synthetic")
+        if synthetic is not None:
+            synthetic = self.choice(synthetic, "data.synthetic", tuple(PRESETS))
+        return Path(root), synthetic
+
+    def trials(self, value: Any) -> dict[str, Any]:
+        t = self.mapping(value, "trials", ("num_samples", "max_concurrent", "resources", "max_failures",
+                                           "checkpoint_every"), required=("num_samples",))
+        res = self.mapping(t.get("resources", {}), "trials.resources", ("cpu", "gpu"))
+        cpu = self.resource(res.get("cpu", 1), "trials.resources.cpu", zero_ok=False)
+        gpu = self.resource(res.get("gpu", 0), "trials.resources.gpu", zero_ok=True)
+        return dict(
+            num_samples=self.integer(t["num_samples"], "trials.num_samples", 1),
+            max_concurrent=self.integer(t.get("max_concurrent", 1), "trials.max_concurrent", 1),
+            cpu=cpu, gpu=gpu,
+            max_failures=self.integer(t.get("max_failures", 2), "trials.max_failures", 0),
+            checkpoint_every=self.integer(t.get("checkpoint_every", 1), "trials.checkpoint_every", 1),
+        )
+
+    def resource(self, value: Any, key: str, zero_ok: bool) -> float:
+        amount = float(self.number(value, key))
+        if amount < 0 or (amount == 0 and not zero_ok):
+            self.fail(key, value, "must be >= 0" if zero_ok else "must be > 0")
+        if amount > 1 and not amount.is_integer():
+            # Ray's rule: a trial may take a fraction of one unit, or whole units.
+            self.fail(key, value, "must be a fraction below 1 or a whole number (Ray's resource rule)")
+        return amount
+
+    def sampler(self, value: Any) -> SamplerSpec:
+        s = self.mapping(value, "sampler", ("type", "seed", "n_startup_trials"))
+        kind = self.choice(s.get("type", "tpe"), "sampler.type", SAMPLERS)
+        seed = s.get("seed")
+        if seed is not None:
+            seed = self.integer(seed, "sampler.seed", 0)
+        startup = s.get("n_startup_trials")
+        if startup is not None:
+            if kind != "tpe":
+                self.fail("sampler.n_startup_trials", startup, f"it applies only to type tpe, not {kind}")
+            startup = self.integer(startup, "sampler.n_startup_trials", 0)
+        return SamplerSpec(type=kind, seed=seed, n_startup_trials=startup)
+
+    def early_terminate(self, value: Any, num_epoch: int) -> AshaSpec | None:
+        e = self.mapping(value, "early_terminate", ("type", "grace_period", "reduction_factor"))
+        kind = self.choice(e.get("type", "none"), "early_terminate.type", EARLY_TERMINATE)
+        if kind == "none":
+            for k in ("grace_period", "reduction_factor"):
+                if k in e:
+                    self.fail(f"early_terminate.{k}", e[k], "it applies only to type asha")
+            return None
+        grace = self.integer(e.get("grace_period", 1), "early_terminate.grace_period", 1)
+        if grace > num_epoch:
+            self.fail("early_terminate.grace_period", grace,
+                      f"must be <= num_epoch ({num_epoch}), or ASHA never compares trials")
+        rf = self.number(e.get("reduction_factor", 3), "early_terminate.reduction_factor")
+        if rf <= 1:
+            self.fail("early_terminate.reduction_factor", rf, "must be > 1")
+        return AshaSpec(grace_period=grace, reduction_factor=rf, max_t=num_epoch)
+
+    # --- fixed values -----------------------------------------------------------
+    def fixed(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail("fixed", value, "must be a mapping of TrainConfig fields to values")
+        fixed: dict[str, Any] = {}
+        for key, v in value.items():
+            self.known_field(str(key), f"fixed.{key}")
+            fixed[key] = self.field_value(key, v, f"fixed.{key}", {})
+        try:  # fields that are fine alone may clash together (frame size)
+            TrainConfig(**fixed)
+        except ConfigError as err:
+            raise SpaceError(f"{self.path}: fixed: {err}") from None
+        return fixed
+
+    def known_field(self, name: str, key: str) -> None:
+        if name not in TrainConfig.field_names():
+            hint = closest_field(name)
+            suggestion = f" (did you mean '{hint}'?)" if hint else ""
+            raise SpaceError(f"{self.path}: {key} is not a TrainConfig field, "
+                             f"but every fixed or searched name must be one{suggestion}")
+
+    def field_value(self, name: str, value: Any, key: str, fixed: Mapping[str, Any]) -> Any:
+        """`value` converted to field `name`'s type, checked by TrainConfig with `fixed` around it."""
+        try:
+            value = coerce_field(name, value, source="")
+        except ConfigError as err:
+            self.fail(key, value, _rule_of(err))
+        value = KL_ANNEAL_ALIASES.get(value, value) if name == "kl_anneal_type" else value
+        try:
+            TrainConfig(**{**fixed, name: value})
+        except ConfigError as err:
+            rule = _rule_of(err)
+            self.fail(key, value, f"{name} {rule}" if rule.startswith("must") else rule)
+        return value
+
+    def check_synthetic_lengths(self, synthetic: str | None, values: Mapping[str, Any], where: str) -> None:
+        """A synthetic preset has a known size: catch clip lengths it cannot serve now, not in a trial."""
+        if synthetic is None:
+            return
+        preset = PRESETS[synthetic]
+        defaults = TrainConfig()
+        val_len = values.get("val_vi_len", defaults.val_vi_len)
+        if val_len > preset.val_length:
+            key = f"{where}.val_vi_len" if "val_vi_len" in values else "val_vi_len (TrainConfig default)"
+            self.fail(key, val_len, f"must be <= {preset.val_length}, the val video length of "
+                                    f"synthetic preset '{synthetic}'")
+        train_len = values.get("train_vi_len", defaults.train_vi_len)
+        if train_len > sum(preset.train_video_lengths):
+            key = f"{where}.train_vi_len" if "train_vi_len" in values else "train_vi_len (TrainConfig default)"
+            self.fail(key, train_len, f"must be <= {sum(preset.train_video_lengths)}, the train frames of "
+                                      f"synthetic preset '{synthetic}'")
+
+    # --- parameters -------------------------------------------------------------
+    def parameters(self, value: Any, fixed: dict[str, Any], synthetic: str | None) -> list[ParamSpec]:
+        if not isinstance(value, dict) or not value:
+            self.fail("parameters", value, "must be a mapping with at least one parameter")
+        specs: dict[str, ParamSpec] = {}
+        raw_when: dict[str, Any] = {}
+        for name, spec in value.items():
+            specs[name] = self.param(str(name), spec, fixed, synthetic)
+            raw_when[name] = spec.get("when")
+        for name, when in raw_when.items():
+            if when is not None:
+                specs[name] = dataclasses.replace(specs[name], when=self.when(name, when, specs, fixed))
+        return self.dependency_order(specs)
+
+    def param(self, name: str, spec: Any, fixed: dict[str, Any], synthetic: str | None) -> ParamSpec:
+        key = f"parameters.{name}"
+        self.known_field(name, key)
+        if name in fixed:
+            self.fail(key, spec, f"{name} is also under fixed; a field is either fixed or searched")
+        if name == "num_epoch":
+            self.fail(key, spec, "num_epoch is every trial's budget and ASHA's max_t: put it under fixed")
+        if not isinstance(spec, dict):
+            self.fail(key, spec, f"must be a mapping such as {{values: [...]}} (to fix a value, "
+                                 f"write {{value: ...}} or put it under fixed)")
+        self.mapping(spec, key, PARAM_KEYS)
+        kind = self.kind(key, spec)
+        ftype = _field_type(name)
+        role = self.choice(spec.get("role", "nuisance"), f"{key}.role", ROLES)
+        extra = {CATEGORICAL: ("values",), CONSTANT: ("value",)}.get(kind, ("min", "max"))
+        extra += ("q",) if kind in (Q_UNIFORM, Q_LOG_UNIFORM_VALUES) else ()
+        for k in ("values", "value", "min", "max", "q"):
+            if k in spec and k not in extra:
+                self.fail(f"{key}.{k}", spec[k], f"{k} does not apply to distribution {kind}")
+        for k in extra:
+            if k not in spec and k != "q":
+                raise SpaceError(f"{self.path}: {key}.{k} is missing, but distribution {kind} needs {list(extra)}")
+        if kind == CATEGORICAL:
+            choices = self.categorical(name, key, spec["values"], ftype, fixed)
+            self.check_synthetic_choices(name, key, choices, synthetic)
+            return ParamSpec(name=name, kind=kind, field_type=ftype, choices=choices, role=role)
+        if kind == CONSTANT:
+            if ftype == "list[int]":
+                self.fail(key, spec["value"], f"{name} is a list field: put it under fixed")
+            choice = self.field_value(name, spec["value"], f"{key}.value", fixed)
+            self.check_synthetic_choices(name, key, (choice,), synthetic)
+            return ParamSpec(name=name, kind=kind, field_type=ftype, choices=(choice,), role=role)
+        param = self.numeric(name, key, kind, spec, ftype, fixed, role)
+        self.check_synthetic_choices(name, key, (param.high,), synthetic)
+        return param
+
+    def kind(self, key: str, spec: dict) -> str:
+        kind = spec.get("distribution")
+        if kind is None:  # W&B's inference
+            if "values" in spec:
+                return CATEGORICAL
+            if "value" in spec:
+                return CONSTANT
+            if "min" in spec and "max" in spec:
+                ints = all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min", "max"))
+                return INT_UNIFORM if ints else UNIFORM
+            raise SpaceError(f"{self.path}: {key} has no values, value or min/max, but a parameter needs "
+                             "values (categorical), value (constant) or min and max (a range)")
+        if kind in _UNSUPPORTED_DISTRIBUTIONS:
+            self.fail(f"{key}.distribution", kind, _UNSUPPORTED_DISTRIBUTIONS[kind])
+        return self.choice(kind, f"{key}.distribution", DISTRIBUTIONS)
+
+    def categorical(self, name: str, key: str, values: Any, ftype: str, fixed: dict) -> tuple[Any, ...]:
+        if not isinstance(values, list) or not values:
+            self.fail(f"{key}.values", values, "must be a non-empty list")
+        if ftype == "list[int]":
+            # Optuna's categorical choices must be scalars.
+            self.fail(f"{key}.values", values, f"{name} is a list field and cannot be searched: put it under fixed")
+        choices: list[Any] = []
+        for i, v in enumerate(values):
+            c = self.field_value(name, v, f"{key}.values[{i}]", fixed)
+            if any(c == seen and type(c) is type(seen) for seen in choices):
+                self.fail(f"{key}.values[{i}]", v, f"each value may appear once ({c!r} is already listed)")
+            choices.append(c)
+        return tuple(choices)
+
+    def numeric(self, name: str, key: str, kind: str, spec: dict, ftype: str, fixed: dict,
+                role: str) -> ParamSpec:
+        if ftype not in ("int", "float"):
+            self.fail(f"{key}.distribution", kind, f"{name} is a {ftype} field: list its choices under values")
+        lo = self.number(spec["min"], f"{key}.min")
+        hi = self.number(spec["max"], f"{key}.max")
+        if kind == INT_UNIFORM:
+            lo, hi = self.integer(lo, f"{key}.min", -2**62), self.integer(hi, f"{key}.max", -2**62)
+        if ftype == "int" and kind in (UNIFORM, LOG_UNIFORM_VALUES):
+            self.fail(f"{key}.distribution", kind, f"{name} is an integer field: use int_uniform, "
+                                                    "q_uniform or q_log_uniform_values")
+        if lo >= hi:
+            self.fail(f"{key}.min", lo, f"must be < max ({_show(hi)})")
+        log = kind in (LOG_UNIFORM_VALUES, Q_LOG_UNIFORM_VALUES)
+        if log and lo <= 0:
+            self.fail(f"{key}.min", lo, f"must be > 0 for {kind}")
+        q = None
+        if kind in (Q_UNIFORM, Q_LOG_UNIFORM_VALUES):
+            q = self.number(spec.get("q", 1), f"{key}.q")  # W&B's default q is 1
+            if q <= 0:
+                self.fail(f"{key}.q", q, "must be > 0")
+            if ftype == "int":
+                if not float(q).is_integer():
+                    self.fail(f"{key}.q", q, f"must be a whole number: {name} is an integer field")
+                q = int(q)
+            lo, hi = self.grid_ends(key, lo, hi, q)
+            if lo == hi:
+                self.fail(f"{key}.q", q, f"leaves one multiple of q ({_show(lo)}) in [min, max], so nothing is searched")
+        lo = self.field_value(name, lo, f"{key}.min", fixed)
+        hi = self.field_value(name, hi, f"{key}.max", fixed)
+        return ParamSpec(name=name, kind=kind, field_type=ftype, low=lo, high=hi, q=q, log=log, role=role)
+
+    def grid_ends(self, key: str, lo: float, hi: float, q: float) -> tuple[float, float]:
+        """First and last multiple of q inside [lo, hi] (with float slack: 0.3 / 0.1 = 2.9999999999999996)."""
+        first = _tidy(math.ceil(lo / q - 1e-9) * q)
+        last = _tidy(math.floor(hi / q + 1e-9) * q)
+        if first > last:
+            self.fail(f"{key}.q", q, f"has no multiple inside [min, max] = [{_show(lo)}, {_show(hi)}]")
+        return first, last
+
+    def check_synthetic_choices(self, name: str, key: str, values: tuple[Any, ...], synthetic: str | None) -> None:
+        if name in ("val_vi_len", "train_vi_len"):
+            for v in values:
+                self.check_synthetic_lengths(synthetic, {name: v}, key)
+
+    def when(self, name: str, when: Any, specs: dict[str, ParamSpec], fixed: dict) -> dict[str, tuple]:
+        key = f"parameters.{name}.when"
+        if not isinstance(when, dict) or not when:
+            self.fail(key, when, "must be a mapping {other_parameter: value or [values]}")
+        resolved: dict[str, tuple] = {}
+        for dep, wanted in when.items():
+            dkey = f"{key}.{dep}"
+            if dep == name:
+                self.fail(dkey, wanted, "a parameter cannot depend on itself")
+            if dep not in specs:
+                if dep in fixed:
+                    rule = f"{dep} is fixed, not searched, so the condition is always decided: drop it"
+                else:
+                    rule = f"when must name a searched parameter{_did_you_mean(str(dep), tuple(specs))}"
+                raise SpaceError(f"{self.path}: {dkey} names no parameter in parameters, but {rule}")
+            target = specs[dep]
+            if target.kind not in (CATEGORICAL, CONSTANT) and target.field_type != "int":
+                self.fail(dkey, wanted, f"{dep} is continuous ({target.kind}): a condition needs a "
+                                        "categorical or integer parameter")
+            wanted_list = wanted if isinstance(wanted, list) else [wanted]
+            if not wanted_list:
+                self.fail(dkey, wanted, "must list at least one value")
+            values: list[Any] = []
+            for v in wanted_list:
+                try:
+                    c = coerce_field(dep, v, source="")
+                except ConfigError as err:
+                    self.fail(dkey, v, _rule_of(err))
+                c = KL_ANNEAL_ALIASES.get(c, c) if dep == "kl_anneal_type" else c
+                if not target.can_take(c):
+                    self.fail(dkey, v, f"{dep} never takes it ({target.distribution_text()})")
+                values.append(c)
+            resolved[dep] = tuple(values)
+        return resolved
+
+    def dependency_order(self, specs: dict[str, ParamSpec]) -> list[ParamSpec]:
+        """File order, except that a parameter follows every parameter its `when` names."""
+        ordered: list[ParamSpec] = []
+        placed: set[str] = set()
+        pending = list(specs.values())
+        while pending:
+            ready = next((p for p in pending if set(p.when) <= placed), None)
+            if ready is None:
+                names = ", ".join(p.name for p in pending)
+                raise SpaceError(f"{self.path}: parameters.{pending[0].name}.when is "
+                                 f"{_show(dict(pending[0].when))}, but the conditions of {names} form a "
+                                 "cycle: each waits for another")
+            ordered.append(ready)
+            placed.add(ready.name)
+            pending.remove(ready)
+        return ordered
+
+
+# --------------------------------------------------------------------------- #
+# Small helpers
+# --------------------------------------------------------------------------- #
+def _field_type(name: str) -> str:
+    # cvae.config uses `from __future__ import annotations`: the types are strings.
+    return next(str(f.type) for f in dataclasses.fields(TrainConfig) if f.name == name)
+
+
+def _rule_of(err: ConfigError) -> str:
+    """'<source>: lr is -1.0, but must be > 0' -> 'must be > 0'."""
+    text = str(err)
+    return text.split(", but ", 1)[1] if ", but " in text else text
+
+
+def _did_you_mean(name: str, options: tuple[str, ...]) -> str:
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _tidy(x: float) -> float:
+    """Drop float noise from grid arithmetic: 3 * 0.1 -> 0.3."""
+    return float(f"{x:.12g}")
+
+
+def _show(value: Any) -> str:
+    """A value as the user would write it in YAML."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float):
+        return f"{value:.12g}"  # 0.0001, 1, 0.3
+    return repr(value)
+
+
+def _show_list(values: tuple[Any, ...] | list[Any]) -> str:
+    return "[" + ", ".join(_show(v) for v in values) + "]"
