@@ -399,15 +399,21 @@ def _default_workers(preset: Preset) -> int:
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
 
 
-def generate(out_dir: str | Path, preset: str = "small", seed: int = 0, progress: bool = True,
+def generate(out_dir: str | Path, preset: str | Preset = "small", seed: int = 0, progress: bool = True,
              workers: int | None = None, overwrite: bool = False) -> Path:
     """Write a synthetic dataset to `out_dir` and return its path.
+
+    `preset` is a name in PRESETS or a `Preset` (tests use tiny ones).
 
     The data is written to a temporary sibling folder and renamed into place at
     the end, so an interrupted run never leaves a half-written dataset that
     would later be taken for a complete one.
     """
-    if preset not in PRESETS:
+    if isinstance(preset, Preset):
+        spec, preset_name = preset, "custom"
+    elif preset in PRESETS:
+        spec, preset_name = PRESETS[preset], preset
+    else:
         raise SyntheticError(f"preset is {preset!r}, but must be one of {sorted(PRESETS)}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SyntheticError(f"seed is {seed!r}, but must be a non-negative integer")
@@ -419,7 +425,6 @@ def generate(out_dir: str | Path, preset: str = "small", seed: int = 0, progress
             if not overwrite:
                 raise SyntheticError(f"{out}: folder exists and is not empty; remove it or choose another --out")
             shutil.rmtree(out)
-    spec = PRESETS[preset]
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -429,9 +434,9 @@ def generate(out_dir: str | Path, preset: str = "small", seed: int = 0, progress
         raise SyntheticError(f"{tmp}: cannot create the output folder ({err.strerror})") from None
     try:
         jobs = _jobs(tmp, spec)
-        bar = _Progress(f"synthetic {preset}", spec.image_count(), progress)
+        bar = _Progress(f"synthetic {preset_name}", spec.image_count(), progress)
         _run_jobs(jobs, seed, workers if workers is not None else _default_workers(spec), bar)
-        meta = {"generator": "cvae.synthetic", "preset": preset, "seed": seed,
+        meta = {"generator": "cvae.synthetic", "preset": preset_name, "seed": seed,
                 "image_size": [IMAGE_H, IMAGE_W], "train_frames": spec.train_frames,
                 "train_video_lengths": list(spec.train_video_lengths), "val_frames": spec.val_length,
                 "test_sequences": spec.test_sequences, "test_length": spec.test_length}
