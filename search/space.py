@@ -391,10 +391,10 @@ class _Parser:
         trials = self.trials(top["trials"])
         sampler = self.sampler(top.get("sampler", {}))
         fixed = self.fixed(top.get("fixed") or {})
-        self.check_synthetic_lengths(synthetic, fixed, "fixed")
         num_epoch = fixed.get("num_epoch", TrainConfig().num_epoch)
         asha = self.early_terminate(top.get("early_terminate", {"type": "none"}), num_epoch)
         parameters = self.parameters(top["parameters"], fixed, synthetic)
+        self.check_synthetic_lengths(synthetic, fixed, {p.name for p in parameters})
         return SearchSpace(
             path=self.path, name=name, description=description, metric=metric, mode=mode,
             data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
@@ -504,22 +504,19 @@ class _Parser:
             self.fail(key, value, f"{name} {rule}" if rule.startswith("must") else rule)
         return value
 
-    def check_synthetic_lengths(self, synthetic: str | None, values: Mapping[str, Any], where: str) -> None:
-        """A synthetic preset has a known size: catch clip lengths it cannot serve now, not in a trial."""
-        if synthetic is None:
-            return
-        preset = PRESETS[synthetic]
+    def check_synthetic_lengths(self, synthetic: str | None, fixed: Mapping[str, Any], searched: set[str]) -> None:
+        """A synthetic preset has a known size: catch clip lengths it cannot serve now, not in a trial.
+        (Searched lengths were checked with their parameter.)"""
         defaults = TrainConfig()
-        val_len = values.get("val_vi_len", defaults.val_vi_len)
-        if val_len > preset.val_length:
-            key = f"{where}.val_vi_len" if "val_vi_len" in values else "val_vi_len (TrainConfig default)"
-            self.fail(key, val_len, f"must be <= {preset.val_length}, the val video length of "
-                                    f"synthetic preset '{synthetic}'")
-        train_len = values.get("train_vi_len", defaults.train_vi_len)
-        if train_len > sum(preset.train_video_lengths):
-            key = f"{where}.train_vi_len" if "train_vi_len" in values else "train_vi_len (TrainConfig default)"
-            self.fail(key, train_len, f"must be <= {sum(preset.train_video_lengths)}, the train frames of "
-                                      f"synthetic preset '{synthetic}'")
+        for name in ("val_vi_len", "train_vi_len"):
+            if name in searched:
+                continue
+            value = fixed.get(name, getattr(defaults, name))
+            rule = _length_rule(synthetic, name, value)
+            if rule:
+                if name in fixed:
+                    self.fail(f"fixed.{name}", value, rule)
+                self.fail(f"{name} (the TrainConfig default; set fixed.{name})", value, rule)
 
     # --- parameters -------------------------------------------------------------
     def parameters(self, value: Any, fixed: dict[str, Any], synthetic: str | None) -> list[ParamSpec]:
@@ -538,10 +535,12 @@ class _Parser:
     def param(self, name: str, spec: Any, fixed: dict[str, Any], synthetic: str | None) -> ParamSpec:
         key = f"parameters.{name}"
         self.known_field(name, key)
-        if name in fixed:
-            self.fail(key, spec, f"{name} is also under fixed; a field is either fixed or searched")
         if name == "num_epoch":
-            self.fail(key, spec, "num_epoch is every trial's budget and ASHA's max_t: put it under fixed")
+            raise SpaceError(f"{self.path}: {key} is searched, but num_epoch is every trial's budget "
+                             "and ASHA's max_t: put it under fixed")
+        if name in fixed:
+            raise SpaceError(f"{self.path}: {key} is searched, but it is also fixed (fixed.{name} = "
+                             f"{_show(fixed[name])}); a field is either fixed or searched")
         if not isinstance(spec, dict):
             self.fail(key, spec, f"must be a mapping such as {{values: [...]}} (to fix a value, "
                                  f"write {{value: ...}} or put it under fixed)")
@@ -558,17 +557,16 @@ class _Parser:
             if k not in spec and k != "q":
                 raise SpaceError(f"{self.path}: {key}.{k} is missing, but distribution {kind} needs {list(extra)}")
         if kind == CATEGORICAL:
-            choices = self.categorical(name, key, spec["values"], ftype, fixed)
-            self.check_synthetic_choices(name, key, choices, synthetic)
+            choices = self.categorical(name, key, spec["values"], ftype, fixed, synthetic)
             return ParamSpec(name=name, kind=kind, field_type=ftype, choices=choices, role=role)
         if kind == CONSTANT:
             if ftype == "list[int]":
                 self.fail(key, spec["value"], f"{name} is a list field: put it under fixed")
             choice = self.field_value(name, spec["value"], f"{key}.value", fixed)
-            self.check_synthetic_choices(name, key, (choice,), synthetic)
+            self.check_length(synthetic, name, choice, f"{key}.value")
             return ParamSpec(name=name, kind=kind, field_type=ftype, choices=(choice,), role=role)
         param = self.numeric(name, key, kind, spec, ftype, fixed, role)
-        self.check_synthetic_choices(name, key, (param.high,), synthetic)
+        self.check_length(synthetic, name, param.high, f"{key}.max")
         return param
 
     def kind(self, key: str, spec: dict) -> str:
@@ -587,7 +585,8 @@ class _Parser:
             self.fail(f"{key}.distribution", kind, _UNSUPPORTED_DISTRIBUTIONS[kind])
         return self.choice(kind, f"{key}.distribution", DISTRIBUTIONS)
 
-    def categorical(self, name: str, key: str, values: Any, ftype: str, fixed: dict) -> tuple[Any, ...]:
+    def categorical(self, name: str, key: str, values: Any, ftype: str, fixed: dict,
+                    synthetic: str | None) -> tuple[Any, ...]:
         if not isinstance(values, list) or not values:
             self.fail(f"{key}.values", values, "must be a non-empty list")
         if ftype == "list[int]":
@@ -596,6 +595,7 @@ class _Parser:
         choices: list[Any] = []
         for i, v in enumerate(values):
             c = self.field_value(name, v, f"{key}.values[{i}]", fixed)
+            self.check_length(synthetic, name, c, f"{key}.values[{i}]")
             if any(c == seen and type(c) is type(seen) for seen in choices):
                 self.fail(f"{key}.values[{i}]", v, f"each value may appear once ({c!r} is already listed)")
             choices.append(c)
@@ -641,10 +641,10 @@ class _Parser:
             self.fail(f"{key}.q", q, f"has no multiple inside [min, max] = [{_show(lo)}, {_show(hi)}]")
         return first, last
 
-    def check_synthetic_choices(self, name: str, key: str, values: tuple[Any, ...], synthetic: str | None) -> None:
-        if name in ("val_vi_len", "train_vi_len"):
-            for v in values:
-                self.check_synthetic_lengths(synthetic, {name: v}, key)
+    def check_length(self, synthetic: str | None, name: str, value: Any, key: str) -> None:
+        rule = _length_rule(synthetic, name, value)
+        if rule:
+            self.fail(key, value, rule)
 
     def when(self, name: str, when: Any, specs: dict[str, ParamSpec], fixed: dict) -> dict[str, tuple]:
         key = f"parameters.{name}.when"
@@ -691,7 +691,7 @@ class _Parser:
             if ready is None:
                 names = ", ".join(p.name for p in pending)
                 raise SpaceError(f"{self.path}: parameters.{pending[0].name}.when is "
-                                 f"{_show(dict(pending[0].when))}, but the conditions of {names} form a "
+                                 f"{pending[0].when_text()}, but the conditions of {names} form a "
                                  "cycle: each waits for another")
             ordered.append(ready)
             placed.add(ready.name)
@@ -705,6 +705,19 @@ class _Parser:
 def _field_type(name: str) -> str:
     # cvae.config uses `from __future__ import annotations`: the types are strings.
     return next(str(f.type) for f in dataclasses.fields(TrainConfig) if f.name == name)
+
+
+def _length_rule(synthetic: str | None, name: str, value: Any) -> str | None:
+    """Why clip length `value` of field `name` is too long for a synthetic preset, or None."""
+    if synthetic is None or name not in ("val_vi_len", "train_vi_len"):
+        return None
+    preset = PRESETS[synthetic]
+    if name == "val_vi_len" and value > preset.val_length:
+        return f"must be <= {preset.val_length}, the val video length of synthetic preset '{synthetic}'"
+    train_frames = sum(preset.train_video_lengths)
+    if name == "train_vi_len" and value > train_frames:
+        return f"must be <= {train_frames}, the train frames of synthetic preset '{synthetic}'"
+    return None
 
 
 def _rule_of(err: ConfigError) -> str:
