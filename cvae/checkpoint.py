@@ -1,0 +1,72 @@
+"""Checkpoint files: a dict of plain tensors and Python values, loadable with weights_only=True.
+
+Errors name the file and what is wrong with it (truncated, not a checkpoint,
+model of another size), so a user passing the wrong file knows which and why.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+FORMAT = "cvae-checkpoint-v1"
+REQUIRED_KEYS = ("format", "config", "epoch", "model", "optimizer", "scheduler", "rng")
+DIM_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim", "output_activation")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read or does not fit the configured model."""
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
+    """Write atomically (temp file + rename) so a crash mid-write never leaves a truncated checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated, corrupt or not written by cvae.train): {_first_line(err)}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a cvae checkpoint (expected a dict with format {FORMAT!r})")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks the keys {missing}")
+    return state
+
+
+def check_model_state(path: str | Path, model: torch.nn.Module, state: Mapping[str, Any],
+                      configured: Mapping[str, Any]) -> None:
+    """Raise CheckpointError naming the dims and tensors that differ between checkpoint and model."""
+    saved_cfg = state.get("config", {})
+    dims = [f"{k} {saved_cfg.get(k)!r} in the checkpoint but {configured.get(k)!r} configured"
+            for k in DIM_FIELDS if saved_cfg.get(k) != configured.get(k)]
+    expected = model.state_dict()
+    saved = state["model"]
+    problems = [f"missing tensor {k}" for k in expected if k not in saved]
+    problems += [f"unexpected tensor {k}" for k in saved if k not in expected]
+    problems += [f"{k} has shape {tuple(saved[k].shape)} in the checkpoint but {tuple(v.shape)} in the model"
+                 for k, v in expected.items() if k in saved and tuple(saved[k].shape) != tuple(v.shape)]
+    if dims or problems:
+        shown = problems[:3] + ([f"... {len(problems) - 3} more"] if len(problems) > 3 else [])
+        raise CheckpointError(f"{path}: the checkpoint's model does not match the configured model: "
+                              + "; ".join(dims + shown))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

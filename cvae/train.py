@@ -1,0 +1,368 @@
+"""The training loop: `Trainer` (one epoch at a time) and `fit` (all epochs).
+
+It does not know about Ray or Optuna: search/ calls `Trainer.run_epoch` and
+reports the returned metrics. See docs/CONTRACTS.md for the interface.
+
+    python -m cvae.train --config FILE.yaml [--data DIR] [--device cpu|cuda] [--out DIR] [--resume CKPT]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint, save_checkpoint
+from cvae.config import ConfigError, TrainConfig
+from cvae.data import DataError, LabData, load_lab_data, train_sequences
+from cvae.metrics import psnr_per_frame
+from cvae.model import CVAE
+from cvae.schedules import kl_beta, teacher_forcing_ratio
+from cvae.step import generate, sequence_loss
+
+__all__ = ["Trainer", "fit", "TrainConfig", "ConfigError", "resolve_device", "resolve_precision", "main"]
+
+METRIC_KEYS = ("epoch", "val_psnr", "val_psnr_per_frame", "train_loss", "train_mse", "train_kl", "beta",
+               "tfr", "teacher_forcing", "lr", "epoch_time_s", "val_time_s", "validated", "diverged")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# --- execution settings ----------------------------------------------------------
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device is {device!r}, but must be one of ['auto', 'cpu', 'cuda']")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device is 'cuda', but no CUDA device is available (use device: cpu or auto)")
+    return torch.device(device)
+
+
+def _cpu_has_amx() -> bool:
+    # bf16 only pays off on CPUs with AMX tiles (measured ~3x faster there); on AVX2/AVX512
+    # without AMX, oneDNN emulates it and fp32 is as fast or faster.
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """auto: bf16 on CUDA devices that support it and on CPUs with AMX, else fp32."""
+    if precision != "auto":
+        return _DTYPES[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if _cpu_has_amx() else torch.float32
+
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    wd = cfg.weight_decay
+    if cfg.optimizer == "Adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "AdamW":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "Adamax":
+        return torch.optim.Adamax(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "SGD":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+    if cfg.optimizer == "ASGD":
+        return torch.optim.ASGD(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "RMSprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+    raise ConfigError(f"optimizer is {cfg.optimizer!r}, but must be one of Adam, AdamW, Adamax, SGD, ASGD, RMSprop")
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255.0)  # uint8 -> float in [0, 1]
+
+
+# --- trainer ---------------------------------------------------------------------
+class Trainer:
+    """Trains one configuration epoch by epoch; `run_epoch` returns plain-Python metrics."""
+
+    def __init__(self, cfg: TrainConfig, data: LabData, device: str | None = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(device or cfg.device)
+        self.dtype = resolve_precision(cfg.precision, self.device)
+        _check_data(cfg, data)
+        seed_everything(cfg.seed)
+        self.data = data
+        self.model = CVAE.from_config(cfg).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(cfg, self.model.parameters())
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
+        # fp16 needs loss scaling; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.shuffle_gen = torch.Generator().manual_seed(cfg.seed)
+        if cfg.compile:
+            for module in self.model.children():
+                module.compile()  # in place: state_dict keys stay as they are
+        self.epoch = 0
+        self.diverged = False
+        self.val_target = data.val_frames[: cfg.val_vi_len].clone()            # uint8 (T, 3, H, W)
+        self._val_labels = data.val_labels[: cfg.val_vi_len]
+        self.last_prediction: torch.Tensor | None = None                       # uint8 (T, 3, H, W)
+        self._last_val: tuple[float, list[float]] = (0.0, [])
+        self._sequences: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # --- data ------------------------------------------------------------------
+    def _partial_for(self, epoch: int) -> float:
+        fast = self.cfg.fast_train and epoch < self.cfg.fast_train_epoch
+        return self.cfg.fast_partial if fast else self.cfg.partial
+
+    def sequences(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (S, T, 3, H, W) frames and labels used in `epoch` (cached per partial, on the device)."""
+        partial = self._partial_for(epoch)
+        if partial not in self._sequences:
+            frames, labels = train_sequences(self.data.train_frames, self.data.train_labels,
+                                             self.cfg.train_vi_len, partial)
+            if frames.shape[0] == 0:
+                raise ConfigError(
+                    f"train_vi_len {self.cfg.train_vi_len} with partial {partial} leaves no training sequence "
+                    f"(the training split has {self.data.train_frames.shape[0]} frames)")
+            self._sequences[partial] = (frames.to(self.device), labels.to(self.device))
+        return self._sequences[partial]
+
+    # --- one epoch -------------------------------------------------------------
+    def run_epoch(self) -> dict[str, Any]:
+        if self.diverged:
+            raise RuntimeError("training diverged (loss became NaN/inf); it cannot continue")
+        cfg, epoch = self.cfg, self.epoch
+        beta = kl_beta(epoch, kind=cfg.kl_anneal_type, num_epoch=cfg.num_epoch,
+                       cycle=cfg.kl_anneal_cycle, ratio=cfg.kl_anneal_ratio)
+        tfr = teacher_forcing_ratio(epoch, tfr=cfg.tfr, sde=cfg.tfr_sde, d_step=cfg.tfr_d_step,
+                                    decay=cfg.tfr_decay, lower_bound=cfg.tfr_lower_bound)
+        teacher_forcing = random.random() < tfr  # once per epoch, as the template does
+        lr = self.optimizer.param_groups[0]["lr"]
+
+        start = time.perf_counter()
+        loss, mse, kl = self._train_epoch(epoch, beta, teacher_forcing)
+        epoch_time = time.perf_counter() - start
+        self.epoch += 1
+        metrics = {"epoch": self.epoch, "train_loss": loss, "train_mse": mse, "train_kl": kl, "beta": beta,
+                   "tfr": tfr, "teacher_forcing": int(teacher_forcing), "lr": lr,
+                   "epoch_time_s": epoch_time, "diverged": False}
+        if not all(math.isfinite(v) for v in (loss, mse, kl)):
+            self.diverged = True
+            return {**metrics, "val_psnr": 0.0, "val_psnr_per_frame": [], "val_time_s": 0.0,
+                    "validated": False, "diverged": True}
+        self.scheduler.step()  # MultiStepLR counts epochs
+        validated = self.epoch % cfg.val_every == 0 or self.epoch >= cfg.num_epoch
+        val_time = 0.0
+        if validated:
+            start = time.perf_counter()
+            self._last_val = self.validate()
+            val_time = time.perf_counter() - start
+        val_psnr, per_frame = self._last_val
+        return {**metrics, "val_psnr": val_psnr, "val_psnr_per_frame": list(per_frame),
+                "val_time_s": val_time, "validated": validated}
+
+    def _train_epoch(self, epoch: int, beta: float, teacher_forcing: bool) -> tuple[float, float, float]:
+        """Mean loss, MSE and KL over the epoch's batches; one host sync at the end.
+
+        Divergence is therefore detected at the end of the epoch, not at the step
+        that produced the NaN: a per-step check would sync the GPU every step.
+        """
+        frames, labels = self.sequences(epoch)  # uint8 (S, T, 3, H, W)
+        order = torch.randperm(frames.shape[0], generator=self.shuffle_gen).to(self.device)
+        self.model.train()
+        totals = torch.zeros(3, device=self.device)
+        batches = 0
+        # The last batch may be smaller: the KL term divides by the actual batch size.
+        for idx in order.split(self.cfg.batch_size):
+            x, p = _to_float(frames[idx]), _to_float(labels[idx])  # (B, T, 3, H, W)
+            with _autocast(self.device, self.dtype):
+                loss, mse, kl = sequence_loss(self.model, x, p, beta, teacher_forcing,
+                                              channels_last=self.cfg.channels_last)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            totals += torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
+            batches += 1
+        loss_m, mse_m, kl_m = (totals / batches).tolist()
+        return loss_m, mse_m, kl_m
+
+    # --- validation ------------------------------------------------------------
+    def validate(self) -> tuple[float, list[float]]:
+        """PSNR of the validation video generated from its first frame; mean over frames 1..T-1.
+
+        The prior noise comes from a generator seeded with cfg.seed at every
+        validation: epochs are compared on the same z, and validation does not
+        move the training RNG.
+        """
+        self.model.eval()
+        target = self.val_target.to(self.device)                              # uint8 (T, 3, H, W)
+        labels = _to_float(self._val_labels.to(self.device)).unsqueeze(0)    # (1, T, 3, H, W)
+        noise_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        with torch.inference_mode(), _autocast(self.device, self.dtype):
+            pred = generate(self.model, _to_float(target[:1]), labels, generator=noise_gen,
+                            channels_last=self.cfg.channels_last)[0].float()  # (T, 3, H, W)
+        # PSNR on the raw float prediction, as the template computes it.
+        per_frame = psnr_per_frame(pred[1:], _to_float(target[1:])).tolist()
+        self.last_prediction = (pred.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        self.last_prediction[0] = self.val_target[0]
+        # A perfectly predicted frame has infinite PSNR; the mean is then infinite too.
+        return float(np.mean(per_frame)), per_frame
+
+    # --- checkpoints -----------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"python": _python_state(random.getstate()), "numpy": _numpy_state(np.random.get_state()),
+               "torch": torch.get_rng_state(), "shuffle": self.shuffle_gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        val_psnr, per_frame = self._last_val
+        return {
+            "config": self.cfg.to_dict(), "epoch": self.epoch, "diverged": self.diverged,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng,
+            "last_val": {"val_psnr": val_psnr, "per_frame": list(per_frame)},
+            "last_prediction": self.last_prediction,
+        }
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        save_checkpoint(path, self.state_dict())
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        state = load_checkpoint(path)
+        check_model_state(path, self.model, state, self.cfg.to_dict())
+        saved_opt = state["config"].get("optimizer")
+        if saved_opt != self.cfg.optimizer:
+            raise CheckpointError(f"{path}: the checkpoint's optimizer is {saved_opt!r}, but {self.cfg.optimizer!r} "
+                                  "is configured; its optimizer state cannot be resumed")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.diverged = bool(state.get("diverged", False))
+        last = state.get("last_val", {})
+        self._last_val = (float(last.get("val_psnr", 0.0)), list(last.get("per_frame", [])))
+        self.last_prediction = state.get("last_prediction")
+        rng = state["rng"]
+        random.setstate(_python_state_back(rng["python"]))
+        np.random.set_state(_numpy_state_back(rng["numpy"]))
+        torch.set_rng_state(rng["torch"])
+        self.shuffle_gen.set_state(rng["shuffle"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _python_state(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_state_back(state: list) -> tuple:
+    return (state[0], tuple(state[1]), state[2])
+
+
+def _numpy_state(state: tuple) -> dict[str, Any]:
+    # ndarray is not allowed by weights_only loading: store the key array as a tensor.
+    name, keys, pos, has_gauss, cached = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_state_back(state: dict[str, Any]) -> tuple:
+    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"], state["cached"])
+
+
+def _check_data(cfg: TrainConfig, data: LabData) -> None:
+    for name in ("train_frames", "train_labels", "val_frames", "val_labels"):
+        tensor = getattr(data, name)
+        if tensor.dim() != 4 or tuple(tensor.shape[1:]) != (3, cfg.frame_H, cfg.frame_W) or tensor.dtype != torch.uint8:
+            raise ConfigError(f"data.{name} is {tensor.dtype} of shape {tuple(tensor.shape)}, but frame_H/frame_W "
+                              f"{cfg.frame_H}/{cfg.frame_W} expect uint8 (N, 3, {cfg.frame_H}, {cfg.frame_W})")
+    n_val = data.val_frames.shape[0]
+    if cfg.val_vi_len > n_val:
+        raise ConfigError(f"val_vi_len is {cfg.val_vi_len}, but the validation video has only {n_val} frames")
+
+
+# --- the whole run -----------------------------------------------------------------
+def fit(cfg: TrainConfig, data: LabData, on_epoch: Callable[[dict, Trainer], None] | None = None,
+        resume_from: str | Path | None = None, device: str | None = None) -> Trainer:
+    """Train to cfg.num_epoch (continuing a checkpoint if given); stops early on divergence."""
+    trainer = Trainer(cfg, data, device)
+    if resume_from is not None:
+        trainer.load_checkpoint(resume_from)
+    while trainer.epoch < cfg.num_epoch and not trainer.diverged:
+        metrics = trainer.run_epoch()
+        if on_epoch is not None:
+            on_epoch(metrics, trainer)
+    return trainer
+
+
+def _format_metrics(m: dict[str, Any]) -> str:
+    val = f"val_psnr {m['val_psnr']:.3f}" + ("" if m["validated"] else " (not validated)")
+    return (f"epoch {m['epoch']:4d}  {val}  loss {m['train_loss']:.5g}  mse {m['train_mse']:.5g}  "
+            f"kl {m['train_kl']:.5g}  beta {m['beta']:.3f}  tfr {m['tfr']:.3f}  tf {m['teacher_forcing']}  "
+            f"lr {m['lr']:.3g}  {m['epoch_time_s']:.2f}s" + ("  DIVERGED" if m["diverged"] else ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cvae.train", description="Train the Lab4 CVAE on one configuration.")
+    parser.add_argument("--config", required=True, help="YAML file of TrainConfig fields (e.g. a search's best.yaml)")
+    parser.add_argument("--data", default="data/synthetic-small", help="dataset root in the Lab4 layout")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="overrides the config's device")
+    parser.add_argument("--out", default=None, help="folder for last.pt, best.pt and metrics.jsonl")
+    parser.add_argument("--resume", default=None, help="checkpoint to continue from")
+    args = parser.parse_args(argv)
+    try:
+        cfg = TrainConfig.from_yaml(args.config)
+        if args.device is not None:
+            cfg = cfg.replace(device=args.device)
+        data = load_lab_data(args.data, cfg.frame_H, cfg.frame_W)
+        out = Path(args.out) if args.out else None
+        best = -math.inf
+
+        def on_epoch(metrics: dict[str, Any], trainer: Trainer) -> None:
+            nonlocal best
+            print(_format_metrics(metrics), flush=True)
+            if out is None:
+                return
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            trainer.save_checkpoint(out / "last.pt")
+            if metrics["validated"] and metrics["val_psnr"] > best:
+                best = metrics["val_psnr"]
+                trainer.save_checkpoint(out / "best.pt")
+
+        trainer = fit(cfg, data, on_epoch=on_epoch, resume_from=args.resume)
+    except (ConfigError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 1 if trainer.diverged else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""The training loop: metrics, resume, optimizers, fast_train, divergence, checkpoints, CLI."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cvae.checkpoint import CheckpointError
+from cvae.config import ConfigError
+from cvae.data import LabData
+from cvae.metrics import copy_first_frame_psnr
+from cvae.train import METRIC_KEYS, TrainConfig, Trainer, fit, main
+
+torch.set_num_threads(1)
+
+TINY = dict(F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, frame_H=8, frame_W=8, train_vi_len=4, val_vi_len=5,
+            batch_size=2, num_epoch=2, precision="fp32", channels_last=False, seed=3)
+
+
+def tiny_cfg(**changes) -> TrainConfig:
+    return TrainConfig(**{**TINY, **changes})
+
+
+def random_data(n_train: int = 24, n_val: int = 6, h: int = 8, w: int = 8, seed: int = 0) -> LabData:
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n: int) -> torch.Tensor:
+        return torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=g)
+
+    return LabData(make(n_train), make(n_train), make(n_val), make(n_val))
+
+
+def square_video(n: int, h: int, w: int, phase: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An orange square moving over a blue-grey wall; the label is the same square, white on black."""
+    frames = torch.empty(n, 3, h, w, dtype=torch.uint8)
+    labels = torch.zeros(n, 3, h, w, dtype=torch.uint8)
+    frames[:, 0], frames[:, 1], frames[:, 2] = 60, 90, 120
+    for t in range(n):
+        x, y = (phase + 3 * t) % (w - 4), (phase + t) % (h - 4)
+        for c, value in enumerate((240, 160, 30)):
+            frames[t, c, y:y + 4, x:x + 4] = value
+        labels[t, :, y:y + 4, x:x + 4] = 255
+    return frames, labels
+
+
+def _without_times(m: dict) -> dict:
+    return {k: v for k, v in m.items() if not k.endswith("_time_s")}
+
+
+def test_metrics_have_every_key_and_val_every() -> None:
+    cfg = tiny_cfg(num_epoch=3, val_every=2)
+    history: list[dict] = []
+    trainer = fit(cfg, random_data(), on_epoch=lambda m, t: history.append(m))
+    assert [m["epoch"] for m in history] == [1, 2, 3] and trainer.epoch == 3
+    for m in history:
+        assert set(m) == set(METRIC_KEYS)
+        assert all(isinstance(m[k], float) for k in ("val_psnr", "train_loss", "train_mse", "train_kl", "beta",
+                                                      "tfr", "lr", "epoch_time_s", "val_time_s"))
+        assert m["teacher_forcing"] in (0, 1) and m["diverged"] is False
+    # validated on epoch 2 (val_every) and on the last epoch, not on epoch 1
+    assert [m["validated"] for m in history] == [False, True, True]
+    assert len(history[1]["val_psnr_per_frame"]) == cfg.val_vi_len - 1
+    assert history[1]["val_psnr"] == pytest.approx(np.mean(history[1]["val_psnr_per_frame"]))
+    assert trainer.last_prediction.shape == trainer.val_target.shape == (cfg.val_vi_len, 3, 8, 8)
+    assert trainer.last_prediction.dtype == torch.uint8
+    assert torch.equal(trainer.last_prediction[0], trainer.val_target[0])  # frame 0 is given
+
+
+def test_lr_schedule_steps_per_epoch() -> None:
+    history: list[dict] = []
+    fit(tiny_cfg(num_epoch=4, milestones=[1, 3], gamma=0.5, lr=1e-3), random_data(),
+        on_epoch=lambda m, t: history.append(m))
+    assert [m["lr"] for m in history] == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
+    # tfr 0.5 decaying from epoch 0 and fast_train: teacher forcing, shuffling and partial all depend on state.
+    cfg = tiny_cfg(num_epoch=4, tfr=0.5, tfr_sde=0, tfr_d_step=0.1, fast_train=True, fast_train_epoch=2,
+                   fast_partial=0.5, milestones=[2], kl_anneal_type="Cyclical", kl_anneal_cycle=2,
+                   kl_anneal_ratio=0.5, val_every=1)
+    data = random_data()
+    straight: list[dict] = []
+    full = fit(cfg, data, on_epoch=lambda m, t: straight.append(_without_times(m)))
+
+    first = Trainer(cfg, data)
+    part1 = [_without_times(first.run_epoch()) for _ in range(2)]
+    first.save_checkpoint(tmp_path / "ckpt.pt")
+    del first
+    torch.manual_seed(12345)  # disturb global RNG state: the checkpoint must restore it
+    part2: list[dict] = []
+    resumed = fit(cfg, data, on_epoch=lambda m, t: part2.append(_without_times(m)), resume_from=tmp_path / "ckpt.pt")
+    assert part1 + part2 == straight
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "AdamW", "Adamax", "SGD", "ASGD", "RMSprop"])
+def test_every_optimizer_steps(optimizer: str) -> None:
+    cfg = tiny_cfg(num_epoch=1, optimizer=optimizer, momentum=0.9, weight_decay=1e-4, lr=1e-2)
+    trainer = Trainer(cfg, random_data(n_train=8))
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    metrics = trainer.run_epoch()
+    assert type(trainer.optimizer).__name__ == optimizer
+    assert math.isfinite(metrics["train_loss"])
+    changed = sum(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))
+    assert changed > len(before) // 2
+
+
+def test_fast_train_uses_fewer_sequences() -> None:
+    cfg = tiny_cfg(fast_train=True, fast_partial=0.4, fast_train_epoch=2, partial=1.0)
+    trainer = Trainer(cfg, random_data(n_train=40))
+    fast, _ = trainer.sequences(0)
+    assert trainer.sequences(1)[0].shape == fast.shape
+    full, _ = trainer.sequences(2)
+    assert (fast.shape[0], full.shape[0]) == (4, 10)
+    # with fast_train off, the first epochs use every sequence
+    assert Trainer(tiny_cfg(fast_train=False), random_data(n_train=40)).sequences(0)[0].shape[0] == 10
+
+
+def test_val_vi_len_longer_than_video_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"val_vi_len is 7.*only 6 frames"):
+        Trainer(tiny_cfg(val_vi_len=7), random_data(n_val=6))
+
+
+def test_frame_size_mismatch_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="frame_H/frame_W"):
+        Trainer(tiny_cfg(frame_H=16), random_data())
+
+
+def test_divergence_stops_training() -> None:
+    # An absurd SGD step blows the weights up: the loss becomes NaN/inf in the first epoch.
+    cfg = tiny_cfg(num_epoch=5, optimizer="SGD", lr=1e12, grad_clip=0.0, kl_anneal_type="None")
+    history: list[dict] = []
+    trainer = fit(cfg, random_data(), on_epoch=lambda m, t: history.append(m))
+    assert history[-1]["diverged"] is True and history[-1]["val_psnr"] == 0.0
+    assert len(history) < 5 and trainer.diverged
+    with pytest.raises(RuntimeError, match="diverged"):
+        trainer.run_epoch()
+
+
+def test_checkpoint_errors_name_file_and_mismatch(tmp_path: Path) -> None:
+    data = random_data()
+    trainer = Trainer(tiny_cfg(), data)
+    good = tmp_path / "good.pt"
+    trainer.save_checkpoint(good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt: not a readable checkpoint"):
+        Trainer(tiny_cfg(), data).load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match=r"D_out_dim 16 in the checkpoint but 24 configured.*shape"):
+        Trainer(tiny_cfg(D_out_dim=24), data).load_checkpoint(good)
+    with pytest.raises(CheckpointError, match="missing.pt: checkpoint file not found"):
+        Trainer(tiny_cfg(), data).load_checkpoint(tmp_path / "missing.pt")
+    # loads with weights_only=True (plain tensors and Python values only)
+    state = torch.load(good, weights_only=True)
+    assert state["epoch"] == 0 and state["config"]["D_out_dim"] == 16
+
+
+def test_bf16_and_channels_last_train() -> None:
+    cfg = tiny_cfg(num_epoch=1, precision="bf16", channels_last=True)
+    metrics = Trainer(cfg, random_data(n_train=8)).run_epoch()
+    assert math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_psnr"])
+
+
+def test_training_beats_copy_first_frame_on_a_learnable_sequence() -> None:
+    # The label says where the square is; copying frame 0 puts it in the wrong place.
+    h, w = 12, 16
+    train_f, train_l = square_video(64, h, w, phase=0)
+    val_f, val_l = square_video(8, h, w, phase=5)
+    data = LabData(train_f, train_l, val_f, val_l)
+    cfg = tiny_cfg(frame_H=h, frame_W=w, val_vi_len=8, batch_size=4, num_epoch=6, lr=5e-3, milestones=[100],
+                   kl_anneal_type="Monotonic", tfr=1.0, tfr_sde=100, seed=0)
+    trainer = Trainer(cfg, data)
+    untrained, _ = trainer.validate()
+    history: list[dict] = []
+    trainer = fit(cfg, data, on_epoch=lambda m, t: history.append(m))
+    baseline = float(np.mean(copy_first_frame_psnr(val_f)))
+    assert history[-1]["val_psnr"] > baseline + 1.0
+    assert history[-1]["val_psnr"] > untrained + 0.5
+    assert history[-1]["train_mse"] < history[0]["train_mse"]
+
+
+def test_cli_trains_on_synthetic_data_and_rejects_bad_config(tmp_path: Path, capsys) -> None:
+    from cvae.synthetic import Preset, generate
+
+    root = generate(tmp_path / "syn", Preset(train_video_lengths=(8, 8), val_length=6, test_sequences=1,
+                                              test_length=4), seed=0, progress=False)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "num_epoch": 2, "frame_H": 8, "frame_W": 16}))
+    out = tmp_path / "out"
+    assert main(["--config", str(config), "--data", str(root), "--device", "cpu", "--out", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 2 and "val_psnr" in lines[1]
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    # resume from the last checkpoint with a longer run: one more epoch
+    config.write_text(yaml.safe_dump({**TINY, "num_epoch": 3, "frame_H": 8, "frame_W": 16}))
+    assert main(["--config", str(config), "--data", str(root), "--resume", str(out / "last.pt")]) == 0
+    assert capsys.readouterr().out.startswith("epoch    3")
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: -1\n")
+    assert main(["--config", str(bad), "--data", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "lr" in err and "Traceback" not in err
+    assert main(["--config", str(config), "--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
