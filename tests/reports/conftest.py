@@ -207,3 +207,9 @@ def make_run_dir(tmp_path: Path) -> Callable[..., Path]:
     def _make(**kw: Any) -> Path:
         return make_run(tmp_path / "more", **kw)
     return _make
+
+
+@pytest.fixture(scope="session")
+def make_run_at() -> Callable[..., Path]:
+    """make_run itself, for module-scoped fixtures: make_run_at(root, name=..., evil=...)."""
+    return make_run
