@@ -1,0 +1,321 @@
+"""Ray results -> the files of runs/<name>/ that docs/CONTRACTS.md lists.
+
+`SearchRecorder` holds one row per (trial, epoch) and writes trials.csv,
+summary.json, best.yaml and trials/<id>/ files. `ResultsCallback` feeds it from
+Tune's driver-side callback hooks as results arrive, so an interrupted search
+still has its files; on resume the recorder reloads trials.csv and later rows
+for the same (trial, epoch) replace the old ones (no duplicates).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import yaml
+from ray.tune import Callback
+
+from search.trainable import FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY
+
+# Metrics of Trainer.run_epoch in the order trials.csv lists them (CONTRACTS.md).
+METRIC_COLUMNS = (
+    "val_psnr", "train_loss", "train_mse", "train_kl", "beta", "tfr",
+    "teacher_forcing", "lr", "epoch_time_s", "val_time_s", "validated", "diverged",
+)
+# Keys a trial reports that are about where it ran, not how it trained.
+INFO_KEYS = ("node_id", "data_zero_copy")
+STATUSES = ("completed", "stopped", "diverged", "failed", "running")
+
+
+def _iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _parse_cell(text: str) -> Any:
+    """trials.csv cell -> Python value (numbers, booleans, empty = None)."""
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    params: dict[str, Any]
+    status: str = "running"
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> metrics
+    node_ids: set[str] = field(default_factory=set)
+    data_zero_copy: Optional[bool] = None
+
+
+class SearchRecorder:
+    """Everything the search writes next to Ray's own files in runs/<name>/."""
+
+    def __init__(self, run_dir: str | Path, *, name: str, param_names: Iterable[str], metric: str, mode: str,
+                 num_epoch: int, num_samples: int, fixed_config: dict[str, Any], baseline_psnr: Optional[float],
+                 data_root: Optional[str] = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.name = name
+        self.param_names = list(param_names)
+        self.metric = metric
+        self.mode = mode
+        # Decide the sign once: below, larger `_sign * value` is always better.
+        self._sign = 1.0 if mode == "max" else -1.0
+        self.num_epoch = int(num_epoch)
+        self.num_samples = int(num_samples)
+        self.fixed_config = dict(fixed_config)
+        self.baseline_psnr = baseline_psnr
+        self.data_root = data_root
+        self.trials: dict[str, TrialRecord] = {}
+        self.started_at = _iso_now()
+        self._t0 = time.monotonic()
+        self._wall_before = 0.0  # wall time of earlier (interrupted) sessions
+
+    # --- input ------------------------------------------------------------
+    def load_existing(self) -> None:
+        """Pick up trials.csv and summary.json of an interrupted run (resume)."""
+        summary_path = self.run_dir / "summary.json"
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text())
+            self.started_at = summary.get("started_at", self.started_at)
+            self._wall_before = float(summary.get("wall_time_s", 0.0) or 0.0)
+        csv_path = self.run_dir / "trials.csv"
+        if not csv_path.exists():
+            return
+        with csv_path.open(newline="") as handle:
+            lines = list(csv.reader(handle))
+        if not lines:
+            return
+        header = lines[0]
+        n_params = len(self.param_names)
+        for line in lines[1:]:
+            if len(line) != len(header):
+                continue  # a row cut short by a kill mid-write
+            # Positional: a name can be both a parameter and a metric (lr).
+            trial_id, status, epoch = line[0], line[1], int(line[2])
+            params = {name: _parse_cell(text) for name, text in zip(self.param_names, line[3:3 + n_params])
+                      if text != ""}
+            metrics = {name: _parse_cell(text) for name, text in zip(header[3 + n_params:], line[3 + n_params:])}
+            record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params))
+            record.status = status or "running"
+            record.rows[epoch] = metrics
+        for record in self.trials.values():
+            info_path = self.run_dir / "trials" / record.trial_id / "trial.json"
+            if info_path.exists():
+                info = json.loads(info_path.read_text())
+                record.node_ids.update(info.get("node_ids") or [])
+                record.data_zero_copy = info.get("data_zero_copy")
+
+    def add_result(self, trial_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
+        """One epoch of one trial; a repeated epoch (resumed trial) replaces the old row."""
+        if "epoch" not in result:
+            return
+        record = self.trials.setdefault(trial_id, TrialRecord(trial_id, dict(params)))
+        record.params = {k: v for k, v in params.items() if k in self.param_names}
+        record.status = "running"
+        epoch = int(result["epoch"])
+        row: dict[str, Any] = {}
+        for key, value in result.items():
+            if key in ("epoch", PER_FRAME_KEY) or key in INFO_KEYS:
+                continue
+            if key in METRIC_COLUMNS:
+                row[key] = value
+        record.rows[epoch] = row
+        if result.get("node_id"):
+            record.node_ids.add(str(result["node_id"]))
+        if "data_zero_copy" in result:
+            record.data_zero_copy = bool(result["data_zero_copy"])
+        per_frame = result.get(PER_FRAME_KEY)
+        if per_frame and result.get("validated", True):
+            self._write_per_frame(trial_id, epoch, per_frame)
+
+    def set_status(self, trial_id: str, status: str) -> None:
+        if trial_id in self.trials:
+            self.trials[trial_id].status = status
+
+    def classify_end(self, trial_id: str, error: bool) -> str:
+        """completed / stopped / diverged / failed, from the trial's last row."""
+        record = self.trials.get(trial_id)
+        if error:
+            return "failed"
+        if record is None or not record.rows:
+            return "stopped"
+        last_epoch = max(record.rows)
+        if record.rows[last_epoch].get("diverged"):
+            return "diverged"
+        return "completed" if last_epoch >= self.num_epoch else "stopped"
+
+    # --- per-trial files ----------------------------------------------------
+    def trial_dir(self, trial_id: str) -> Path:
+        path = self.run_dir / "trials" / trial_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _write_per_frame(self, trial_id: str, epoch: int, per_frame: list[float]) -> None:
+        payload = {"epoch": epoch, "frame_index": list(range(1, len(per_frame) + 1)),
+                   "psnr": [float(v) for v in per_frame]}
+        _atomic_write(self.trial_dir(trial_id) / "val_psnr_per_frame.json", json.dumps(payload))
+
+    def copy_frames(self, trial_id: str, checkpoint_dir: str | Path) -> None:
+        """Copy frames.png out of a (persisted) checkpoint folder."""
+        source = Path(checkpoint_dir) / FRAMES_FILE
+        if source.exists():
+            target = self.trial_dir(trial_id)
+            shutil.copyfile(source, target / FRAMES_FILE)
+            meta = Path(checkpoint_dir) / FRAMES_META_FILE
+            if meta.exists():
+                shutil.copyfile(meta, target / FRAMES_META_FILE)
+
+    def _write_trial_info(self, record: TrialRecord) -> None:
+        info = {"trial_id": record.trial_id, "status": record.status, "params": record.params,
+                "epochs": len(record.rows), "node_ids": sorted(record.node_ids),
+                "data_zero_copy": record.data_zero_copy}
+        _atomic_write(self.trial_dir(record.trial_id) / "trial.json", json.dumps(info, indent=2))
+
+    # --- output -----------------------------------------------------------
+    def best(self) -> Optional[tuple[str, int, float]]:
+        """(trial_id, epoch, value) of the best finite metric over every row, or None."""
+        found: Optional[tuple[str, int, float]] = None
+        for record in self.trials.values():
+            for epoch, row in record.rows.items():
+                value = row.get(self.metric)
+                if value is None or row.get("diverged"):
+                    continue
+                value = float(value)
+                if not math.isfinite(value):
+                    continue
+                if found is None or self._sign * value > self._sign * found[2]:
+                    found = (record.trial_id, epoch, value)
+        return found
+
+    def best_config(self, trial_id: str) -> dict[str, Any]:
+        return {**self.fixed_config, **self.trials[trial_id].params}
+
+    def write(self, final: bool = False) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_csv()
+        for record in self.trials.values():
+            self._write_trial_info(record)
+        self._write_summary(final)
+
+    def _write_csv(self) -> None:
+        # When a parameter is also a metric (lr: searched value, and the value the
+        # LR scheduler set that epoch) the name appears twice: parameter first,
+        # metric second, as docs/CONTRACTS.md orders them.
+        header = ["trial_id", "status", "epoch", *self.param_names, *METRIC_COLUMNS]
+        tmp = self.run_dir / ".trials.csv.tmp"
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for record in sorted(self.trials.values(), key=lambda r: r.trial_id):
+                for epoch in sorted(record.rows):
+                    row = record.rows[epoch]
+                    writer.writerow([record.trial_id, record.status, epoch,
+                                     *(_cell(record.params.get(p)) for p in self.param_names),
+                                     *(_cell(row.get(m)) for m in METRIC_COLUMNS)])
+        os.replace(tmp, self.run_dir / "trials.csv")
+
+    def status_counts(self) -> dict[str, int]:
+        counts = {status: 0 for status in STATUSES}
+        for record in self.trials.values():
+            counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+    def _write_summary(self, final: bool) -> None:
+        best = self.best()
+        best_entry = None
+        if best is not None:
+            best_entry = {"trial_id": best[0], "epoch": best[1], self.metric: best[2],
+                          "config": self.best_config(best[0])}
+        summary = {
+            "name": self.name, "num_epoch": self.num_epoch, "num_samples": self.num_samples,
+            "metric": self.metric, "mode": self.mode,
+            "wall_time_s": round(self._wall_before + time.monotonic() - self._t0, 3),
+            "baseline_psnr": self.baseline_psnr, "best": best_entry,
+            "status_counts": self.status_counts(),
+            "started_at": self.started_at, "finished_at": _iso_now() if final else None,
+        }
+        _atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False, default=str))
+
+    def write_best_yaml(self, full_config: dict[str, Any]) -> Optional[Path]:
+        best = self.best()
+        if best is None:
+            return None
+        header = (f"# Best trial of search '{self.name}': {best[0]}, {self.metric} = {best[2]:.4f} at epoch {best[1]}.\n"
+                  f"# Retrain: python -m cvae.train --config best.yaml"
+                  f"{' --data ' + self.data_root if self.data_root else ''}\n")
+        path = self.run_dir / "best.yaml"
+        _atomic_write(path, header + yaml.safe_dump(full_config, sort_keys=False))
+        return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file so a reader (or a kill) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class ResultsCallback(Callback):
+    """Tune callback on the driver: every result goes to the recorder and to disk.
+
+    Module-level (not built in a function) because Tune pickles the callbacks
+    with the experiment, and Tuner.restore unpickles them.
+    """
+
+    def __init__(self, recorder: SearchRecorder, flush_every_s: float = 2.0) -> None:
+        self.recorder = recorder
+        self.flush_every_s = flush_every_s
+        self._last_flush = 0.0
+
+    def setup(self, **info: Any) -> None:
+        # On resume this is an unpickled copy made before any result: reload what
+        # the interrupted run wrote, so rows are replaced rather than lost.
+        self.recorder.load_existing()
+
+    def _flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_flush >= self.flush_every_s:
+            self.recorder.write()
+            self._last_flush = now
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.recorder.add_result(trial.trial_id, dict(trial.config), result)
+        self._flush()
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        try:
+            with checkpoint.as_directory() as folder:
+                self.recorder.copy_frames(trial.trial_id, folder)
+        except Exception:  # a missing picture must never stop a search
+            pass
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.recorder.set_status(trial.trial_id, self.recorder.classify_end(trial.trial_id, error=False))
+        self._flush(force=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.recorder.trials.setdefault(trial.trial_id, TrialRecord(trial.trial_id, dict(trial.config)))
+        self.recorder.set_status(trial.trial_id, "failed")
+        self._flush(force=True)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._flush(force=True)

@@ -1,0 +1,289 @@
+"""Build and run the Ray Tune search: Optuna (define-by-run) + ASHA + the CVAE trainable.
+
+Order matters: everything a user can get wrong (space, flags, data folder,
+existing run folder) is checked before Ray starts; the cluster's resources are
+checked right after ray.init and before any trial is scheduled.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from cvae.config import TrainConfig
+from cvae.data import DataError, LabData
+from search.cluster import ResourceError, check_cluster, check_request
+from search.errors import SpaceError
+from search.space import SearchSpace, load_space
+
+logger = logging.getLogger(__name__)
+
+NUM_CHECKPOINTS_KEPT = 2
+# ASHA and the Optuna bridge count budget in the trainer's epochs: equal to
+# Ray's training_iteration for a fresh trial, and still right after a trial
+# resumes from a checkpoint.
+TIME_ATTR = "epoch"
+
+
+class RunError(ValueError):
+    """A user-caused problem with the run folder or the options (exit code 2)."""
+
+
+@dataclass
+class SearchPlan:
+    """The resolved search: the space plus command-line overrides."""
+    space: SearchSpace
+    name: str
+    storage_path: Path  # absolute
+    data_root: Path
+    num_samples: int
+    max_concurrent: int
+    cpu: float
+    gpu: float
+    resume: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return self.storage_path / self.name
+
+    @property
+    def num_epoch(self) -> int:
+        return self.space.num_epoch
+
+    def describe(self) -> str:
+        """The plan after overrides, for --dry-run and the start banner."""
+        space = self.space
+        asha = space.asha
+        stopping = ("none" if asha is None else
+                    f"ASHA on {TIME_ATTR}, grace {asha.grace_period}, reduction {asha.reduction_factor:g}, "
+                    f"max_t {asha.max_t}")
+        synthetic = (f" (missing: generated from synthetic preset '{space.synthetic}')"
+                     if space.synthetic and not self.data_root.exists() else "")
+        return "\n".join([
+            "plan:",
+            f"  run folder:  {self.run_dir}{' (resume)' if self.resume else ''}",
+            f"  data:        {self.data_root}{synthetic}",
+            f"  trials:      {self.num_samples}, {self.max_concurrent} at a time, "
+            f"{self.cpu:g} CPU + {self.gpu:g} GPU each",
+            f"  sampler:     {space.sampler.type} (seed {space.sampler.seed}), study {self.run_dir / 'optuna.db'}",
+            f"  stopping:    {stopping}",
+            f"  failures:    retried up to {space.max_failures} times; checkpoint every "
+            f"{space.checkpoint_every} epoch(s), last {NUM_CHECKPOINTS_KEPT} kept",
+        ])
+
+
+def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optional[str] = None,
+              storage_path: str | Path = "runs", num_samples: Optional[int] = None,
+              max_concurrent: Optional[int] = None, cpus_per_trial: Optional[float] = None,
+              gpus_per_trial: Optional[float] = None, resume: bool = False) -> SearchPlan:
+    """Load and validate the space, apply overrides, check the run folder. Starts nothing."""
+    space = load_space(space_path)
+    plan = SearchPlan(
+        space=space, name=name or space.name, storage_path=Path(storage_path).resolve(),
+        data_root=Path(data) if data else Path(space.data_root),
+        num_samples=space.num_samples if num_samples is None else num_samples,
+        max_concurrent=space.max_concurrent if max_concurrent is None else max_concurrent,
+        cpu=space.cpu if cpus_per_trial is None else cpus_per_trial,
+        gpu=space.gpu if gpus_per_trial is None else gpus_per_trial,
+        resume=resume)
+    _check_plan(plan)
+    return plan
+
+
+def _check_plan(plan: SearchPlan) -> None:
+    if plan.num_samples < 1:
+        raise RunError(f"--num-samples is {plan.num_samples}, but must be >= 1")
+    if plan.max_concurrent < 1:
+        raise RunError(f"--max-concurrent is {plan.max_concurrent}, but must be >= 1")
+    if "/" in plan.name or plan.name in ("", ".", ".."):
+        raise RunError(f"--name is {plan.name!r}, but must be a plain folder name")
+    check_request(plan.cpu, plan.gpu, source="--cpus-per-trial/--gpus-per-trial or trials.resources")
+    if plan.data_root.exists() and not plan.data_root.is_dir():
+        raise DataError(f"{plan.data_root}: the data path is a file, but must be a dataset folder (the Lab4 layout)")
+    if not plan.data_root.exists() and not plan.space.synthetic:
+        raise DataError(f"{plan.data_root}: data folder does not exist (set data.synthetic in "
+                        f"{plan.space.path} to generate one, or pass --data DIR)")
+    run_dir = plan.run_dir
+    if plan.resume:
+        if not run_dir.is_dir():
+            raise RunError(f"{run_dir}: nothing to resume, the folder does not exist")
+        if not (run_dir / "tuner.pkl").exists():
+            raise RunError(f"{run_dir}: not a search experiment folder (no tuner.pkl), cannot resume it")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise RunError(f"{run_dir}: already holds a search; pass --resume to continue it "
+                       f"or --name NEW to start another")
+
+
+# --- data ---------------------------------------------------------------------
+def prepare_data(plan: SearchPlan, progress: bool = True) -> LabData:
+    """Generate the synthetic dataset if asked and missing, then decode it once."""
+    from cvae.data import load_lab_data
+
+    if not plan.data_root.exists():
+        from cvae.synthetic import generate
+
+        print(f"data: {plan.data_root} is missing; generating synthetic preset '{plan.space.synthetic}'",
+              flush=True)
+        generate(plan.data_root, preset=plan.space.synthetic, seed=0, progress=progress)
+    base = plan.space.train_config({})
+    return load_lab_data(plan.data_root, base.frame_H, base.frame_W, progress=progress)
+
+
+def baseline_psnr(data: LabData, cfg: TrainConfig) -> Optional[float]:
+    """Mean copy-first-frame PSNR of the validation video the trainer uses."""
+    from cvae.metrics import copy_first_frame_psnr
+
+    frames = data.val_frames[: cfg.val_vi_len]  # (T, 3, H, W)
+    if frames.shape[0] < 2:
+        return None
+    values = [v for v in copy_first_frame_psnr(frames) if math.isfinite(v)]
+    return float(sum(values) / len(values)) if values else None
+
+
+# --- Ray ---------------------------------------------------------------------------
+def connect(address: Optional[str], dashboard_host: str = "127.0.0.1") -> Optional[str]:
+    """Start (or join) Ray and return the dashboard URL.
+
+    A fresh local Ray binds its dashboard to `dashboard_host`; a joined cluster
+    keeps the dashboard its head node was started with.
+    """
+    import ray
+
+    if ray.is_initialized():
+        url = ray._private.worker.get_dashboard_url()
+        return f"http://{url}" if url else None
+    kwargs: dict[str, Any] = {"log_to_driver": True}
+    if address:
+        kwargs["address"] = address
+        # Workers on other machines need the project's code: ship the packages.
+        root = Path(__file__).resolve().parent.parent
+        kwargs["runtime_env"] = {"py_modules": [str(root / "cvae"), str(root / "search")]}
+    else:
+        kwargs.update(include_dashboard=True, dashboard_host=dashboard_host)
+    context = ray.init(**kwargs)
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def make_sampler(space: SearchSpace, max_concurrent: int):
+    import optuna
+
+    spec = space.sampler
+    if spec.type == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    if spec.type == "qmc":
+        return optuna.samplers.QMCSampler(seed=spec.seed, warn_independent_sampling=False)
+    kwargs: dict[str, Any] = {"seed": spec.seed}
+    if spec.n_startup_trials is not None:
+        kwargs["n_startup_trials"] = spec.n_startup_trials
+    # Several trials run at once: the constant liar keeps TPE from proposing
+    # the same point to each of them.
+    return optuna.samplers.TPESampler(constant_liar=max_concurrent > 1, **kwargs)
+
+
+def make_searcher(plan: SearchPlan):
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+
+    from search.optuna_bridge import PruningOptunaSearch
+
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{plan.run_dir / 'optuna.db'}")
+    searcher = PruningOptunaSearch(
+        plan.space.define_by_run, metric=plan.space.metric, mode=plan.space.mode, max_t=plan.num_epoch,
+        sampler=make_sampler(plan.space, plan.max_concurrent), study_name=plan.name, storage=storage)
+    return ConcurrencyLimiter(searcher, max_concurrent=plan.max_concurrent)
+
+
+def make_scheduler(plan: SearchPlan):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    asha = plan.space.asha
+    if asha is None:
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr=TIME_ATTR, metric=plan.space.metric, mode=plan.space.mode,
+                         max_t=plan.num_epoch, grace_period=asha.grace_period,
+                         reduction_factor=asha.reduction_factor)
+
+
+def make_trainable(plan: SearchPlan, data: LabData):
+    from ray import tune
+
+    from search.trainable import share_data, train_trial
+
+    # with_parameters puts the arrays in the object store once; every trial on
+    # a node maps that one copy.
+    wrapped = tune.with_parameters(train_trial, data=share_data(data), space=plan.space)
+    return tune.with_resources(wrapped, {"cpu": plan.cpu, "gpu": plan.gpu})
+
+
+def make_recorder(plan: SearchPlan, data: LabData):
+    from search.results import SearchRecorder
+
+    base = plan.space.train_config({})
+    return SearchRecorder(
+        plan.run_dir, name=plan.name, param_names=plan.space.parameter_names(), metric=plan.space.metric,
+        mode=plan.space.mode, num_epoch=plan.num_epoch, num_samples=plan.num_samples,
+        fixed_config=base.to_dict(), baseline_psnr=baseline_psnr(data, base), data_root=str(plan.data_root))
+
+
+def build_tuner(plan: SearchPlan, data: LabData):
+    from ray import tune
+
+    from search.results import ResultsCallback
+
+    trainable = make_trainable(plan, data)
+    if plan.resume:
+        tuner = tune.Tuner.restore(str(plan.run_dir), trainable=trainable,
+                                   resume_unfinished=True, resume_errored=True)
+        return tuner
+    recorder = make_recorder(plan, data)
+    run_config = tune.RunConfig(
+        name=plan.name, storage_path=str(plan.storage_path),
+        callbacks=[ResultsCallback(recorder)],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=NUM_CHECKPOINTS_KEPT),
+        failure_config=tune.FailureConfig(max_failures=plan.space.max_failures),
+    )
+    tune_config = tune.TuneConfig(search_alg=make_searcher(plan), scheduler=make_scheduler(plan),
+                                  num_samples=plan.num_samples, reuse_actors=False)
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+@dataclass
+class SearchOutcome:
+    run_dir: Path
+    best_trial: Optional[str]
+    best_value: Optional[float]
+    best_yaml: Optional[Path]
+    trials_csv: Path
+    summary_json: Path
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+
+def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True) -> SearchOutcome:
+    """Run (or resume) the search in an initialised Ray and write the result files."""
+    if check_resources:
+        check_cluster(plan.cpu, plan.gpu)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    if not plan.resume:
+        shutil.copyfile(plan.space.path, plan.run_dir / "space.yaml")
+    tuner = build_tuner(plan, data)
+    tuner.fit()
+    # The callback flushed everything to disk; reading it back works the same
+    # for a fresh run and for a resumed one (whose callback was unpickled).
+    recorder = make_recorder(plan, data)
+    recorder.load_existing()
+    recorder.write(final=True)
+    best = recorder.best()
+    best_yaml = None
+    if best is not None:
+        cfg = plan.space.train_config(recorder.trials[best[0]].params)
+        best_yaml = recorder.write_best_yaml(cfg.to_dict())
+    return SearchOutcome(run_dir=plan.run_dir, best_trial=best[0] if best else None,
+                         best_value=best[2] if best else None, best_yaml=best_yaml,
+                         trials_csv=plan.run_dir / "trials.csv", summary_json=plan.run_dir / "summary.json",
+                         status_counts=recorder.status_counts())

@@ -1,0 +1,162 @@
+"""The Ray Tune function trainable: one CVAE training run per trial.
+
+Data: the driver decodes the dataset once and hands it to `tune.with_parameters`
+as a dict of numpy uint8 arrays (`share_data`). Ray puts it in the object store
+once; each trial's `ray.get` on a node maps the same shared-memory buffers
+(numpy arrays are deserialised zero-copy, read-only), and `torch.from_numpy`
+wraps them without copying. Torch tensors would be unpickled into a private
+copy per trial, so the arrays travel as numpy.
+
+Per-trial files: every result carries `val_psnr_per_frame` (a short list) and
+`node_id`, so the driver-side callback (search/results.py) writes
+`trials/<id>/val_psnr_per_frame.json` from the result stream: this works when
+the worker node shares no filesystem with the driver. `frames.png` (ground
+truth over prediction) is put in every checkpoint next to the trainer state;
+Ray persists checkpoints to the experiment's storage (local folder, NFS or
+s3://), and the driver copies the latest one's frames.png to
+`trials/<id>/frames.png`. A trial stopped by ASHA between checkpoints keeps the
+frames of its last checkpoint (their epoch is in frames.json beside them).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cvae.config import TrainConfig
+from cvae.data import LabData
+
+CHECKPOINT_FILE = "trainer.pt"
+FRAMES_FILE = "frames.png"
+FRAMES_META_FILE = "frames.json"
+PER_FRAME_KEY = "val_psnr_per_frame"
+MAX_FRAMES_SHOWN = 10
+# The worst PSNR of images in [0, 1]: MSE cannot exceed 1, so PSNR >= 0 dB.
+# A diverged trial reports it, so ASHA and Optuna rank it last (ASHA never
+# stops a trial whose value is NaN: NaN < cutoff is False).
+WORST_VALUES = {"val_psnr": 0.0}
+DATA_FIELDS = ("train_frames", "train_labels", "val_frames", "val_labels")
+
+
+def share_data(data: LabData) -> dict[str, np.ndarray]:
+    """The decoded dataset as numpy arrays, for zero-copy sharing via the object store."""
+    return {name: getattr(data, name).contiguous().numpy() for name in DATA_FIELDS}
+
+
+def unshare_data(shared: dict[str, np.ndarray]) -> tuple[LabData, bool]:
+    """LabData over the shared buffers, and whether they are object-store memory.
+
+    Arrays from the object store are read-only; a private copy would be
+    writable, so the flag shows whether the sharing really happened.
+    """
+    zero_copy = all(not arr.flags.writeable for arr in shared.values())
+    with warnings.catch_warnings():
+        # torch warns that the tensors are not writable: training only reads them.
+        warnings.simplefilter("ignore", UserWarning)
+        tensors = {name: torch.from_numpy(shared[name]) for name in DATA_FIELDS}
+    return LabData(**tensors), zero_copy
+
+
+def worst_value(metric: str, mode: str) -> float:
+    return WORST_VALUES.get(metric, -math.inf if mode == "max" else math.inf)
+
+
+def scalar_metrics(metrics: dict[str, Any], metric: str, mode: str) -> dict[str, Any]:
+    """What a trial reports: plain numbers, the search metric never NaN."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            out[key] = value
+        elif isinstance(value, (int, float)):
+            out[key] = value
+        elif isinstance(value, (list, tuple)) and key == PER_FRAME_KEY:
+            out[key] = [float(v) for v in value]
+    value = out.get(metric)
+    if value is None or not math.isfinite(float(value)):
+        out[metric] = worst_value(metric, mode)
+    return out
+
+
+def frames_image(target: torch.Tensor, prediction: torch.Tensor, max_frames: int = MAX_FRAMES_SHOWN) -> np.ndarray:
+    """Ground-truth row over predicted row, up to `max_frames` evenly spaced frames.
+
+    target, prediction: uint8 (T, 3, H, W). Returns uint8 (2H, nW, 3).
+    """
+    count = min(int(target.shape[0]), int(prediction.shape[0]))
+    picks = torch.linspace(0, count - 1, steps=min(max_frames, count)).round().long().unique()
+    top = torch.cat(list(target[picks]), dim=2)  # (3, H, nW)
+    bottom = torch.cat(list(prediction[picks]), dim=2)  # (3, H, nW)
+    grid = torch.cat([top, bottom], dim=1)  # (3, 2H, nW)
+    return grid.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def write_frames_png(path: Path, target: torch.Tensor, prediction: torch.Tensor) -> None:
+    from PIL import Image
+
+    Image.fromarray(frames_image(target.to(torch.uint8), prediction.to(torch.uint8))).save(path)
+
+
+def _trial_device() -> str:
+    """cuda when Ray gave this trial a GPU (Ray sets CUDA_VISIBLE_DEVICES), else cpu."""
+    import ray
+
+    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+
+
+def _cpu_share() -> int:
+    from ray import tune
+
+    resources = tune.get_context().get_trial_resources().required_resources
+    return max(1, int(resources.get("CPU", 1)))
+
+
+def _save_checkpoint(trainer: Any, metrics: dict[str, Any], folder: Path) -> None:
+    trainer.save_checkpoint(folder / CHECKPOINT_FILE)
+    prediction = getattr(trainer, "last_prediction", None)
+    target = getattr(trainer, "val_target", None)
+    if prediction is not None and target is not None:
+        write_frames_png(folder / FRAMES_FILE, target, prediction)
+        (folder / FRAMES_META_FILE).write_text(json.dumps({"epoch": int(metrics.get("epoch", 0))}))
+
+
+def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: Any) -> None:
+    """Ray Tune function trainable. `config` holds only the sampled parameters."""
+    import ray
+    from ray import tune
+
+    from cvae.train import fit
+
+    cfg: TrainConfig = space.train_config(config)
+    lab_data, zero_copy = unshare_data(data)
+    torch.set_num_threads(_cpu_share())
+    device = _trial_device()
+    node_id = ray.get_runtime_context().get_node_id()
+    every = max(1, int(getattr(space, "checkpoint_every", 1) or 1))
+
+    def on_epoch(metrics: dict[str, Any], trainer: Any) -> None:
+        report = scalar_metrics(metrics, space.metric, space.mode)
+        report["node_id"] = node_id
+        report["data_zero_copy"] = zero_copy
+        epoch = int(metrics["epoch"])
+        last = epoch >= cfg.num_epoch or bool(metrics.get("diverged", False))
+        if last or epoch % every == 0:
+            with tempfile.TemporaryDirectory(prefix="cvae-ckpt-") as tmp:
+                _save_checkpoint(trainer, metrics, Path(tmp))
+                # Ray copies the folder into the trial's storage before report returns.
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+        else:
+            tune.report(report)
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        fit(cfg, lab_data, on_epoch=on_epoch, device=device)
+        return
+    with checkpoint.as_directory() as folder:
+        fit(cfg, lab_data, on_epoch=on_epoch, resume_from=os.path.join(folder, CHECKPOINT_FILE), device=device)
