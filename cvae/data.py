@@ -137,7 +137,7 @@ def _decode_into(out: np.ndarray, index: int, path: Path, frame_h: int, frame_w:
     sizes[index] = img.size
     if img.size != (frame_w, frame_h):
         img = img.resize((frame_w, frame_h), Image.BILINEAR)
-    out[index] = np.asarray(img)  # (H, W, 3)
+    out[index] = np.asarray(img).transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
 
 
 class _Progress:
@@ -172,7 +172,8 @@ def decode_images(paths: Sequence[Path], frame_h: int, frame_w: int, progress: _
     All source images must have one size: mixed sizes mean frames from different
     sources, which a resize would silently distort.
     """
-    out = np.empty((len(paths), frame_h, frame_w, 3), dtype=np.uint8)  # (N, H, W, 3)
+    # Written channels-first in place: no second full-size copy for a permute.
+    out = np.empty((len(paths), 3, frame_h, frame_w), dtype=np.uint8)  # (N, 3, H, W)
     sizes: list[tuple[int, int] | None] = [None] * len(paths)
 
     def work(chunk: range) -> None:
@@ -188,7 +189,7 @@ def decode_images(paths: Sequence[Path], frame_h: int, frame_w: int, progress: _
         for future in [pool.submit(work, c) for c in chunks]:
             future.result()  # re-raises the first DataError
     _check_same_size(paths, sizes, folder)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    return torch.from_numpy(out)  # (N, 3, H, W)
 
 
 def _check_same_size(paths: Sequence[Path], sizes: Sequence[tuple[int, int] | None], folder: Path | None) -> None:

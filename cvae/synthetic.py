@@ -443,7 +443,14 @@ def generate(out_dir: str | Path, preset: str | Preset = "small", seed: int = 0,
         (tmp / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():
             out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            # Another process (a second search on the same node) finished the
+            # same dataset first: same preset and seed give the same bytes, keep theirs.
+            if not (out.is_dir() and any(out.iterdir())):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
