@@ -150,9 +150,14 @@ def _write_study(path: Path, name: str, trials: list[tuple[Any, ...]]) -> None:
 
 
 def make_run(root: Path, name: str = "quick", evil: bool = False,
-             trials: list[tuple[Any, ...]] | None = None) -> Path:
-    """Write runs/<name>/ under root; evil=True puts a script tag in a parameter value."""
-    trials = [list(t) for t in (trials or TRIALS)]
+             psnr: dict[int, list[float]] | None = None, status: dict[int, str] | None = None) -> Path:
+    """Write runs/<name>/ under root; evil=True puts a script tag in a parameter value;
+    psnr / status replace the val_psnr list / status of the trials with those numbers."""
+    trials = [list(t) for t in TRIALS]
+    for i, values in (psnr or {}).items():
+        trials[i][7] = values
+    for i, st in (status or {}).items():
+        trials[i][6] = st
     if evil:
         trials[3][4] = EVIL
     trials = [tuple(t) for t in trials]
