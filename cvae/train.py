@@ -95,7 +95,7 @@ def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div_(255.0)  # uint8 -> float in [0, 1]
+    return x.float().div(255.0)  # uint8 -> float in [0, 1]
 
 
 # --- trainer ---------------------------------------------------------------------
