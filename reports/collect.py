@@ -166,7 +166,7 @@ def collect_isolation(es: ExperimentSet, param: str) -> pd.DataFrame:
     """Best val_psnr reached for each value of a scientific parameter, over all
     nuisance settings (the Tuning Playbook's isolation plot)."""
     t = _finite(es.trials)
-    if param not in t:
+    if param not in t or t.empty:
         return pd.DataFrame(columns=["experiment", "value", "best_val_psnr", "trial_id", "n_trials"])
     t = t.assign(value=t[param].map(_label))
     rows = []

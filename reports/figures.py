@@ -69,6 +69,8 @@ def baselines(es: ExperimentSet) -> dict[str, float | None]:
 # ---- sections ------------------------------------------------------------------
 
 def build_sections(es: ExperimentSet) -> list[Section]:
+    if es.trials.empty:  # a search that has not finished its first epoch: nothing to draw yet
+        return [_curves(es)]
     best = collect_best_per_strategy(es)
     sections = [
         _curves(es), *_scientific(es), _axes(es), _per_frame(es, best), _losses(es, best),

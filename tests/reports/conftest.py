@@ -142,6 +142,8 @@ def _write_study(path: Path, name: str, trials: list[tuple[Any, ...]]) -> None:
             continue
         state = state_of[status]
         finite = [p for p in psnrs if not math.isnan(p)]
+        if state == optuna.trial.TrialState.COMPLETE and not finite:
+            state = optuna.trial.TrialState.FAIL
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={k: dists[k] for k in params},
             value=finite[-1] if state == optuna.trial.TrialState.COMPLETE else None,
@@ -174,7 +176,7 @@ def make_run(root: Path, name: str = "quick", evil: bool = False,
         d = run / "trials" / trial_id(i)
         d.mkdir()
         psnrs = [p for p in spec[7] if not math.isnan(p)]
-        if i not in NO_PER_FRAME:
+        if i not in NO_PER_FRAME and psnrs:
             last = psnrs[-1]
             per_frame = [round(last + 3.0 - 1.5 * k, 2) for k in range(NUM_FRAMES - 1)]
             (d / "val_psnr_per_frame.json").write_text(json.dumps(
