@@ -13,8 +13,8 @@ that slow starters are bad configurations. Here a trial reaches Optuna as:
   so TPE learns the region is bad instead of ignoring it as it would a FAIL;
 - FAIL when it raised (after Ray's retries are spent).
 
-The Optuna trial's user attribute `status` says which (completed / stopped /
-diverged / failed), so optuna-dashboard shows it too.
+The Optuna trial's user attributes `status` (completed / stopped / diverged /
+failed) and `ray_trial_id` (the trial_id of trials.csv) show in optuna-dashboard.
 """
 from __future__ import annotations
 
@@ -119,6 +119,7 @@ class PruningOptunaSearch(OptunaSearch):
             value = float(result[self.metric])
         try:
             self._ot_study._storage.set_trial_user_attr(ot_trial._trial_id, "status", status)
+            self._ot_study._storage.set_trial_user_attr(ot_trial._trial_id, "ray_trial_id", trial_id)
             self._ot_study.tell(ot_trial, value, state=state)
         except Exception as err:  # optuna raises several types; never crash the search for it
             logger.warning("Optuna did not take the end of trial %s (%s): %s", trial_id, status, err)

@@ -1,0 +1,53 @@
+"""Shared fixtures for the search tests: a tiny synthetic dataset and tiny spaces."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_FIXED = {
+    "num_epoch": 3, "batch_size": 4, "frame_H": 16, "frame_W": 32,
+    "F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 16,
+    "train_vi_len": 4, "val_vi_len": 8, "partial": 0.25, "milestones": [10], "seed": 1,
+    "precision": "fp32", "channels_last": False,
+}
+
+
+def write_space(path: Path, *, name: str, data_root: Path, num_samples: int = 6, max_concurrent: int = 2,
+                cpu: float = 1, gpu: float = 0, grace: int = 1, rf: float = 2, sampler: str = "random",
+                fixed: dict | None = None, extra: str = "") -> Path:
+    fixed = {**TINY_FIXED, **(fixed or {})}
+    fixed_yaml = "\n".join(f"  {k}: {v}" for k, v in fixed.items())
+    path.write_text(f"""\
+name: {name}
+metric: {{name: val_psnr, goal: maximize}}
+data: {{root: {data_root}}}
+trials: {{num_samples: {num_samples}, max_concurrent: {max_concurrent}, resources: {{cpu: {cpu}, gpu: {gpu}}}, max_failures: 0, checkpoint_every: 1}}
+sampler: {{type: {sampler}, seed: 0}}
+early_terminate: {{type: asha, grace_period: {grace}, reduction_factor: {rf}}}
+fixed:
+{fixed_yaml}
+parameters:
+  kl_anneal_type: {{values: [Cyclical, Monotonic, None], role: scientific}}
+  kl_anneal_cycle: {{distribution: int_uniform, min: 1, max: 3, when: {{kl_anneal_type: Cyclical}}}}
+  lr: {{distribution: log_uniform_values, min: 1.0e-5, max: 3.0e-2}}
+{extra}""")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_space():
+    """write_space(path, name=..., data_root=..., ...) -> path of a tiny search-space YAML."""
+    return write_space
+
+
+@pytest.fixture(scope="session")
+def tiny_fixed() -> dict:
+    return dict(TINY_FIXED)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    from cvae.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("data") / "small", preset="small", seed=0, progress=False)
