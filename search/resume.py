@@ -1,0 +1,425 @@
+"""Make an interrupted search resumable: reconcile Ray Tune's saved state with the Optuna study.
+
+Why this exists (measured with ray 2.58.0 + optuna 5.0.0): Tune saves its
+experiment state, the searcher (OptunaSearch, pickled) and the search generator
+together, at most every ~10 s or every few trial checkpoints; the Optuna study
+(SQLite) is written on every result. After SIGKILL of the driver the study is
+ahead of the saved state:
+
+1. a trial Ray saved as RUNNING may be finished in the study (ASHA stopped it or
+   it completed after the last save). `Tuner.restore` then resumes it and
+   OptunaSearch's `report` crashes with `UpdateFinishedTrialError: Trial#3 has
+   already finished and can not be updated`;
+2. study trials asked after the last save have no Ray trial: they stay RUNNING
+   forever, and the restored sampler (same RNG state) asks *new* trials with the
+   same parameters, so the study ends with duplicates and more than num_samples;
+3. result files can hold epochs after the checkpoint Ray will resume from, so a
+   resumed trial would log those epochs twice.
+
+After SIGINT Tune saves everything consistently; this module then changes nothing.
+
+What `reconcile_for_resume` does (the study is the source of truth for "finished"):
+
+- Ray trial unfinished, study trial finished  -> the trial is marked TERMINATED in
+  Tune's experiment state (its last_result taken from its result.json) and added to
+  the searcher's completed set: it is *not* re-run.
+- Ray trial unfinished, study trial running   -> resumed by Tune from its last
+  checkpoint; result.json / progress.csv rows after that checkpoint are dropped.
+- Ray trial ERROR (Tune retries it with resume_errored=True), study FAIL -> the
+  study trial is reopened (RUNNING, value cleared) so the retry's outcome is told.
+- Study trial with no Ray trial (asked after the last save) -> put back in the
+  queue (WAITING, values cleared): the next `study.ask()` of the resumed search pops
+  it, with the same parameters, so nothing is duplicated or lost. Its half-written
+  Ray trial folder is moved to `<experiment>/.orphaned/` and its rows leave trials.csv.
+- The searcher pickle is rewritten: trial mapping and completed set as above, the
+  study reopened at `storage_url` (so a moved experiment folder still finds its
+  optuna.db). The ConcurrencyLimiter's live-trial set is rewritten to the trials
+  that will run, so finished ones do not hold slots forever.
+
+API for the runner (in this order, in the driver, before Ray starts any trial):
+
+    from search.resume import check_experiment_dir, reconcile_for_resume, ResumeError
+    check_experiment_dir(run_dir)          # ResumeError(ValueError) if not resumable (do it before ray.init)
+    plan = reconcile_for_resume(run_dir, study_name=name, storage_url=f"sqlite:///{run_dir/'optuna.db'}")
+    tuner = tune.Tuner.restore(str(run_dir), trainable=..., resume_unfinished=True, resume_errored=True)
+    tuner.fit()
+
+`reconcile_for_resume` only needs the searcher's classes importable (the pickle
+refers to them: the OptunaSearch subclass and the define-by-run space callable).
+It is idempotent: running it twice, or after a SIGINT, changes nothing more.
+Not guaranteed: a result line Ray had not yet flushed to result.json when killed
+is lost (the epoch ran, its row is missing); Tune does not save ASHA's rung
+state, so resumed trials are judged against the rungs of the resumed run only.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+
+logger = logging.getLogger(__name__)
+
+_UNFINISHED = ("RUNNING", "PENDING", "PAUSED")
+_EXPERIMENT_STATE = "experiment_state-*.json"
+_SEARCHER_STATE = "searcher-state-*.pkl"
+_SEARCH_GEN_STATE = "search_gen_state-*.json"
+ORPHAN_DIR = ".orphaned"
+
+
+class ResumeError(ValueError):
+    """An experiment folder cannot be resumed; the message names the folder and what is expected."""
+
+
+@dataclass
+class ResumePlan:
+    """What `reconcile_for_resume` found and changed (Ray trial ids, Optuna trial numbers)."""
+
+    experiment_dir: Path
+    finished: list[str] = field(default_factory=list)          # kept as they are, not re-run
+    closed: list[str] = field(default_factory=list)            # finished after the last save: marked TERMINATED
+    resumed: dict[str, int] = field(default_factory=dict)      # trial id -> checkpoint iteration it continues from
+    reopened: list[str] = field(default_factory=list)          # errored, retried by Tune: study trial reopened
+    requeued: list[int] = field(default_factory=list)          # study trial numbers put back in the queue
+    orphaned_trial_ids: list[str] = field(default_factory=list)  # Ray trials asked after the save (folders moved)
+    rows_dropped: dict[str, int] = field(default_factory=dict)   # trial id -> result rows after its checkpoint
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.closed or self.reopened or self.requeued or self.orphaned_trial_ids
+                    or self.rows_dropped)
+
+
+@dataclass
+class _RayTrial:
+    trial_id: str
+    status: str
+    logdir: str               # relative to the experiment folder
+    config: dict[str, Any]
+    checkpoint_iter: int      # training_iteration of the checkpoint Tune resumes from (0: none)
+
+
+# --- finding the files -------------------------------------------------------
+def _newest(exp: Path, pattern: str) -> Optional[Path]:
+    # Tune picks the newest state file by the largest name (the names hold the session time).
+    found = sorted(exp.glob(pattern))
+    return found[-1] if found else None
+
+
+def check_experiment_dir(experiment_dir: str | Path) -> Path:
+    """The resolved folder, or ResumeError saying what is missing (call before ray.init)."""
+    exp = Path(experiment_dir).expanduser().resolve()
+    if not exp.exists():
+        raise ResumeError(f"{exp}: cannot resume, the folder does not exist "
+                          "(expected the experiment folder runs/<name> of an earlier search)")
+    if not exp.is_dir():
+        raise ResumeError(f"{exp}: cannot resume, this is a file, but must be an experiment folder (runs/<name>)")
+    missing = [what for what, ok in (("tuner.pkl", (exp / "tuner.pkl").is_file()),
+                                     (_EXPERIMENT_STATE, _newest(exp, _EXPERIMENT_STATE) is not None))
+               if not ok]
+    if missing:
+        raise ResumeError(f"{exp}: cannot resume, not a search experiment folder: no {' and no '.join(missing)} "
+                          "(expected the folder a search wrote, runs/<name>, after at least one state save)")
+    return exp
+
+
+# --- reading Tune's state ------------------------------------------------------
+def _checkpoint_iteration(meta: dict[str, Any]) -> int:
+    """training_iteration of the latest checkpoint Tune registered for a trial (0 when none)."""
+    import ray.cloudpickle as cloudpickle
+
+    blob = meta.get("checkpoint_manager")
+    if not isinstance(blob, dict) or "value" not in blob:
+        return 0
+    manager = cloudpickle.loads(bytes.fromhex(blob["value"]))
+    latest = getattr(manager, "latest_checkpoint_result", None)
+    if latest is None:
+        return 0
+    return int(latest.metrics.get("training_iteration", 0) or 0)
+
+
+def _read_experiment_state(path: Path) -> tuple[dict[str, Any], list[_RayTrial]]:
+    state = json.loads(path.read_text())
+    trials = []
+    for trial_json, meta_json in state["trial_data"]:
+        t, meta = json.loads(trial_json), json.loads(meta_json)
+        trials.append(_RayTrial(trial_id=t["trial_id"], status=t["status"], logdir=t["relative_logdir"],
+                                config=dict(t.get("config") or {}), checkpoint_iter=_checkpoint_iteration(meta)))
+    return state, trials
+
+
+def _set_trial_status(state: dict[str, Any], trial_id: str, status: str,
+                      last_result: Optional[dict[str, Any]]) -> None:
+    """Edit one trial's status (and last_result) in Tune's experiment-state dict in place."""
+    for entry in state["trial_data"]:
+        t = json.loads(entry[0])
+        if t["trial_id"] != trial_id:
+            continue
+        t["status"] = status
+        entry[0] = json.dumps(t)
+        if last_result is not None:
+            meta = json.loads(entry[1])
+            meta["last_result"] = last_result
+            entry[1] = json.dumps(meta)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+# --- result files --------------------------------------------------------------
+def _last_result(trial_dir: Path) -> Optional[dict[str, Any]]:
+    lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").is_file() else []
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:  # a line cut by the kill
+            continue
+    return None
+
+
+def _truncate_results(trial_dir: Path, keep_upto: int) -> int:
+    """Drop result.json / progress.csv rows with training_iteration > keep_upto; rows dropped (result.json)."""
+    dropped = 0
+    rj = trial_dir / "result.json"
+    if rj.is_file():
+        kept = []
+        for line in rj.read_text().splitlines():
+            try:
+                it = int(json.loads(line).get("training_iteration", 0))
+            except (json.JSONDecodeError, TypeError, ValueError):
+                dropped += 1  # a half-written line from the kill
+                continue
+            if it <= keep_upto:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            _atomic_write_bytes(rj, "".join(f"{line}\n" for line in kept).encode())
+    pc = trial_dir / "progress.csv"
+    if pc.is_file():
+        with open(pc, newline="") as f:
+            rows = list(csv.reader(f))
+        if rows and "training_iteration" in rows[0]:
+            col = rows[0].index("training_iteration")
+            body = [r for r in rows[1:] if len(r) == len(rows[0]) and r[col].isdigit() and int(r[col]) <= keep_upto]
+            if len(body) != len(rows) - 1:
+                with open(pc, "w", newline="") as f:
+                    csv.writer(f).writerows([rows[0], *body])
+    return dropped
+
+
+def _drop_csv_trials(csv_path: Path, trial_ids: set[str]) -> None:
+    """Remove the rows of trials.csv whose first column (trial_id) is one of trial_ids."""
+    if not trial_ids or not csv_path.is_file():
+        return
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    body = [r for r in rows[1:] if r and r[0] not in trial_ids]
+    if len(body) != len(rows) - 1:
+        with open(csv_path, "w", newline="") as f:
+            csv.writer(f).writerows([rows[0], *body])
+
+
+# --- the Optuna study ------------------------------------------------------------
+def _load_study(study_name: str, storage_url: str, sampler=None):
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage_url, sampler=sampler)
+    except KeyError as err:
+        raise ResumeError(f"{storage_url}: cannot resume, no Optuna study named {study_name!r} in it "
+                          "(expected the optuna.db the search wrote)") from err
+
+
+def _reset_trial(storage_url: str, trial_id: int, state: str) -> None:
+    """Reopen a study trial (WAITING or RUNNING), clearing its value(s).
+
+    Optuna has no API to reopen a finished trial (UpdateFinishedTrialError), so this
+    writes the RDB tables directly; intermediate values are cleared for a requeued
+    trial (its Ray trial restarts from scratch) and kept for a reopened one (it
+    continues from a checkpoint and later steps are re-reported).
+    """
+    import sqlalchemy as sa
+    from optuna.storages import RDBStorage
+
+    engine = RDBStorage(storage_url).engine
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM trial_values WHERE trial_id = :t"), {"t": trial_id})
+        if state == "WAITING":
+            conn.execute(sa.text("DELETE FROM trial_intermediate_values WHERE trial_id = :t"), {"t": trial_id})
+        conn.execute(sa.text("UPDATE trials SET state = :s, datetime_complete = NULL WHERE trial_id = :t"),
+                     {"s": state, "t": trial_id})
+    engine.dispose()
+
+
+def _map_ray_to_optuna(ray_trials: list[_RayTrial], ot_trials: dict[str, Any], study) -> dict[str, int]:
+    """Ray trial id -> Optuna storage trial id, from the searcher pickle; else the
+    `ray_trial_id` user attribute; else the unique unclaimed study trial with the same params."""
+    mapping = {tid: int(t._trial_id) for tid, t in ot_trials.items()}
+    frozen = study.get_trials(deepcopy=False)
+    for rt in ray_trials:
+        if rt.trial_id in mapping:
+            continue
+        claimed = set(mapping.values())
+        by_attr = [f for f in frozen if f.user_attrs.get("ray_trial_id") == rt.trial_id]
+        same = by_attr or [f for f in frozen if f._trial_id not in claimed and f.params
+                           and all(rt.config.get(k) == v for k, v in f.params.items())]
+        if len(same) == 1:
+            mapping[rt.trial_id] = same[0]._trial_id
+    return mapping
+
+
+# --- the searcher pickles ----------------------------------------------------------
+def _rewrite_searcher(path: Path, mapping: dict[str, int], completed: set[str], study, storage_url: str) -> None:
+    """Rewrite OptunaSearch's pickled __dict__ so it agrees with the study."""
+    import optuna
+
+    with open(path, "rb") as f:
+        state = pickle.load(f)
+    if not isinstance(state, dict) or "_ot_trials" not in state:
+        raise ResumeError(f"{path}: cannot resume, this searcher state is not an OptunaSearch's "
+                          "(expected the searcher-state file of a search run by run_search.py)")
+    storage = study._storage
+    ot_trials = {}
+    for tid, ot_id in mapping.items():
+        trial = state["_ot_trials"].get(tid)
+        if trial is None or int(trial._trial_id) != ot_id:
+            trial = optuna.Trial.__new__(optuna.Trial)  # no sampler hooks on a possibly finished trial
+            trial.__dict__.update(_trial_id=ot_id, relative_search_space=None, _relative_params=None,
+                                  _fixed_params={})
+        # Rebind to the study at storage_url (the pickled one may point to a moved folder).
+        trial.study, trial.storage = study, storage
+        trial._cached_frozen_trial = storage.get_trial(ot_id)
+        ot_trials[tid] = trial
+    state["_ot_trials"] = ot_trials
+    state["_completed_trials"] = set(completed)
+    state["_ot_study"] = study
+    if "_sampler" in state:
+        state["_sampler"] = study.sampler  # one sampler object, as before pickling
+    state["_storage"] = optuna.storages.RDBStorage(storage_url)
+    if "_reported_steps" in state:  # PruningOptunaSearch: steps the study already holds
+        state["_reported_steps"] = {tid: set(t._cached_frozen_trial.intermediate_values)
+                                    for tid, t in ot_trials.items()}
+    _atomic_write_bytes(path, pickle.dumps(state))
+
+
+def _rewrite_search_gen(path: Optional[Path], live: set[str]) -> None:
+    """Set the ConcurrencyLimiter's live trials to the ones Tune will run again."""
+    if path is None:
+        return
+    import ray.cloudpickle as cloudpickle
+
+    with open(path, "rb") as f:
+        state = cloudpickle.load(f)
+    limiter = state.get("name:ConcurrencyLimiter")
+    if limiter is None:
+        return
+    limiter["live_trials"] = set(live)
+    limiter["num_unfinished_live_trials"] = len(live)
+    limiter["cached_results"] = {}
+    _atomic_write_bytes(path, cloudpickle.dumps(state))
+
+
+# --- the one entry point ---------------------------------------------------------------
+def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_url: str) -> ResumePlan:
+    """Make Tune's saved state, the searcher pickle and the Optuna study agree; see the module doc."""
+    from optuna.trial import TrialState
+
+    exp = check_experiment_dir(experiment_dir)
+    state_path = _newest(exp, _EXPERIMENT_STATE)
+    searcher_path = _newest(exp, _SEARCHER_STATE)
+    if searcher_path is None:
+        raise ResumeError(f"{exp}: cannot resume, no {_SEARCHER_STATE} (expected the searcher state "
+                          "Tune saves next to experiment_state-*.json)")
+    exp_state, ray_trials = _read_experiment_state(state_path)
+    with open(searcher_path, "rb") as f:
+        saved = pickle.load(f)
+    pickled_study = saved.get("_ot_study") if isinstance(saved, dict) else None
+    study = _load_study(study_name, storage_url, getattr(pickled_study, "sampler", None))
+    mapping = _map_ray_to_optuna(ray_trials, saved.get("_ot_trials", {}) if isinstance(saved, dict) else {}, study)
+    states = {f._trial_id: f for f in study.get_trials(deepcopy=False)}
+
+    plan = ResumePlan(experiment_dir=exp)
+    completed: set[str] = set()
+    live: set[str] = set()
+    for rt in ray_trials:
+        ot_id = mapping.get(rt.trial_id)
+        frozen = states.get(ot_id) if ot_id is not None else None
+        if frozen is None:
+            raise ResumeError(f"{exp}: cannot resume, Ray trial {rt.trial_id} has no trial in the Optuna study "
+                              f"{study_name!r} at {storage_url} (expected the optuna.db of this experiment)")
+        study_done = frozen.state.is_finished()
+        if rt.status in _UNFINISHED and study_done:
+            # 1) finished after the last save: keep it finished, do not re-run it
+            _set_trial_status(exp_state, rt.trial_id, "TERMINATED", _last_result(exp / rt.logdir))
+            plan.closed.append(rt.trial_id)
+            completed.add(rt.trial_id)
+        elif rt.status in _UNFINISHED:
+            # 2) continues from its checkpoint: drop rows logged after it
+            plan.resumed[rt.trial_id] = rt.checkpoint_iter
+            live.add(rt.trial_id)
+        elif rt.status == "ERROR":
+            # 3) Tune retries errored trials (resume_errored=True): let Optuna hear the retry's outcome
+            if study_done:
+                _reset_trial(storage_url, ot_id, "RUNNING")
+            plan.reopened.append(rt.trial_id)
+            plan.resumed[rt.trial_id] = rt.checkpoint_iter
+            live.add(rt.trial_id)
+        else:
+            plan.finished.append(rt.trial_id)
+            completed.add(rt.trial_id)
+            if not study_done:  # Tune finished it but the study never heard: close it with its last value
+                last = _last_result(exp / rt.logdir) or {}
+                value = last.get(saved.get("_metric")) if isinstance(saved, dict) else None
+                study.tell(frozen.number, value, state=TrialState.COMPLETE if value is not None
+                           else TrialState.PRUNED)
+    for tid, it in plan.resumed.items():
+        rt = next(r for r in ray_trials if r.trial_id == tid)
+        n = _truncate_results(exp / rt.logdir, it)
+        if n:
+            plan.rows_dropped[tid] = n
+
+    # 4) study trials no saved Ray trial owns: asked after the last save -> back in the queue
+    claimed = set(mapping[r.trial_id] for r in ray_trials)
+    for ot_id, frozen in sorted(states.items()):
+        if ot_id in claimed or frozen.state == TrialState.WAITING:
+            continue
+        _reset_trial(storage_url, ot_id, "WAITING")
+        plan.requeued.append(frozen.number)
+
+    # 5) Ray trial folders Tune's state does not know (their study trial was requeued)
+    known_dirs = {r.logdir for r in ray_trials}
+    for d in sorted(exp.iterdir()):
+        if d.is_dir() and d.name not in known_dirs and (d / "params.json").is_file():
+            params = json.loads((d / "params.json").read_text())
+            last = _last_result(d) or {}
+            plan.orphaned_trial_ids.append(str(last.get("trial_id", d.name)))
+            (exp / ORPHAN_DIR).mkdir(exist_ok=True)
+            shutil.move(str(d), str(exp / ORPHAN_DIR / d.name))
+            logger.info("moved %s (trial asked after the last save, params %s) to %s", d.name, params, ORPHAN_DIR)
+    _drop_csv_trials(exp / "trials.csv", set(plan.orphaned_trial_ids))
+
+    # 6) write Tune's files last: a crash above leaves them as Tune wrote them
+    fresh_study = _load_study(study_name, storage_url, study.sampler)
+    if plan.requeued:
+        # The saved sampler RNG is from before those trials were asked: it would draw
+        # their parameters again for the next new trials (measured: trial 6 == trial 4).
+        fresh_study.sampler.reseed_rng()
+    _rewrite_searcher(searcher_path, {r.trial_id: mapping[r.trial_id] for r in ray_trials}, completed,
+                      fresh_study, storage_url)
+    _rewrite_search_gen(_newest(exp, _SEARCH_GEN_STATE), live)
+    if plan.closed:
+        _atomic_write_bytes(state_path, json.dumps(exp_state).encode())
+    logger.info("resume plan for %s: %s", exp, plan)
+    return plan
