@@ -102,11 +102,6 @@ def _check_plan(plan: SearchPlan) -> None:
     if "/" in plan.name or plan.name in ("", ".", ".."):
         raise RunError(f"--name is {plan.name!r}, but must be a plain folder name")
     check_request(plan.cpu, plan.gpu, source="--cpus-per-trial/--gpus-per-trial or trials.resources")
-    if plan.data_root.exists() and not plan.data_root.is_dir():
-        raise DataError(f"{plan.data_root}: the data path is a file, but must be a dataset folder (the Lab4 layout)")
-    if not plan.data_root.exists() and not plan.space.synthetic:
-        raise DataError(f"{plan.data_root}: data folder does not exist (set data.synthetic in "
-                        f"{plan.space.path} to generate one, or pass --data DIR)")
     run_dir = plan.run_dir
     if plan.resume:
         if not run_dir.is_dir():
@@ -116,6 +111,11 @@ def _check_plan(plan: SearchPlan) -> None:
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise RunError(f"{run_dir}: already holds a search; pass --resume to continue it "
                        f"or --name NEW to start another")
+    if plan.data_root.exists() and not plan.data_root.is_dir():
+        raise DataError(f"{plan.data_root}: the data path is a file, but must be a dataset folder (the Lab4 layout)")
+    if not plan.data_root.exists() and not plan.space.synthetic:
+        raise DataError(f"{plan.data_root}: data folder does not exist (set data.synthetic in "
+                        f"{plan.space.path} to generate one, or pass --data DIR)")
 
 
 # --- data ---------------------------------------------------------------------
