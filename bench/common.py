@@ -1,0 +1,99 @@
+"""Shared helpers for the benchmarks: machine and version info, timing, JSON results.
+
+Benchmarks are not tests: they time real work on whatever machine runs them and
+write everything they measured (raw timings included) to bench/results/ so the
+README's figures can be traced back to a run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+_START = time.perf_counter()
+# CPU flags that decide which precisions are fast (bf16 needs avx512_bf16 or AMX).
+_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "avx_vnni")
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr with the seconds since the benchmark started."""
+    print(f"[{time.perf_counter() - _START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _lscpu() -> dict[str, str]:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    info = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    return info
+
+
+def cpu_bf16_native() -> bool:
+    """True where oneDNN has real bf16 kernels (avx512_bf16 / AMX); elsewhere bf16 is emulated and slow."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def machine_info() -> dict[str, Any]:
+    lscpu = _lscpu()
+    flags = set(lscpu.get("Flags", "").split())
+    info: dict[str, Any] = {
+        "cpu_model": lscpu.get("Model name", platform.processor() or "unknown"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_flags": {flag: flag in flags for flag in _FLAGS_OF_INTEREST},
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn_bf16_supported": cpu_bf16_native(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__}
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work so a timer measures it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_once(fn: Callable[[], Any], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    """Write bench/results/<name> (pretty JSON) and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / name
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    return path

@@ -1,0 +1,427 @@
+"""Training-step throughput: frames/s and achieved FLOP/s of one CVAE training step.
+
+    .venv/bin/python bench/train_step.py            # full: lab + demo dims, ~8 min on an idle 2-core CPU
+    .venv/bin/python bench/train_step.py --smoke    # tiny dims, 1 repetition, < 30 s
+
+One step = forward, loss, backward, grad clipping, optimizer step, at the lab dims
+(F/L/N/D 128/32/12/192, 32x64, batch 2, 16 frames) and at the demo dims of
+spaces/quick.yaml, teacher forcing on and off, for these variants:
+  naive         the template's per-frame loop (sequence_loss_reference), fp32, NCHW
+  perframe_cl   the same per-frame loop with a channels_last model (is batching what pays?)
+  batched       cvae.step.sequence_loss, fp32, NCHW
+  batched_cl    + channels_last
+  batched_cl_bf16     + bf16 autocast (skipped at lab dims on CPUs without native bf16: see below)
+  batched_cl_compile  + torch.compile (fp32, or bf16 where native); compile time reported apart
+Variants are interleaved inside each repetition so that a noisy shared machine
+slows them alike; every ratio comes from one run. The machine's own limit is a
+large fp32 and bf16 matmul timed in the same run. Validation cost: one
+autoregressive pass (inference mode) over the val length at each dims.
+Writes bench/results/train_step.json (smoke: train_step.smoke.json) and prints
+a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from the repo root
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import (command_line, cpu_bf16_native, machine_info, median, progress,  # noqa: E402
+                          time_once, versions, write_json)
+from cvae.model import CVAE  # noqa: E402
+from cvae.step import generate, sequence_loss, sequence_loss_reference  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Dims:
+    name: str
+    F: int
+    L: int
+    N: int
+    D: int
+    H: int
+    W: int
+    batch: int
+    frames: int       # train_vi_len
+    val_frames: int   # val_vi_len
+
+    @property
+    def predicted_frames(self) -> int:
+        """Frames one training step predicts: batch x (T - 1)."""
+        return self.batch * (self.frames - 1)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    reference: bool        # per-frame loop (template) instead of the batched step
+    channels_last: bool
+    dtype: torch.dtype
+    compile: bool = False
+
+
+LAB = Dims("lab", 128, 32, 12, 192, 32, 64, 2, 16, 630)
+SMOKE = Dims("smoke", 16, 8, 4, 16, 8, 16, 2, 4, 8)
+_DEMO_DEFAULT = {"F_dim": 32, "L_dim": 8, "N_dim": 4, "D_out_dim": 32, "frame_H": 16, "frame_W": 32,
+                 "batch_size": 4, "train_vi_len": 16, "val_vi_len": 64}
+
+
+def demo_dims(space: Path = ROOT / "spaces" / "quick.yaml") -> Dims:
+    """The fixed dims of the CPU demo search (spaces/quick.yaml), or its documented defaults."""
+    values = dict(_DEMO_DEFAULT)
+    if space.exists():
+        fixed = (yaml.safe_load(space.read_text()) or {}).get("fixed") or {}
+        values.update({k: fixed[k] for k in _DEMO_DEFAULT if k in fixed})
+    return Dims("demo", values["F_dim"], values["L_dim"], values["N_dim"], values["D_out_dim"],
+                values["frame_H"], values["frame_W"], values["batch_size"], values["train_vi_len"],
+                values["val_vi_len"])
+
+
+def variants(with_compile: bool) -> list[Variant]:
+    # Compile on top of the fastest precision this machine has natively.
+    compile_dtype = torch.bfloat16 if (torch.cuda.is_available() or cpu_bf16_native()) else torch.float32
+    out = [
+        Variant("naive", True, False, torch.float32),
+        Variant("perframe_cl", True, True, torch.float32),
+        Variant("batched", False, False, torch.float32),
+        Variant("batched_cl", False, True, torch.float32),
+        Variant("batched_cl_bf16", False, True, torch.bfloat16),
+    ]
+    if with_compile:
+        out.append(Variant("batched_cl_compile", False, True, compile_dtype, compile=True))
+    return out
+
+
+# --- one training step -------------------------------------------------------
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class StepRunner:
+    """A model + Adam optimizer for one variant, and its training step on fixed data."""
+
+    def __init__(self, variant: Variant, dims: Dims, init_state: dict[str, torch.Tensor],
+                 batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], device: torch.device) -> None:
+        self.variant, self.device = variant, device
+        self.model = CVAE(dims.F, dims.L, dims.N, dims.D).to(device)
+        self.model.load_state_dict(init_state)  # every variant starts from the same weights
+        if variant.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if variant.compile:
+            for module in self.model.children():
+                module.compile()
+        self.model.train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        # The per-frame loop gets NCHW frames as the template does; with a channels_last
+        # model its convs still run (and return) channels_last.
+        self.frames, self.labels, self.eps = batch
+
+    def loss(self, teacher_forcing: bool) -> torch.Tensor:
+        with _autocast(self.device, self.variant.dtype):
+            if self.variant.reference:
+                loss, _, _ = sequence_loss_reference(self.model, self.frames, self.labels, 1.0,
+                                                     teacher_forcing, self.eps)
+            else:
+                loss, _, _ = sequence_loss(self.model, self.frames, self.labels, 1.0, teacher_forcing,
+                                           self.eps, channels_last=self.variant.channels_last)
+        return loss
+
+    def step(self, teacher_forcing: bool) -> None:
+        # No .item() and no host sync: clip_grad_norm_ stays on the device.
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss(teacher_forcing).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+
+
+def make_batch(dims: Dims, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    shape = (dims.batch, dims.frames, 3, dims.H, dims.W)
+    frames = torch.rand(shape, generator=gen)                                          # (B, T, 3, H, W)
+    labels = torch.rand(shape, generator=gen)                                          # (B, T, 3, H, W)
+    eps = torch.randn((dims.batch, dims.frames - 1, dims.N, dims.H, dims.W), generator=gen)  # (B, T-1, N, H, W)
+    return frames.to(device), labels.to(device), eps.to(device)
+
+
+# --- FLOP counting -------------------------------------------------------------
+
+def count_step_flops(dims: Dims, reference: bool, teacher_forcing: bool) -> int:
+    """Forward + backward FLOPs of one step, counted on the meta device (no real compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta = torch.device("meta")
+    model = CVAE(dims.F, dims.L, dims.N, dims.D).to(meta).train()
+    frames, labels, eps = (torch.empty(t.shape, device=meta) for t in make_batch(dims, torch.device("cpu")))
+    fn = sequence_loss_reference if reference else sequence_loss
+    with FlopCounterMode(display=False) as counter:
+        loss, _, _ = fn(model, frames, labels, 1.0, teacher_forcing, eps)
+        loss.backward()
+    return int(counter.get_total_flops())
+
+
+# --- the machine's limit -----------------------------------------------------
+
+def matmul_peak(dtype: torch.dtype, n: int, reps: int, device: torch.device) -> dict[str, Any]:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    time_once(lambda: a @ b, device)  # warm-up
+    times = [time_once(lambda: a @ b, device) for _ in range(reps)]
+    return {"n": n, "times_s": times, "median_s": median(times), "flops_per_s": 2 * n ** 3 / median(times)}
+
+
+# --- validation ---------------------------------------------------------------
+
+def time_validation(dims: Dims, init_state: dict[str, torch.Tensor], device: torch.device,
+                    channels_last: bool, dtype: torch.dtype, val_frames: int) -> dict[str, Any]:
+    """One autoregressive pass (batch 1, z ~ N(0, I)) in inference mode, as the trainer validates."""
+    model = CVAE(dims.F, dims.L, dims.N, dims.D).to(device)
+    model.load_state_dict(init_state)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.eval()
+    gen = torch.Generator().manual_seed(1)
+    first = torch.rand((1, 3, dims.H, dims.W), generator=gen).to(device)
+    labels = torch.rand((1, val_frames, 3, dims.H, dims.W), generator=gen).to(device)
+
+    def run(n: int) -> None:
+        with torch.inference_mode(), _autocast(device, dtype):
+            generate(model, first, labels[:, :n], channels_last=channels_last)
+
+    time_once(lambda: run(min(4, val_frames)), device)  # warm-up: primitive creation
+    seconds = time_once(lambda: run(val_frames), device)
+    return {"frames": val_frames, "time_s": seconds, "frames_per_s": (val_frames - 1) / seconds}
+
+
+# --- the benchmark -------------------------------------------------------------
+
+def skip_reason(variant: Variant, dims: Dims, device: torch.device, smoke: bool) -> str | None:
+    if variant.compile and smoke:
+        return "smoke mode: compiling takes longer than the smoke budget"
+    if (variant.dtype == torch.bfloat16 and device.type == "cpu" and not cpu_bf16_native()
+            and dims.name == "lab"):
+        return ("this CPU has no native bf16 (no avx512_bf16/AMX: torch.ops.mkldnn._is_mkldnn_bf16_supported() "
+                "is False), so bf16 convs run emulated and a lab-dims step would take minutes; "
+                "measured at the smaller dims instead")
+    return None
+
+
+def bench_dims(dims: Dims, device: torch.device, variant_list: list[Variant], *, min_reps: int,
+               max_reps: int, budget_s: float, smoke: bool) -> dict[str, Any]:
+    """Warm up every (variant, teacher forcing) pair, then time them interleaved, rep after rep."""
+    torch.manual_seed(0)
+    init_state = copy.deepcopy(CVAE(dims.F, dims.L, dims.N, dims.D).state_dict())
+    batch = make_batch(dims, device)
+    results: dict[str, Any] = {"dims": asdict(dims), "variants": {}}
+    runners: dict[str, StepRunner] = {}
+    for variant in variant_list:
+        reason = skip_reason(variant, dims, device, smoke)
+        entry: dict[str, Any] = {"reference": variant.reference, "channels_last": variant.channels_last,
+                                 "dtype": str(variant.dtype).replace("torch.", ""), "compile": variant.compile}
+        if reason:
+            entry["skipped"] = reason
+            results["variants"][variant.name] = entry
+            progress(f"{dims.name}: skip {variant.name}: {reason[:70]}...")
+            continue
+        try:
+            runner = StepRunner(variant, dims, init_state, batch, device)
+            entry["warmup_s"] = {}
+            for tf in (True, False):
+                progress(f"{dims.name}: warm-up {variant.name} tf={'on' if tf else 'off'}")
+                entry["warmup_s"][_tf_key(tf)] = time_once(lambda: runner.step(tf), device)
+        except Exception as err:  # noqa: BLE001 - e.g. torch.compile failing on this machine
+            entry["skipped"] = f"failed: {type(err).__name__}: {str(err)[:300]}"
+            results["variants"][variant.name] = entry
+            progress(f"{dims.name}: {variant.name} failed ({type(err).__name__}); skipped")
+            continue
+        entry["times_s"] = {_tf_key(True): [], _tf_key(False): []}
+        results["variants"][variant.name] = entry
+        runners[variant.name] = runner
+
+    start = time.perf_counter()
+    rep = 0
+    while rep < max_reps and (rep < min_reps or time.perf_counter() - start < budget_s):
+        for name, runner in runners.items():
+            for tf in (True, False):
+                seconds = time_once(lambda: runner.step(tf), device)
+                results["variants"][name]["times_s"][_tf_key(tf)].append(seconds)
+        rep += 1
+        progress(f"{dims.name}: repetition {rep} done ({time.perf_counter() - start:.0f}s)")
+    results["repetitions"] = rep
+    _summarise(results, dims, device)
+    return results
+
+
+def _tf_key(teacher_forcing: bool) -> str:
+    return "tf_on" if teacher_forcing else "tf_off"
+
+
+def _summarise(results: dict[str, Any], dims: Dims, device: torch.device) -> None:
+    """Medians, frames/s, FLOP/s, the compile time, and ratios to the naive reference."""
+    flops = {(ref, tf): count_step_flops(dims, ref, tf) for ref in (True, False) for tf in (True, False)}
+    results["flops_per_step"] = {("reference" if ref else "batched") + "_" + _tf_key(tf): f
+                                 for (ref, tf), f in flops.items()}
+    for entry in results["variants"].values():
+        if "times_s" not in entry:
+            continue
+        entry["median_s"], entry["frames_per_s"], entry["flops_per_s"] = {}, {}, {}
+        for tf in (True, False):
+            key = _tf_key(tf)
+            med = median(entry["times_s"][key])
+            entry["median_s"][key] = med
+            entry["frames_per_s"][key] = dims.predicted_frames / med
+            entry["flops_per_s"][key] = flops[(entry["reference"], tf)] / med
+            if entry["compile"]:
+                entry.setdefault("compile_time_s", {})[key] = max(0.0, entry["warmup_s"][key] - med)
+    naive = results["variants"].get("naive", {})
+    results["speedup_vs_naive"] = {}
+    for tf in (True, False):
+        key = _tf_key(tf)
+        if "median_s" not in naive:
+            continue
+        results["speedup_vs_naive"][key] = {name: naive["median_s"][key] / e["median_s"][key]
+                                            for name, e in results["variants"].items() if "median_s" in e}
+
+
+def best_real_step(dims_result: dict[str, Any], key: str) -> tuple[str, float] | None:
+    """The fastest variant other than the naive reference (the steps we would train with)."""
+    timed = {name: e["median_s"][key] for name, e in dims_result["variants"].items()
+             if "median_s" in e and name != "naive"}
+    if not timed:
+        return None
+    name = min(timed, key=timed.get)
+    return name, timed[name]
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    peak32 = report["matmul_peak"]["fp32"]["flops_per_s"]
+    peak16 = report["matmul_peak"]["bf16"]["flops_per_s"]
+    lines = [f"Machine: {report['machine']['cpu_model']}, {report['machine']['torch_threads']} threads, "
+             f"torch {report['versions']['torch']}. fp32 matmul peak {peak32 / 1e9:.1f} GFLOP/s "
+             f"(n={report['matmul_peak']['fp32']['n']}), bf16 {peak16 / 1e9:.2f} GFLOP/s "
+             f"(n={report['matmul_peak']['bf16']['n']}).",
+             "",
+             "| dims | variant | teacher forcing | step (s, median) | frames/s | GFLOP/s | % of fp32 matmul | vs naive |",
+             "|---|---|---|---|---|---|---|---|"]
+    for dims_name, res in report["dims"].items():
+        for name, e in res["variants"].items():
+            for key in ("tf_on", "tf_off"):
+                if "median_s" not in e:
+                    if key == "tf_on":
+                        lines.append(f"| {dims_name} | {name} | - | skipped | | | | |")
+                    continue
+                speedup = res["speedup_vs_naive"].get(key, {}).get(name, float("nan"))
+                lines.append(f"| {dims_name} | {name} | {key[3:]} | {e['median_s'][key]:.3f} | "
+                             f"{e['frames_per_s'][key]:.1f} | {e['flops_per_s'][key] / 1e9:.1f} | "
+                             f"{100 * e['flops_per_s'][key] / peak32:.0f}% | {speedup:.2f}x |")
+    lines += ["", "| dims | validation pass | frames | seconds | frames/s |", "|---|---|---|---|---|"]
+    for dims_name, res in report["validation"].items():
+        for name, v in res.items():
+            if "time_s" in v:
+                lines.append(f"| {dims_name} | {name} | {v['frames']} | {v['time_s']:.2f} | {v['frames_per_s']:.1f} |")
+            else:
+                lines.append(f"| {dims_name} | {name} | | skipped | |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="tiny dims, 1 repetition (a few seconds)")
+    p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variant")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=2, help="torch threads in full mode (default 2)")
+    p.add_argument("--min-reps", type=int, default=3, help="timed repetitions at least (after warm-up)")
+    p.add_argument("--max-reps", type=int, default=7, help="timed repetitions at most")
+    p.add_argument("--lab-budget-s", type=float, default=240.0,
+                   help="after --min-reps, add repetitions at lab dims only while under this many seconds")
+    p.add_argument("--val-frames", type=int, default=None,
+                   help="frames of the lab-dims validation pass (default: the val length, 630)")
+    p.add_argument("--only", choices=["lab", "demo"], default=None, help="run one dims set only")
+    p.add_argument("--out", default=None, help="results file name under bench/results/")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda given, but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1 if args.smoke else args.threads)
+    if args.smoke:
+        dims_list, min_reps, max_reps, budget = [SMOKE], 1, 1, 0.0
+    else:
+        dims_list = [d for d in (LAB, demo_dims()) if args.only in (None, d.name)]
+        min_reps, max_reps, budget = args.min_reps, args.max_reps, args.lab_budget_s
+    variant_list = variants(with_compile=not args.no_compile)
+
+    progress(f"matmul peak on {device.type}")
+    n32 = 256 if args.smoke else 2048
+    # Emulated bf16 (no avx512_bf16/AMX) runs near 0.3 GFLOP/s: a 2048^3 product would take a minute.
+    n16 = n32 if (device.type == "cuda" or cpu_bf16_native()) else min(n32, 256 if args.smoke else 512)
+    peaks = {"fp32": matmul_peak(torch.float32, n32, 1 if args.smoke else 5, device),
+             "bf16": matmul_peak(torch.bfloat16, n16, 1 if args.smoke else 3, device)}
+
+    report: dict[str, Any] = {
+        "benchmark": "train_step", "command": command_line(), "smoke": args.smoke, "device": device.type,
+        "machine": machine_info(), "versions": versions(), "matmul_peak": peaks, "dims": {}, "validation": {},
+    }
+    for dims in dims_list:
+        # the demo dims are cheap: give them the same repetitions, but no extra budget
+        res = bench_dims(dims, device, variant_list, min_reps=min_reps, max_reps=max_reps if dims.name == "lab" else min_reps,
+                         budget_s=budget if dims.name == "lab" else 0.0, smoke=args.smoke)
+        for entry in res["variants"].values():
+            if "flops_per_s" in entry:
+                entry["fraction_of_fp32_matmul"] = {k: v / peaks["fp32"]["flops_per_s"] for k, v in entry["flops_per_s"].items()}
+                entry["fraction_of_bf16_matmul"] = {k: v / peaks["bf16"]["flops_per_s"] for k, v in entry["flops_per_s"].items()}
+        report["dims"][dims.name] = res
+        report["validation"][dims.name] = bench_validation(dims, device, args)
+
+    headline = report["dims"][dims_list[0].name]
+    best = best_real_step(headline, "tf_on")
+    naive = headline["variants"]["naive"]["median_s"]["tf_on"]
+    # Headline: teacher forcing on (the template's first epochs run with tfr = 1).
+    report["speedup_vs_naive_headline"] = {"dims": dims_list[0].name, "teacher_forcing": "on",
+                                           "best_variant": best[0], "naive_median_s": naive,
+                                           "best_median_s": best[1], "speedup": naive / best[1]}
+    if "lab" in report["dims"]:
+        report["speedup_vs_naive_lab_dims"] = naive / best[1]
+    report["markdown"] = markdown_table(report)
+    name = args.out or ("train_step.smoke.json" if args.smoke else "train_step.json")
+    path = write_json(name, report)
+    print(report["markdown"])
+    print(f"\nspeedup vs naive ({dims_list[0].name} dims, tf on): {naive / best[1]:.2f}x ({best[0]}); wrote {path}")
+    return 0
+
+
+def bench_validation(dims: Dims, device: torch.device, args: argparse.Namespace) -> dict[str, Any]:
+    frames = dims.val_frames
+    if dims.name == "lab" and args.val_frames:
+        frames = args.val_frames
+    init_state = CVAE(dims.F, dims.L, dims.N, dims.D).state_dict()
+    out: dict[str, Any] = {}
+    for name, cl, dtype in (("fp32_nchw", False, torch.float32), ("fp32_cl", True, torch.float32),
+                            ("bf16_cl", True, torch.bfloat16)):
+        if (dtype == torch.bfloat16 and device.type == "cpu" and not cpu_bf16_native() and dims.name == "lab"):
+            out[name] = {"skipped": "no native bf16 on this CPU (see the step variants)"}
+            continue
+        progress(f"{dims.name}: validation pass {name} over {frames} frames")
+        out[name] = time_validation(dims, init_state, device, cl, dtype, frames)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
