@@ -68,6 +68,11 @@ class TrainConfig:
     kl_anneal_type: str = "Cyclical"
     kl_anneal_cycle: int = 10
     kl_anneal_ratio: float = 1.0
+    # Multiplies the annealed beta (1.0 = the template). The template's KL sums
+    # over every latent element (N*H*W per frame) while its MSE averages over
+    # pixels, so at beta 1 the KL term outweighs reconstruction ~1000x early on:
+    # the lab's ~100k steps ride that out, a CPU demo of a few hundred cannot.
+    kl_weight: float = 1.0
     # execution
     precision: str = "auto"  # auto: bf16 where the hardware has it, else fp32
     channels_last: bool = True
@@ -210,6 +215,7 @@ def _check_values(cfg: TrainConfig) -> None:
              f"kl_anneal_type is {cfg.kl_anneal_type!r}, but must be one of {list(KL_ANNEAL_TYPES)} (or the aliases {list(KL_ANNEAL_ALIASES)})")
     _require(cfg.kl_anneal_cycle >= 1, f"kl_anneal_cycle is {cfg.kl_anneal_cycle}, but must be >= 1")
     _require(0 < finite("kl_anneal_ratio") <= 1, f"kl_anneal_ratio is {cfg.kl_anneal_ratio!r}, but must be in (0, 1]")
+    _require(finite("kl_weight") >= 0, f"kl_weight is {cfg.kl_weight!r}, but must be >= 0")
     _require(cfg.optimizer in OPTIMIZERS, f"optimizer is {cfg.optimizer!r}, but must be one of {list(OPTIMIZERS)}")
     _require(cfg.precision in PRECISIONS, f"precision is {cfg.precision!r}, but must be one of {list(PRECISIONS)}")
     _require(cfg.device in DEVICES, f"device is {cfg.device!r}, but must be one of {list(DEVICES)}")

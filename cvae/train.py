@@ -159,7 +159,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
 
         start = time.perf_counter()
-        loss, mse, kl = self._train_epoch(epoch, beta, teacher_forcing)
+        loss, mse, kl = self._train_epoch(epoch, beta * cfg.kl_weight, teacher_forcing)
         epoch_time = time.perf_counter() - start
         self.epoch += 1
         metrics = {"epoch": self.epoch, "train_loss": loss, "train_mse": mse, "train_kl": kl, "beta": beta,
