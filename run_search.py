@@ -49,9 +49,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from cvae.data import DataError
     from search.cluster import ResourceError
     from search.errors import SpaceError
+    from search.resume import ResumeError
     from search.runner import RunError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, ResourceError, SpaceError, RunError]
+    errors: list[type[BaseException]] = [ConfigError, DataError, ResourceError, SpaceError, RunError, ResumeError]
     try:
         from cvae.synthetic import SyntheticError
         errors.append(SyntheticError)
@@ -100,10 +101,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException], ...]) -> int:
-    from search.runner import connect, prepare_data, run_search
+    from search.runner import check_data, connect, prepare_data, run_search
 
     try:
         data = prepare_data(plan)
+        check_data(plan, data)
     except user_errors as err:
         return _fail(str(err))
     print(plan.describe(), flush=True)

@@ -104,10 +104,10 @@ def _check_plan(plan: SearchPlan) -> None:
     check_request(plan.cpu, plan.gpu, source="--cpus-per-trial/--gpus-per-trial or trials.resources")
     run_dir = plan.run_dir
     if plan.resume:
-        if not run_dir.is_dir():
-            raise RunError(f"{run_dir}: nothing to resume, the folder does not exist")
-        if not (run_dir / "tuner.pkl").exists():
-            raise RunError(f"{run_dir}: not a search experiment folder (no tuner.pkl), cannot resume it")
+        from search.resume import check_experiment_dir
+
+        # ResumeError (a ValueError, exit 2) naming what is missing; before Ray starts.
+        check_experiment_dir(run_dir)
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise RunError(f"{run_dir}: already holds a search; pass --resume to continue it "
                        f"or --name NEW to start another")
@@ -131,6 +131,24 @@ def prepare_data(plan: SearchPlan, progress: bool = True) -> LabData:
         generate(plan.data_root, preset=plan.space.synthetic, seed=0, progress=progress)
     base = plan.space.train_config({})
     return load_lab_data(plan.data_root, base.frame_H, base.frame_W, progress=progress)
+
+
+def check_data(plan: SearchPlan, data: LabData) -> None:
+    """Refuse, before Ray starts, fixed settings the dataset cannot satisfy.
+
+    Otherwise every trial would fail the same way inside Ray, after retries.
+    """
+    from cvae.config import ConfigError
+
+    base = plan.space.train_config({})
+    n_val = int(data.val_frames.shape[0])
+    if base.val_vi_len > n_val:
+        raise ConfigError(f"{plan.space.path}: val_vi_len is {base.val_vi_len}, but the validation video in "
+                          f"{plan.data_root} has only {n_val} frames (expected val_vi_len <= {n_val})")
+    n_train = int(data.train_frames.shape[0])
+    if base.train_vi_len > n_train:
+        raise ConfigError(f"{plan.space.path}: train_vi_len is {base.train_vi_len}, but the training split in "
+                          f"{plan.data_root} has only {n_train} frames")
 
 
 def baseline_psnr(data: LabData, cfg: TrainConfig) -> Optional[float]:
@@ -238,8 +256,18 @@ def build_tuner(plan: SearchPlan, data: LabData):
 
     trainable = make_trainable(plan, data)
     if plan.resume:
+        from search.resume import reconcile_for_resume
+
+        # Make Tune's saved state, the searcher pickle and optuna.db agree (a SIGKILL
+        # leaves the study ahead of Tune's last save); re-points the searcher at this
+        # folder's optuna.db, so a moved run folder resumes too.
+        resume_plan = reconcile_for_resume(plan.run_dir, study_name=plan.name,
+                                           storage_url=f"sqlite:///{plan.run_dir / 'optuna.db'}")
+        if resume_plan.changed:
+            print(f"resume: reconciled {plan.run_dir}: {resume_plan}", flush=True)
         tuner = tune.Tuner.restore(str(plan.run_dir), trainable=trainable,
                                    resume_unfinished=True, resume_errored=True)
+        _fresh_callbacks(tuner, plan, data)
         return tuner
     recorder = make_recorder(plan, data)
     run_config = tune.RunConfig(
@@ -251,6 +279,20 @@ def build_tuner(plan: SearchPlan, data: LabData):
     tune_config = tune.TuneConfig(search_alg=make_searcher(plan), scheduler=make_scheduler(plan),
                                   num_samples=plan.num_samples, reuse_actors=False)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def _fresh_callbacks(tuner, plan: SearchPlan, data: LabData) -> None:
+    """Replace the unpickled ResultsCallback by one writing to this run folder.
+
+    The pickled callback holds the absolute run_dir of the first session: after
+    the folder was moved it would write trials.csv to the old place (or fail).
+    A fresh recorder reloads trials.csv/summary.json in setup(), so nothing is lost.
+    """
+    from search.results import ResultsCallback
+
+    run_config = tuner._local_tuner.get_run_config()  # Tuner.restore accepts no new RunConfig
+    others = [cb for cb in (run_config.callbacks or []) if not isinstance(cb, ResultsCallback)]
+    run_config.callbacks = [*others, ResultsCallback(make_recorder(plan, data))]
 
 
 @dataclass

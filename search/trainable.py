@@ -43,6 +43,14 @@ MAX_FRAMES_SHOWN = 10
 # stops a trial whose value is NaN: NaN < cutoff is False).
 WORST_VALUES = {"val_psnr": 0.0}
 DATA_FIELDS = ("train_frames", "train_labels", "val_frames", "val_labels")
+# Test hook (tests/search/test_reliability*.py), off unless both are set in the
+# environment the Ray workers inherit (a local Ray started by this driver does):
+# the worker process dies with os._exit(1) when the trial has trained epoch
+# CRASH_AT_EPOCH and before reporting it, once per trial (a marker file
+# <CRASH_DIR>/<trial_id> remembers that it crashed), so Ray's retry from the
+# last checkpoint runs through. Simulates a killed or OOM-crashed worker.
+CRASH_AT_EPOCH_ENV = "CVAE_SEARCH_CRASH_AT_EPOCH"
+CRASH_DIR_ENV = "CVAE_SEARCH_CRASH_DIR"
 
 
 def share_data(data: LabData) -> dict[str, np.ndarray]:
@@ -126,6 +134,20 @@ def _save_checkpoint(trainer: Any, metrics: dict[str, Any], folder: Path) -> Non
         (folder / FRAMES_META_FILE).write_text(json.dumps({"epoch": int(metrics.get("epoch", 0))}))
 
 
+def _maybe_crash(epoch: int) -> None:
+    """The crash test hook (see CRASH_AT_EPOCH_ENV); does nothing unless enabled."""
+    at, folder = os.environ.get(CRASH_AT_EPOCH_ENV), os.environ.get(CRASH_DIR_ENV)
+    if not at or not folder or epoch != int(at):
+        return
+    from ray import tune
+
+    marker = Path(folder) / tune.get_context().get_trial_id()
+    if marker.exists():
+        return
+    marker.write_text(str(epoch))
+    os._exit(1)
+
+
 def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: Any) -> None:
     """Ray Tune function trainable. `config` holds only the sampled parameters."""
     import ray
@@ -141,6 +163,7 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
     every = max(1, int(getattr(space, "checkpoint_every", 1) or 1))
 
     def on_epoch(metrics: dict[str, Any], trainer: Any) -> None:
+        _maybe_crash(int(metrics["epoch"]))
         report = scalar_metrics(metrics, space.metric, space.mode)
         report["node_id"] = node_id
         report["data_zero_copy"] = zero_copy
