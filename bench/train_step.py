@@ -11,7 +11,7 @@ spaces/quick.yaml, teacher forcing on and off, for these variants:
   batched       cvae.step.sequence_loss, fp32, NCHW
   batched_cl    + channels_last
   batched_cl_bf16     + bf16 autocast (skipped at lab dims on CPUs without native bf16: see below)
-  batched_cl_compile  + torch.compile (fp32, or bf16 where native); compile time reported apart
+  batched_cl_compile  + torch.compile (fp32, or bf16 where native; --compile); compile time reported apart
 Variants are interleaved inside each repetition so that a noisy shared machine
 slows them alike; every ratio comes from one run. The machine's own limit is a
 large fp32 and bf16 matmul timed in the same run. Validation cost: one
@@ -340,15 +340,19 @@ def markdown_table(report: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny dims, 1 repetition (a few seconds)")
-    p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variant")
+    # Opt-in: on the 2-core CPU, compiling the five modules took ~4 min per
+    # teacher-forcing mode at demo dims, more than the whole benchmark's budget.
+    p.add_argument("--compile", action="store_true", help="add the torch.compile variant (slow to compile on small CPUs)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=2, help="torch threads in full mode (default 2)")
     p.add_argument("--min-reps", type=int, default=3, help="timed repetitions at least (after warm-up)")
     p.add_argument("--max-reps", type=int, default=7, help="timed repetitions at most")
-    p.add_argument("--lab-budget-s", type=float, default=240.0,
+    p.add_argument("--lab-budget-s", type=float, default=120.0,
                    help="after --min-reps, add repetitions at lab dims only while under this many seconds")
     p.add_argument("--val-frames", type=int, default=None,
                    help="frames of the lab-dims validation pass (default: the val length, 630)")
+    p.add_argument("--variants", default=None,
+                   help="comma-separated subset of variants to time (naive is always kept: ratios need it)")
     p.add_argument("--only", choices=["lab", "demo"], default=None, help="run one dims set only")
     p.add_argument("--out", default=None, help="results file name under bench/results/")
     return p.parse_args(argv)
@@ -366,7 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         dims_list = [d for d in (LAB, demo_dims()) if args.only in (None, d.name)]
         min_reps, max_reps, budget = args.min_reps, args.max_reps, args.lab_budget_s
-    variant_list = variants(with_compile=not args.no_compile)
+    variant_list = variants(with_compile=args.compile)
+    if args.variants:
+        wanted = {"naive", *args.variants.split(",")}
+        unknown = wanted - {v.name for v in variants(with_compile=True)}
+        if unknown:
+            print(f"error: --variants: unknown variant(s) {sorted(unknown)}", file=sys.stderr)
+            return 2
+        variant_list = [v for v in variants(with_compile=True) if v.name in wanted]
 
     progress(f"matmul peak on {device.type}")
     n32 = 256 if args.smoke else 2048
