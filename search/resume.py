@@ -177,6 +177,60 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+# --- pickles that name absolute paths -------------------------------------------------
+def _portable_load(path: Path, storage_url: str, run_dir: Path) -> Any:
+    """Unpickle a searcher / tuner pickle, re-pointing what names the old folder.
+
+    A pickled optuna RDBStorage reconnects to its URL while it is unpickled: when
+    the run folder was moved, the old sqlite path no longer exists ("unable to
+    open database file"), or still exists and is the wrong study. A pickled
+    SearchRecorder (in the ResultsCallback of tuner.pkl) holds the old run_dir.
+    Both are swapped for this folder's as they are rebuilt.
+    """
+    import pickle as std_pickle
+
+    from optuna.storages import RDBStorage
+
+    try:
+        from search.results import SearchRecorder
+    except ImportError:  # ray not importable: no recorder can be in the pickle either
+        SearchRecorder = None  # type: ignore[assignment,misc]
+
+    class _Storage(RDBStorage):
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            url = str(state.get("url", ""))
+            if url.startswith("sqlite:") and url != storage_url:
+                state = {**state, "url": storage_url}
+            self.__class__ = RDBStorage  # a plain RDBStorage once rebuilt (re-pickled by its own name)
+            RDBStorage.__setstate__(self, state)
+
+    swaps: dict[tuple[str, str], type] = {(RDBStorage.__module__, RDBStorage.__name__): _Storage}
+    if SearchRecorder is not None:
+        class _Recorder(SearchRecorder):  # type: ignore[misc,valid-type]
+            def __setstate__(self, state: dict[str, Any]) -> None:
+                self.__dict__.update(state)
+                self.run_dir = run_dir
+                self.__class__ = SearchRecorder
+
+        swaps[(SearchRecorder.__module__, SearchRecorder.__name__)] = _Recorder
+
+    class _Unpickler(std_pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            return swaps.get((module, name)) or super().find_class(module, name)
+
+    with open(path, "rb") as f:
+        return _Unpickler(f).load()
+
+
+def _repoint_tuner_pkl(exp: Path, storage_url: str) -> None:
+    """Rewrite tuner.pkl so Tuner.restore rebuilds the searcher and callback for this folder."""
+    import ray.cloudpickle as cloudpickle
+
+    path = exp / "tuner.pkl"
+    state = _portable_load(path, storage_url, exp)
+    _atomic_write_bytes(path, cloudpickle.dumps(state))
+
+
 # --- result files --------------------------------------------------------------
 def _last_result(trial_dir: Path) -> Optional[dict[str, Any]]:
     lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").is_file() else []
@@ -285,8 +339,7 @@ def _rewrite_searcher(path: Path, mapping: dict[str, int], completed: set[str], 
     """Rewrite OptunaSearch's pickled __dict__ so it agrees with the study."""
     import optuna
 
-    with open(path, "rb") as f:
-        state = pickle.load(f)
+    state = _portable_load(path, storage_url, path.parent)
     if not isinstance(state, dict) or "_ot_trials" not in state:
         raise ResumeError(f"{path}: cannot resume, this searcher state is not an OptunaSearch's "
                           "(expected the searcher-state file of a search run by run_search.py)")
@@ -314,20 +367,36 @@ def _rewrite_searcher(path: Path, mapping: dict[str, int], completed: set[str], 
     _atomic_write_bytes(path, pickle.dumps(state))
 
 
-def _rewrite_search_gen(path: Optional[Path], live: set[str]) -> None:
-    """Set the ConcurrencyLimiter's live trials to the ones Tune will run again."""
+def _rewrite_search_gen(path: Optional[Path], live: set[str], exp: Path) -> None:
+    """Set the ConcurrencyLimiter's live trials to the ones Tune will run again, and
+    point the saved Experiment (it makes every new trial's storage) at this folder.
+
+    Tune re-points the trials it restores when the experiment folder moved, but not
+    the Experiment inside this file: trials created after a move would write
+    checkpoints under the old path ("Unable to set up cluster storage").
+    """
     if path is None:
         return
+    import copy
+
     import ray.cloudpickle as cloudpickle
 
     with open(path, "rb") as f:
         state = cloudpickle.load(f)
     limiter = state.get("name:ConcurrencyLimiter")
-    if limiter is None:
-        return
-    limiter["live_trials"] = set(live)
-    limiter["num_unfinished_live_trials"] = len(live)
-    limiter["cached_results"] = {}
+    if limiter is not None:
+        limiter["live_trials"] = set(live)
+        limiter["num_unfinished_live_trials"] = len(live)
+        limiter["cached_results"] = {}
+    experiment = state.get("experiment")
+    storage = getattr(experiment, "storage", None)
+    if storage is not None and getattr(storage, "custom_fs_provided", False) is False:
+        moved = copy.copy(storage)
+        moved.storage_fs_path = str(exp.parent)
+        moved.experiment_dir_name = exp.name
+        experiment.storage = moved
+        if isinstance(getattr(experiment, "spec", None), dict) and "storage" in experiment.spec:
+            experiment.spec["storage"] = moved
     _atomic_write_bytes(path, cloudpickle.dumps(state))
 
 
@@ -343,8 +412,7 @@ def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_ur
         raise ResumeError(f"{exp}: cannot resume, no {_SEARCHER_STATE} (expected the searcher state "
                           "Tune saves next to experiment_state-*.json)")
     exp_state, ray_trials = _read_experiment_state(state_path)
-    with open(searcher_path, "rb") as f:
-        saved = pickle.load(f)
+    saved = _portable_load(searcher_path, storage_url, exp)
     pickled_study = saved.get("_ot_study") if isinstance(saved, dict) else None
     study = _load_study(study_name, storage_url, getattr(pickled_study, "sampler", None))
     mapping = _map_ray_to_optuna(ray_trials, saved.get("_ot_trials", {}) if isinstance(saved, dict) else {}, study)
@@ -418,7 +486,8 @@ def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_ur
         fresh_study.sampler.reseed_rng()
     _rewrite_searcher(searcher_path, {r.trial_id: mapping[r.trial_id] for r in ray_trials}, completed,
                       fresh_study, storage_url)
-    _rewrite_search_gen(_newest(exp, _SEARCH_GEN_STATE), live)
+    _rewrite_search_gen(_newest(exp, _SEARCH_GEN_STATE), live, exp)
+    _repoint_tuner_pkl(exp, storage_url)
     if plan.closed:
         _atomic_write_bytes(state_path, json.dumps(exp_state).encode())
     logger.info("resume plan for %s: %s", exp, plan)
