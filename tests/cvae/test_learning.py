@@ -45,7 +45,7 @@ def small_data(tmp_path_factory):
     return load_lab_data(root, GOOD["frame_H"], GOOD["frame_W"], progress=False)
 
 
-@pytest.mark.timeout(300)  # ~30 s on a quiet core; generous for a shared machine
+@pytest.mark.timeout(600)  # ~1 min on a quiet core; 3.5 min measured with 5 other jobs on 2 cores
 def test_small_preset_training_beats_copy_first_frame(small_data):
     cfg = TrainConfig(**GOOD)
     baseline = float(np.mean(copy_first_frame_psnr(small_data.val_frames[: cfg.val_vi_len])))
