@@ -102,8 +102,12 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
 class Trainer:
     """Trains one configuration epoch by epoch; `run_epoch` returns plain-Python metrics."""
 
-    def __init__(self, cfg: TrainConfig, data: LabData, device: str | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, data: LabData, device: str | None = None,
+                 validate_at: Sequence[int] = ()) -> None:
         self.cfg = cfg
+        # Epochs (1-based) validated whatever val_every says: an early-stopping
+        # scheduler's milestones must compare fresh values, not stale ones.
+        self.validate_at = frozenset(int(e) for e in validate_at)
         self.device = resolve_device(device or cfg.device)
         self.dtype = resolve_precision(cfg.precision, self.device)
         _check_data(cfg, data)
@@ -170,7 +174,8 @@ class Trainer:
             return {**metrics, "val_psnr": 0.0, "val_psnr_per_frame": [], "val_time_s": 0.0,
                     "validated": False, "diverged": True}
         self.scheduler.step()  # MultiStepLR counts epochs
-        validated = self.epoch % cfg.val_every == 0 or self.epoch >= cfg.num_epoch
+        validated = (self.epoch % cfg.val_every == 0 or self.epoch >= cfg.num_epoch
+                     or self.epoch in self.validate_at)
         val_time = 0.0
         if validated:
             start = time.perf_counter()

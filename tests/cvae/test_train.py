@@ -209,3 +209,11 @@ def test_cli_trains_on_synthetic_data_and_rejects_bad_config(tmp_path: Path, cap
     assert "bad.yaml" in err and "lr" in err and "Traceback" not in err
     assert main(["--config", str(config), "--data", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_validate_at_forces_fresh_values_at_scheduler_milestones() -> None:
+    # val_every 4 would validate only at epoch 4 (the last); an ASHA rung at epoch 2 needs a fresh value.
+    cfg = tiny_cfg(num_epoch=4, val_every=4)
+    trainer = Trainer(cfg, random_data(), validate_at=[2])
+    validated = [trainer.run_epoch()["validated"] for _ in range(cfg.num_epoch)]
+    assert validated == [False, True, False, True]
