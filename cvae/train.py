@@ -314,9 +314,10 @@ def _check_data(cfg: TrainConfig, data: LabData) -> None:
 
 # --- the whole run -----------------------------------------------------------------
 def fit(cfg: TrainConfig, data: LabData, on_epoch: Callable[[dict, Trainer], None] | None = None,
-        resume_from: str | Path | None = None, device: str | None = None) -> Trainer:
+        resume_from: str | Path | None = None, device: str | None = None,
+        validate_at: Sequence[int] = ()) -> Trainer:
     """Train to cfg.num_epoch (continuing a checkpoint if given); stops early on divergence."""
-    trainer = Trainer(cfg, data, device)
+    trainer = Trainer(cfg, data, device, validate_at=validate_at)
     if resume_from is not None:
         trainer.load_checkpoint(resume_from)
     while trainer.epoch < cfg.num_epoch and not trainer.diverged:

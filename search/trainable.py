@@ -32,6 +32,7 @@ import torch
 
 from cvae.config import TrainConfig
 from cvae.data import LabData
+from search.space import SearchSpace
 
 CHECKPOINT_FILE = "trainer.pt"
 FRAMES_FILE = "frames.png"
@@ -111,6 +112,11 @@ def write_frames_png(path: Path, target: torch.Tensor, prediction: torch.Tensor)
     Image.fromarray(frames_image(target.to(torch.uint8), prediction.to(torch.uint8))).save(path)
 
 
+def asha_epochs(space: SearchSpace) -> list[int]:
+    """Epochs at which ASHA compares trials: validated even when val_every skips them."""
+    return [] if space.asha is None else [math.ceil(rung) for rung in space.asha.rungs()]
+
+
 def _trial_device() -> str:
     """cuda when Ray gave this trial a GPU (Ray sets CUDA_VISIBLE_DEVICES), else cpu."""
     import ray
@@ -179,7 +185,8 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        fit(cfg, lab_data, on_epoch=on_epoch, device=device)
+        fit(cfg, lab_data, on_epoch=on_epoch, device=device, validate_at=asha_epochs(space))
         return
     with checkpoint.as_directory() as folder:
-        fit(cfg, lab_data, on_epoch=on_epoch, resume_from=os.path.join(folder, CHECKPOINT_FILE), device=device)
+        fit(cfg, lab_data, on_epoch=on_epoch, resume_from=os.path.join(folder, CHECKPOINT_FILE), device=device,
+            validate_at=asha_epochs(space))

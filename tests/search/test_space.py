@@ -429,3 +429,12 @@ def test_asha_rungs_match_ray(grace: int, factor: float, max_t: int) -> None:
     ray_rungs = AsyncHyperBandScheduler(time_attr="training_iteration", grace_period=grace,
                                         reduction_factor=factor, max_t=max_t)._brackets[0]._rungs
     assert AshaSpec(grace, factor, max_t).rungs() == sorted(m for m, _ in ray_rungs)
+
+
+def test_trainable_validates_at_every_asha_rung() -> None:
+    from search.trainable import asha_epochs
+
+    space = load_space(REPO / "spaces" / "lab.yaml")
+    assert space.asha is not None
+    assert asha_epochs(space) == [math.ceil(r) for r in space.asha.rungs()]
+    assert asha_epochs(space)[0] == space.asha.grace_period
