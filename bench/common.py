@@ -97,3 +97,52 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS_DIR / name
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     return path
+
+
+# --- helpers for the search benchmarks (overhead.py, efficiency.py) -----------
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load average: the search benchmarks share 2 cores with other work."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def library_versions() -> dict[str, str]:
+    """versions() plus the search stack (Ray, Optuna), for the search benchmarks."""
+    out = versions()
+    for name in ("ray", "optuna"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            out[name] = "not installed"
+    return out
+
+
+def write_yaml(path: Path, payload: dict[str, Any]) -> Path:
+    """Write a generated space YAML (the runner reads spaces from files only)."""
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(payload, sort_keys=False))
+    return path
+
+
+def read_trial_results(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Ray Tune's per-iteration results of every trial under run_dir: {trial_id: [result, ...]}.
+
+    Read from each trial folder's result.json (one JSON object a line), which
+    carries Ray's timing fields (timestamp, time_this_iter_s, time_total_s)
+    next to the trainer's metrics and the sampled config.
+    """
+    trials: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(Path(run_dir).glob("*/result.json")):
+        rows = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line:
+                # Ray writes NaN for diverged losses: Python's json accepts it.
+                rows.append(json.loads(line))
+        if rows:
+            trials.setdefault(str(rows[0]["trial_id"]), []).extend(rows)
+    for rows in trials.values():
+        rows.sort(key=lambda r: r.get("training_iteration", 0))
+    return trials
