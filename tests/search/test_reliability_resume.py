@@ -1,0 +1,237 @@
+"""Interrupted searches through the real CLI (issue 6, items 4 and 5).
+
+`run_search.py` runs a tiny search in a subprocess; once some trials completed
+and others are running, the driver gets SIGINT or SIGKILL. `run_search.py
+--resume` (same name) must finish it: completed trials keep their rows (same
+epoch_time_s: not re-run), unfinished ones continue from their checkpoints (the
+rows before the checkpoint come from the first worker's pid), the Optuna study
+holds exactly num_samples finished trials, and trials.csv has one row per trial
+per epoch. In the SIGINT case the run folder is first moved to another parent
+folder and resumed there with --storage-path (a self-contained run folder).
+
+Ray's processes are killed by process id only: the driver's process group and
+any process holding files in this test's private RAY_TMPDIR (never `ray stop`).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from cvae.synthetic import Preset, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+NUM_SAMPLES = 3
+NUM_EPOCH = 5
+TINY = Preset(train_video_lengths=(32, 32), val_length=8, test_sequences=1, test_length=4)
+
+pytestmark = [pytest.mark.slow]
+
+
+def _space(path: Path, data_root: Path, tiny_fixed: dict) -> Path:
+    fixed = {**tiny_fixed, "num_epoch": NUM_EPOCH, "partial": 1.0}
+    fixed_yaml = "\n".join(f"  {k}: {v}" for k, v in fixed.items())
+    path.write_text(f"""\
+name: irq
+metric: {{name: val_psnr, goal: maximize}}
+data: {{root: {data_root}}}
+trials: {{num_samples: {NUM_SAMPLES}, max_concurrent: 2, resources: {{cpu: 1, gpu: 0}}, max_failures: 1, checkpoint_every: 1}}
+sampler: {{type: tpe, seed: 0, n_startup_trials: 2}}
+fixed:
+{fixed_yaml}
+parameters:
+  kl_anneal_type: {{values: [Cyclical, Monotonic, None]}}
+  lr: {{distribution: log_uniform_values, min: 1.0e-4, max: 3.0e-3}}
+""")
+    return path
+
+
+def _study_states(db: Path) -> list[tuple[int, str]]:
+    if not db.exists():
+        return []
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        return con.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+def _csv_rows(run_dir: Path) -> list[list[str]]:
+    with (run_dir / "trials.csv").open(newline="") as f:
+        return list(csv.reader(f))
+
+
+def _kill_leftovers(proc: subprocess.Popen, ray_tmp: Path) -> None:
+    """The driver's process group, then any process with a file open under this test's RAY_TMPDIR."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        try:
+            if any(str(ray_tmp) in os.readlink(fd) for fd in (pid_dir / "fd").iterdir()):
+                os.kill(int(pid_dir.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
+class _Cli:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.ray_tmp = Path(tempfile.mkdtemp(prefix="rzq", dir="/tmp"))  # short: unix socket paths
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, tag: str, *args: str) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CVAE_SEARCH_CRASH")}
+        env.update(RAY_TMPDIR=str(self.ray_tmp), PYTHONUNBUFFERED="1")
+        log = open(self.tmp / f"{tag}.log", "w")
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run_search.py"), "--no-report", *args], cwd=ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def log(self, tag: str) -> str:
+        return (self.tmp / f"{tag}.log").read_text()[-4000:]
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            _kill_leftovers(proc, self.ray_tmp)
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    c = _Cli(tmp_path)
+    yield c
+    c.cleanup()
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("irq") / "data", TINY, seed=0, progress=False)
+
+
+def _mid_run(run_dir: Path) -> bool:
+    """Some trial has reported at least one epoch (so has a checkpoint) and not its last."""
+    for result in run_dir.glob("train_trial_*/result.json"):
+        try:
+            n = len(result.read_text().splitlines())
+        except OSError:
+            continue
+        if 1 <= n < NUM_EPOCH - 1:
+            return True
+    return False
+
+
+def _trial_pids(trial_dir: Path) -> list[tuple[int, int]]:
+    """(epoch, worker pid) of each result line Ray wrote for a trial."""
+    out = []
+    for line in (trial_dir / "result.json").read_text().splitlines():
+        r = json.loads(line)
+        out.append((int(r["epoch"]), int(r["pid"])))
+    return out
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint-moved", "sigkill"])
+def test_killed_search_resumes_with_run_search(cli, data_root, tiny_fixed, tmp_path, sig):
+    space = _space(tmp_path / "irq.yaml", data_root, tiny_fixed)
+    parent = tmp_path / "runs"
+    run_dir = parent / "irq"
+    db = run_dir / "optuna.db"
+    proc = cli.start("run", "--space", str(space), "--storage-path", str(parent))
+    deadline = time.time() + 150
+    while time.time() < deadline:
+        states = [s for _, s in _study_states(db)]
+        if states.count("COMPLETE") >= 1 and _mid_run(run_dir):
+            break
+        assert proc.poll() is None, f"driver ended early:\n{cli.log('run')}"
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"no completed trial in 150 s:\n{cli.log('run')}")
+    os.kill(proc.pid, sig)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    _kill_leftovers(proc, cli.ray_tmp)
+    done_before = {n for n, s in _study_states(db) if s == "COMPLETE"}
+    assert len(done_before) < NUM_SAMPLES, "the search ended before the kill: nothing to resume"
+    header, *rows = _csv_rows(run_dir)
+    completed_rows = {tuple(r) for r in rows if r[1] == "completed"}
+    completed_ids = {r[0] for r in completed_rows}
+    assert completed_ids, rows
+
+    if sig == signal.SIGINT:  # move the whole run folder, resume it from its new parent
+        parent = tmp_path / "moved"
+        parent.mkdir()
+        shutil.move(str(run_dir), str(parent / "irq"))
+        run_dir, db = parent / "irq", parent / "irq" / "optuna.db"
+    res = cli.start("resume", "--space", str(space), "--storage-path", str(parent), "--resume")
+    try:
+        res.wait(timeout=200)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"resume did not finish in 200 s:\n{cli.log('resume')}")
+    assert res.returncode == 0, cli.log("resume")
+    assert "best trial:" in cli.log("resume")
+
+    # the study: exactly num_samples trials, none left RUNNING or WAITING
+    states = _study_states(db)
+    assert len(states) == NUM_SAMPLES, states
+    assert all(s in ("COMPLETE", "PRUNED") for _, s in states), states
+    assert done_before <= {n for n, s in states if s == "COMPLETE"}
+
+    # trials.csv: one row per trial per epoch, every trial ran to the end
+    header2, *rows2 = _csv_rows(run_dir)
+    assert header2 == header
+    by_trial: dict[str, list[int]] = {}
+    for r in rows2:
+        by_trial.setdefault(r[0], []).append(int(r[2]))
+    assert len(by_trial) == NUM_SAMPLES, by_trial
+    for tid, epochs in by_trial.items():
+        assert epochs == list(range(1, NUM_EPOCH + 1)), (tid, epochs)
+    assert {r[1] for r in rows2} == {"completed"}
+    # completed trials kept their rows exactly (epoch_time_s too: they did not run again)
+    assert completed_rows <= {tuple(r) for r in rows2}
+
+    # unfinished trials continued from their checkpoint: epoch 1 was never run by the resumed session
+    ray_dirs = {d.name: d
+                for d in run_dir.iterdir() if d.is_dir() and (d / "result.json").exists()}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert sum(summary["status_counts"].values()) == NUM_SAMPLES and summary["finished_at"]
+    # Trials the study had finished after Tune's last save are closed, not re-run; Ray's
+    # result.json of such a trial may lack the line it had not flushed when killed
+    # (trials.csv has it: checked above). See search/resume.py, "Not guaranteed".
+    plan_line = re.findall(r"closed=\[[^\]]*\]", (cli.tmp / "resume.log").read_text())
+    closed = set(re.findall(r"'([0-9a-f]{8})'", plan_line[0])) if plan_line else set()
+    continued = 0
+    for d in ray_dirs.values():
+        pids = _trial_pids(d)
+        epochs = [e for e, _ in pids]
+        if d.name.split("_")[2] in closed:
+            assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= NUM_EPOCH - 1, (d.name, pids)
+            continue
+        assert epochs == list(range(1, NUM_EPOCH + 1)), (d.name, pids)
+        if len({p for _, p in pids}) > 1:  # ran in two sessions
+            first_new = next(e for (e, p) in pids if p != pids[0][1])
+            assert first_new > 1, (d.name, pids)
+            continued += 1
+    assert continued >= 1, "no trial was interrupted mid-run"
+    # nothing refers to the old folder
+    if sig == signal.SIGINT:
+        assert not (tmp_path / "runs" / "irq").exists()
