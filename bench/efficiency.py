@@ -1,0 +1,298 @@
+"""Search efficiency: best val_psnr vs cumulative epochs for TPE+ASHA, random search and the lab's hand grid.
+
+    .venv/bin/python bench/efficiency.py               # full: 3 seeds, ~20 min on 2 quiet cores
+    .venv/bin/python bench/efficiency.py --smoke       # 1 seed, 2 trials of 2 epochs, tiny frames
+
+On the small synthetic preset, with the same trial budget and the same maximum epochs:
+  (a) ours:   the runner's TPE (PruningOptunaSearch: PRUNED feedback) + ASHA, the space of spaces/quick.yaml
+  (b) random: Optuna's RandomSampler over the same space, no early stopping
+  (c) grid:   the hand grid of the lab reports: kl_anneal_type in {Cyclical, Monotonic, None}
+              x teacher forcing {decaying: tfr 1.0, tfr_sde 0, tfr_d_step 0.1 | none: tfr 0.0},
+              every other field at TrainConfig's default (Adam, lr 1e-3, kl cycle 10, ratio 1), full epochs
+The dims are quick.yaml's made smaller (F/L/N/D 16/8/4/16, val 32 frames, half the training
+sequences) so 3 seeds fit the CPU budget. (a) and (b) run through search.runner.run_search in one
+Ray session, 2 trials at a time; the grid runs as Ray tasks 2 at a time. The training seed is fixed
+(quick.yaml's seed 1), so the grid is deterministic and runs once; the seeds vary the samplers.
+Epochs are counted in order of completion (Ray's result timestamps). Writes
+bench/results/efficiency.json (+ efficiency.html, an offline plotly figure).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from the repo root
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import (RESULTS_DIR, command_line, library_versions, load_average, machine_info,  # noqa: E402
+                          progress, read_trial_results, write_json, write_yaml)
+
+SMALL_DATA = ROOT / "data" / "synthetic-small"
+BASE_SPACE = ROOT / "spaces" / "quick.yaml"
+FULL = {"fixed": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 16, "val_vi_len": 32, "partial": 0.5,
+                  "num_epoch": 6},
+        "trials": 10, "asha": {"type": "asha", "grace_period": 2, "reduction_factor": 3}, "n_startup": 5}
+SMOKE = {"fixed": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 16, "frame_H": 8, "frame_W": 16,
+                   "val_vi_len": 8, "partial": 0.25, "num_epoch": 2},
+         "trials": 2, "asha": {"type": "asha", "grace_period": 1, "reduction_factor": 2}, "n_startup": 1}
+GRID_TF = {"decaying": {"tfr": 1.0, "tfr_sde": 0, "tfr_d_step": 0.1}, "none": {"tfr": 0.0}}
+GRID_KL = ("Cyclical", "Monotonic", "None")
+
+
+def make_space(base: dict[str, Any], mode: dict[str, Any], method: str, seed: int, data_root: Path) -> dict[str, Any]:
+    space = copy.deepcopy(base)
+    space["name"] = f"{method}-s{seed}"
+    space["data"] = {"root": str(data_root), "synthetic": "small"}
+    space["fixed"] = {**space.get("fixed", {}), **mode["fixed"]}
+    space["trials"] = {**space.get("trials", {}), "num_samples": mode["trials"], "max_concurrent": 2,
+                       "resources": {"cpu": 1, "gpu": 0}, "max_failures": 0}
+    # Rungs must lie inside the (smaller) epoch budget: tfr_sde's range is capped to it.
+    params = space["parameters"]
+    if "tfr_sde" in params and "max" in params["tfr_sde"]:
+        params["tfr_sde"]["max"] = min(params["tfr_sde"]["max"], mode["fixed"]["num_epoch"] - 1)
+    if method == "ours":
+        space["sampler"] = {"type": "tpe", "seed": seed, "n_startup_trials": mode["n_startup"]}
+        space["early_terminate"] = dict(mode["asha"])
+    else:
+        space["sampler"] = {"type": "random", "seed": seed}
+        space["early_terminate"] = {"type": "none"}
+    return space
+
+
+def run_one_search(space_path: Path, storage: Path, data) -> list[dict[str, Any]]:
+    from search.runner import make_plan, run_search
+
+    plan = make_plan(space_path, storage_path=storage)
+    run_search(plan, data)
+    rows = []
+    for index, (trial_id, results) in enumerate(read_trial_results(plan.run_dir).items()):
+        for r in results:
+            rows.append({"trial_id": trial_id, "epoch": int(r["epoch"]), "val_psnr": float(r["val_psnr"]),
+                         "timestamp": float(r["timestamp"]), "time_total_s": float(r["time_total_s"]),
+                         "config": r["config"]})
+    # Completion order; 1-second timestamps tie, then a trial's own time breaks the tie.
+    rows.sort(key=lambda r: (r["timestamp"], r["time_total_s"]))
+    return rows
+
+
+def run_grid(base: dict[str, Any], mode: dict[str, Any], data_root: Path, data) -> list[dict[str, Any]]:
+    """The 6 hand-grid runs as Ray tasks, 2 at a time; rows in trial order (a person runs them one by one)."""
+    import ray
+
+    from search.trainable import share_data, unshare_data
+
+    fixed = {**base.get("fixed", {}), **mode["fixed"], "device": "cpu"}
+
+    @ray.remote(num_cpus=1)
+    def train(shared: dict, config: dict[str, Any]) -> list[dict[str, Any]]:
+        import torch
+
+        from cvae.config import TrainConfig
+        from cvae.train import fit
+
+        torch.set_num_threads(1)
+        lab, _ = unshare_data(shared)
+        epochs: list[dict[str, Any]] = []
+        fit(TrainConfig.from_dict({**fixed, **config}, source="bench/efficiency.py grid"), lab,
+            on_epoch=lambda m, _t: epochs.append({"epoch": m["epoch"], "val_psnr": m["val_psnr"]}), device="cpu")
+        return epochs
+
+    ref = ray.put(share_data(data))
+    configs = [{"kl_anneal_type": kl, **tf} for kl in GRID_KL for tf in GRID_TF.values()]
+    results = ray.get([train.remote(ref, c) for c in configs])
+    rows = []
+    for i, (config, epochs) in enumerate(zip(configs, results)):
+        rows += [{"trial_id": f"grid{i}", "epoch": e["epoch"], "val_psnr": e["val_psnr"], "config": config}
+                 for e in epochs]
+    return rows
+
+
+def curve(rows: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
+    """Best val_psnr so far after each epoch spent (in completion order)."""
+    xs, ys, best = [], [], float("-inf")
+    for i, r in enumerate(rows, start=1):
+        if r["val_psnr"] == r["val_psnr"]:  # NaN never counts as best
+            best = max(best, r["val_psnr"])
+        xs.append(i)
+        ys.append(best)
+    return xs, ys
+
+
+def compare(ours: tuple[list[int], list[float]], grid: tuple[list[int], list[float]]) -> dict[str, Any]:
+    grid_best, grid_epochs = grid[1][-1], grid[0][-1]
+    reach = next((x for x, y in zip(*ours) if y >= grid_best), None)
+    at = min(grid_epochs, ours[0][-1])
+    return {"epochs_to_reach_grid_best": reach,
+            "epochs_fraction_to_reach_grid_best": None if reach is None else reach / grid_epochs,
+            "best_at_grid_epochs": ours[1][at - 1], "compared_at_epochs": at,
+            "psnr_gain_at_equal_epochs_db": ours[1][at - 1] - grid_best,
+            "final_best": ours[1][-1], "total_epochs": ours[0][-1]}
+
+
+def median_or_none(values: list[float | None], missing: float) -> float | None:
+    """Median where a None (never reached) counts as `missing` (e.g. inf); None if all are None."""
+    if all(v is None for v in values):
+        return None
+    return float(statistics.median([missing if v is None else v for v in values]))
+
+
+def write_html(report: dict[str, Any], path: Path) -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    colors = {"ours": "#1f77b4", "random": "#ff7f0e", "grid": "#2ca02c"}
+    gx, gy = report["curves"]["grid"]
+    fig.add_trace(go.Scatter(x=gx, y=gy, mode="lines", line={"shape": "hv", "color": colors["grid"], "width": 3},
+                             name="hand grid (6 runs)"))
+    for method in ("ours", "random"):
+        for seed, (xs, ys) in report["curves"][method].items():
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"shape": "hv", "color": colors[method]},
+                                     name=f"{'TPE + ASHA' if method == 'ours' else 'random, no stopping'} seed {seed}"))
+    fig.update_layout(title="Best val_psnr vs cumulative epochs (small synthetic preset)",
+                      xaxis_title="epochs spent (all trials)", yaxis_title="best val_psnr so far (dB)")
+    fig.write_html(path, include_plotlyjs=True, full_html=True)  # offline: plotly.js inlined
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["| method | seed | epochs spent | final best val_psnr (dB) | epochs to reach grid best "
+             "| best at grid's epochs (dB) | gain vs grid at equal epochs (dB) |", "|---|---|---|---|---|---|---|"]
+    g = report["grid"]
+    lines.append(f"| hand grid | - | {g['total_epochs']} | {g['best']:.2f} | {g['total_epochs']} | {g['best']:.2f} | 0 |")
+    for method in ("ours", "random"):
+        for seed, c in report["per_seed"][method].items():
+            reach = c["epochs_to_reach_grid_best"]
+            lines.append(f"| {method} | {seed} | {c['total_epochs']} | {c['final_best']:.2f} | "
+                         f"{'never' if reach is None else reach} | {c['best_at_grid_epochs']:.2f} | "
+                         f"{c['psnr_gain_at_equal_epochs_db']:+.2f} |")
+    frac, gain = report["epochs_fraction_to_reach_grid_best"], report["psnr_gain_at_equal_epochs_db"]
+    lines += ["", f"Median over seeds, ours: epochs fraction to reach the grid's best = "
+              f"{'never' if frac is None else f'{frac:.2f}'} (target <= 0.33); gain at equal epochs = "
+              f"{gain:+.2f} dB (target >= +1 dB)."]
+    return "\n".join(lines)
+
+
+def notes(report: dict[str, Any], mode: dict[str, Any]) -> list[str]:
+    out = [f"space: spaces/quick.yaml parameters with dims {mode['fixed']} (smaller than quick.yaml's to fit the "
+           f"CPU budget); {mode['trials']} trials per search, ASHA {mode['asha']}, TPE n_startup_trials "
+           f"{mode['n_startup']} (quick.yaml's half-random ratio)",
+           "grid: teacher forcing 'decaying' = tfr 1.0, tfr_sde 0, tfr_d_step 0.1; 'none' = tfr 0.0 (never "
+           "teacher-forced; a fixed tfr 1.0 would validate autoregressively after training only teacher-forced, "
+           "a straw man); other fields at TrainConfig defaults (Adam, lr 1e-3, kl_anneal_cycle 10, ratio 1)",
+           "the training seed is fixed (1): the grid is deterministic and ran once; seeds vary the samplers"]
+    frac, gain = report["epochs_fraction_to_reach_grid_best"], report["psnr_gain_at_equal_epochs_db"]
+    if frac is None or frac > 1 / 3:
+        out.append("target 'reach the grid best with <= 1/3 of its epochs' NOT met: with "
+                   f"{mode['n_startup']} random start-up trials TPE is still random for the first "
+                   f"{mode['n_startup'] * mode['asha']['grace_period']}+ epochs, and one third of the grid's "
+                   f"{report['grid']['total_epochs']} epochs is spent before TPE's model guides anything; the "
+                   "grid's defaults (Adam, lr 1e-3) are already a strong region of this space")
+    if gain is None or gain < 1.0:
+        out.append("target '>= 1 dB above the grid at equal epochs' NOT met: the small preset's best "
+                   "configurations lie within ~1 dB of each other at these epochs (compare random search's "
+                   "final best), so the ceiling over a sensible grid is small; more epochs/larger dims would "
+                   "separate them but do not fit the 2-core budget")
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="1 seed, 2 trials of 2 epochs, tiny frames")
+    p.add_argument("--seeds", type=int, default=None, help="sampler seeds (default 3; smoke 1)")
+    p.add_argument("--trials", type=int, default=None, help="trials per search (default 10; smoke 2)")
+    p.add_argument("--out", default=None, help="results file name under bench/results/")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    mode = copy.deepcopy(SMOKE if args.smoke else FULL)
+    if args.trials:
+        mode["trials"] = args.trials
+    seeds = list(range(args.seeds if args.seeds is not None else (1 if args.smoke else 3)))
+    if not seeds or mode["trials"] < 1:
+        print("error: --seeds and --trials must be >= 1", file=sys.stderr)
+        return 2
+    import ray
+    import torch
+
+    from cvae.data import load_lab_data
+
+    torch.set_num_threads(1)
+    load_before, wall_start = load_average(), time.perf_counter()
+    base = yaml.safe_load(BASE_SPACE.read_text())
+    if not SMALL_DATA.exists():
+        from cvae.synthetic import generate
+
+        generate(SMALL_DATA, preset="small", seed=0, progress=False)
+    fixed = {**base.get("fixed", {}), **mode["fixed"]}
+    data = load_lab_data(SMALL_DATA, fixed["frame_H"], fixed["frame_W"], progress=False)
+    rows: dict[str, Any] = {"ours": {}, "random": {}}
+    timings: dict[str, float] = {}
+    ray.init(include_dashboard=False, log_to_driver=False)  # one Ray session for every search
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-efficiency-") as tmp_name:
+            tmp = Path(tmp_name)
+            progress("grid: 6 hand-tuned runs")
+            t0 = time.perf_counter()
+            rows["grid"] = run_grid(base, mode, SMALL_DATA, data)
+            timings["grid"] = time.perf_counter() - t0
+            for seed in seeds:
+                for method in ("ours", "random"):
+                    progress(f"{method}, seed {seed}: {mode['trials']} trials")
+                    path = write_yaml(tmp / f"{method}-s{seed}.yaml", make_space(base, mode, method, seed, SMALL_DATA))
+                    t0 = time.perf_counter()
+                    rows[method][str(seed)] = run_one_search(path, tmp / "runs", data)
+                    timings[f"{method}-s{seed}"] = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+
+    grid_curve = curve(rows["grid"])
+    report: dict[str, Any] = {
+        "benchmark": "efficiency", "command": command_line(), "smoke": args.smoke,
+        "machine": machine_info(), "versions": library_versions(),
+        "load_average_before": load_before, "load_average_after": load_average(),
+        "wall_s": time.perf_counter() - wall_start, "wall_s_each": timings,
+        "settings": {"fixed": fixed, "trials": mode["trials"], "max_epochs": fixed["num_epoch"],
+                     "asha": mode["asha"], "tpe_n_startup_trials": mode["n_startup"], "seeds": seeds,
+                     "grid": {"kl_anneal_type": list(GRID_KL), "teacher_forcing": GRID_TF}},
+        "grid": {"best": grid_curve[1][-1], "total_epochs": grid_curve[0][-1]},
+        "curves": {"grid": list(grid_curve), "ours": {}, "random": {}},
+        "per_seed": {"ours": {}, "random": {}},
+        "raw": rows,
+    }
+    for method in ("ours", "random"):
+        for seed, method_rows in rows[method].items():
+            c = curve(method_rows)
+            report["curves"][method][seed] = list(c)
+            report["per_seed"][method][seed] = compare(c, grid_curve)
+    for method, prefix in (("ours", ""), ("random", "random_")):
+        per = list(report["per_seed"][method].values())
+        report[f"{prefix}epochs_fraction_to_reach_grid_best"] = median_or_none(
+            [c["epochs_fraction_to_reach_grid_best"] for c in per], float("inf"))
+        report[f"{prefix}psnr_gain_at_equal_epochs_db"] = median_or_none(
+            [c["psnr_gain_at_equal_epochs_db"] for c in per], float("nan"))
+    frac, gain = report["epochs_fraction_to_reach_grid_best"], report["psnr_gain_at_equal_epochs_db"]
+    report["targets"] = {"epochs_fraction_to_reach_grid_best <= 1/3": frac is not None and frac <= 1 / 3,
+                         "psnr_gain_at_equal_epochs_db >= 1": gain is not None and gain >= 1.0}
+    report["notes"] = notes(report, mode)
+    report["markdown"] = markdown(report)
+    name = args.out or ("efficiency.smoke.json" if args.smoke else "efficiency.json")
+    path = write_json(name, report)
+    html = RESULTS_DIR / (Path(name).stem + ".html")
+    write_html(report, html)
+    print(report["markdown"])
+    print(f"\nwrote {path} and {html}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
