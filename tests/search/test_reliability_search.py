@@ -136,7 +136,15 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_metrics(search
         for row, ref in zip(rows, expected):
             for key in ("val_psnr", "train_loss", "train_kl", "beta", "tfr"):
                 assert float(row[key]) == pytest.approx(ref[key], rel=1e-6, abs=1e-9), (tid, row["epoch"], key)
-    # Tune counted the failure and retried (not a fresh start: epoch 1 ran once, see above)
+    # Retried from the checkpoint, not from scratch: Ray's own log has epoch 1 once, from
+    # the worker that died, and the epochs after it from the retry's worker.
+    for d in plan.run_dir.iterdir():
+        if d.is_dir() and (d / "result.json").exists() and any(d.name.startswith(f"train_trial_{t}") for t in good):
+            results = [json.loads(line) for line in (d / "result.json").read_text().splitlines()]
+            assert [r["epoch"] for r in results] == list(range(1, NUM_EPOCH + 1)), d.name
+            first, rest = results[: CRASH_AT - 1], results[CRASH_AT - 1:]
+            assert {r["pid"] for r in first}.isdisjoint({r["pid"] for r in rest}), d.name
+    # Tune counted the failure and retried
     state = json.loads(sorted(plan.run_dir.glob("experiment_state-*.json"))[-1].read_text())
     failures = {json.loads(t)["trial_id"]: json.loads(m).get("num_failures", 0) for t, m in state["trial_data"]}
     assert all(failures.get(tid, 0) >= 1 for tid in good), failures
