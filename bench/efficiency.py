@@ -203,6 +203,52 @@ def notes(report: dict[str, Any], mode: dict[str, Any]) -> list[str]:
     return out
 
 
+def build_report(args: argparse.Namespace, mode: dict[str, Any], seeds: list[int], rows: dict[str, Any],
+                 timings: dict[str, float], load_before: list[float] | None, wall_start: float,
+                 complete: bool) -> dict[str, Any]:
+    """Curves, per-seed comparisons and medians over the searches finished so far."""
+    fixed = mode["fixed_all"]
+    grid_curve = curve(rows["grid"])
+    report: dict[str, Any] = {
+        "benchmark": "efficiency", "complete": complete, "command": command_line(), "smoke": args.smoke,
+        "machine": machine_info(), "versions": library_versions(),
+        "load_average_before": load_before, "load_average_after": load_average(),
+        "wall_s": time.perf_counter() - wall_start, "wall_s_each": timings,
+        "settings": {"fixed": fixed, "trials": mode["trials"], "max_epochs": fixed["num_epoch"],
+                     "asha": mode["asha"], "tpe_n_startup_trials": mode["n_startup"], "seeds": seeds,
+                     "grid": {"kl_anneal_type": list(GRID_KL), "teacher_forcing": GRID_TF}},
+        "grid": {"best": grid_curve[1][-1], "total_epochs": grid_curve[0][-1]},
+        "curves": {"grid": list(grid_curve), "ours": {}, "random": {}},
+        "per_seed": {"ours": {}, "random": {}},
+        "raw": rows,
+    }
+    for method in ("ours", "random"):
+        for seed, method_rows in rows[method].items():
+            c = curve(method_rows)
+            report["curves"][method][seed] = list(c)
+            report["per_seed"][method][seed] = compare(c, grid_curve)
+    for method, prefix in (("ours", ""), ("random", "random_")):
+        per = list(report["per_seed"][method].values())
+        report[f"{prefix}epochs_fraction_to_reach_grid_best"] = median_or_none(
+            [c["epochs_fraction_to_reach_grid_best"] for c in per], float("inf"))
+        report[f"{prefix}psnr_gain_at_equal_epochs_db"] = median_or_none(
+            [c["psnr_gain_at_equal_epochs_db"] for c in per], float("nan"))
+    frac, gain = report["epochs_fraction_to_reach_grid_best"], report["psnr_gain_at_equal_epochs_db"]
+    report["targets"] = {"epochs_fraction_to_reach_grid_best <= 1/3": frac is not None and frac <= 1 / 3,
+                         "psnr_gain_at_equal_epochs_db >= 1": gain is not None and gain >= 1.0}
+    report["notes"] = notes(report, mode)
+    report["markdown"] = markdown(report)
+    return report
+
+
+def save(args: argparse.Namespace, report: dict[str, Any]) -> tuple[Path, Path]:
+    name = args.out or ("efficiency.smoke.json" if args.smoke else "efficiency.json")
+    path = write_json(name, report)
+    html = RESULTS_DIR / (Path(name).stem + ".html")
+    write_html(report, html)
+    return path, html
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="1 seed, 2 trials of 2 epochs, tiny frames")
@@ -234,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
         generate(SMALL_DATA, preset="small", seed=0, progress=False)
     fixed = {**base.get("fixed", {}), **mode["fixed"]}
+    mode["fixed_all"] = fixed
     data = load_lab_data(SMALL_DATA, fixed["frame_H"], fixed["frame_W"], progress=False)
     rows: dict[str, Any] = {"ours": {}, "random": {}}
     timings: dict[str, float] = {}
@@ -252,43 +299,14 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     rows[method][str(seed)] = run_one_search(path, tmp / "runs", data)
                     timings[f"{method}-s{seed}"] = time.perf_counter() - t0
+                    # Partial results after every search: a long run cut short still leaves its figures.
+                    save(args, build_report(args, mode, seeds, rows, timings, load_before, wall_start,
+                                            complete=False))
     finally:
         ray.shutdown()
 
-    grid_curve = curve(rows["grid"])
-    report: dict[str, Any] = {
-        "benchmark": "efficiency", "command": command_line(), "smoke": args.smoke,
-        "machine": machine_info(), "versions": library_versions(),
-        "load_average_before": load_before, "load_average_after": load_average(),
-        "wall_s": time.perf_counter() - wall_start, "wall_s_each": timings,
-        "settings": {"fixed": fixed, "trials": mode["trials"], "max_epochs": fixed["num_epoch"],
-                     "asha": mode["asha"], "tpe_n_startup_trials": mode["n_startup"], "seeds": seeds,
-                     "grid": {"kl_anneal_type": list(GRID_KL), "teacher_forcing": GRID_TF}},
-        "grid": {"best": grid_curve[1][-1], "total_epochs": grid_curve[0][-1]},
-        "curves": {"grid": list(grid_curve), "ours": {}, "random": {}},
-        "per_seed": {"ours": {}, "random": {}},
-        "raw": rows,
-    }
-    for method in ("ours", "random"):
-        for seed, method_rows in rows[method].items():
-            c = curve(method_rows)
-            report["curves"][method][seed] = list(c)
-            report["per_seed"][method][seed] = compare(c, grid_curve)
-    for method, prefix in (("ours", ""), ("random", "random_")):
-        per = list(report["per_seed"][method].values())
-        report[f"{prefix}epochs_fraction_to_reach_grid_best"] = median_or_none(
-            [c["epochs_fraction_to_reach_grid_best"] for c in per], float("inf"))
-        report[f"{prefix}psnr_gain_at_equal_epochs_db"] = median_or_none(
-            [c["psnr_gain_at_equal_epochs_db"] for c in per], float("nan"))
-    frac, gain = report["epochs_fraction_to_reach_grid_best"], report["psnr_gain_at_equal_epochs_db"]
-    report["targets"] = {"epochs_fraction_to_reach_grid_best <= 1/3": frac is not None and frac <= 1 / 3,
-                         "psnr_gain_at_equal_epochs_db >= 1": gain is not None and gain >= 1.0}
-    report["notes"] = notes(report, mode)
-    report["markdown"] = markdown(report)
-    name = args.out or ("efficiency.smoke.json" if args.smoke else "efficiency.json")
-    path = write_json(name, report)
-    html = RESULTS_DIR / (Path(name).stem + ".html")
-    write_html(report, html)
+    report = build_report(args, mode, seeds, rows, timings, load_before, wall_start, complete=True)
+    path, html = save(args, report)
     print(report["markdown"])
     print(f"\nwrote {path} and {html}")
     return 0
