@@ -142,8 +142,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         while proc.poll() is None:
             t = time.perf_counter() - start
             rss = rss_bytes(proc.pid)
-            if rss is None:
-                break
+            if rss is None:  # exiting (a zombie has no VmRSS): let poll() see it
+                time.sleep(0.1)
+                continue
             disk = disk_bytes(run_dir) if run_dir.exists() else 0
             samples.append({"t_s": round(t, 2), "driver_rss_mb": round(rss / 2**20, 1),
                             "run_dir_mb": round(disk / 2**20, 2)})
@@ -151,6 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 progress(f"{t:5.0f}s driver RSS {rss / 2**20:.0f} MB, runs/load {disk / 2**20:.1f} MB")
                 last_print = t
             time.sleep(0.5)
+        proc.wait()
         wall = time.perf_counter() - start
         log.close()
         tail = (work / "driver.log").read_text()[-3000:]
