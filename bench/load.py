@@ -20,7 +20,6 @@ import argparse
 import csv
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,7 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
 from bench.common import command_line, machine_info, progress, versions, write_json  # noqa: E402
+from search.processes import kill_processes_using  # noqa: E402
 
 FIXED = {
     "batch_size": 4, "frame_H": 16, "frame_W": 32, "F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 16,
@@ -179,20 +179,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         # Ray's processes of this run, by process id: the driver's group, then holders of our RAY_TMPDIR.
-        _kill_ray(ray_tmp)
+        kill_processes_using(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _kill_ray(ray_tmp: Path) -> None:
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
-            continue
-        try:
-            if any(str(ray_tmp) in os.readlink(fd) for fd in (pid_dir / "fd").iterdir()):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
 
 
 def main(argv: list[str] | None = None) -> int:

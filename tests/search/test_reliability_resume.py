@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from search.processes import kill_driver_and_ray
+
 from cvae.synthetic import Preset, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,20 +76,6 @@ def _csv_rows(run_dir: Path) -> list[list[str]]:
         return list(csv.reader(f))
 
 
-def _kill_leftovers(proc: subprocess.Popen, ray_tmp: Path) -> None:
-    """The driver's process group, then any process with a file open under this test's RAY_TMPDIR."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
-            continue
-        try:
-            if any(str(ray_tmp) in os.readlink(fd) for fd in (pid_dir / "fd").iterdir()):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
 
 
 class _Cli:
@@ -110,7 +98,7 @@ class _Cli:
 
     def cleanup(self) -> None:
         for proc in self.procs:
-            _kill_leftovers(proc, self.ray_tmp)
+            kill_driver_and_ray(proc.pid, self.ray_tmp)
         shutil.rmtree(self.ray_tmp, ignore_errors=True)
 
 
@@ -169,7 +157,7 @@ def test_killed_search_resumes_with_run_search(cli, data_root, tiny_fixed, tmp_p
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         pass
-    _kill_leftovers(proc, cli.ray_tmp)
+    kill_driver_and_ray(proc.pid, cli.ray_tmp)
     done_before = {n for n, s in _study_states(db) if s == "COMPLETE"}
     assert len(done_before) < NUM_SAMPLES, "the search ended before the kill: nothing to resume"
     header, *rows = _csv_rows(run_dir)

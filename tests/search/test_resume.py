@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from search.processes import kill_driver_and_ray
+
 from search.resume import ResumeError, check_experiment_dir, reconcile_for_resume
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,22 +116,6 @@ def _markers(markers: Path) -> dict[str, list[dict]]:
             for p in markers.glob("*.log")}
 
 
-def _kill_ray_leftovers(proc: subprocess.Popen, ray_tmp: Path) -> None:
-    """Kill what this test's drivers started, by process id only: the driver's process
-    group (Ray's agents stay in it after the driver dies) and any process holding
-    files in this test's private Ray temp dir."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
-            continue
-        try:
-            if any(str(ray_tmp) in os.readlink(fd) for fd in (pid_dir / "fd").iterdir()):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
 
 
 class _Search:
@@ -159,7 +145,7 @@ class _Search:
 
     def cleanup(self) -> None:
         for proc in self.procs:
-            _kill_ray_leftovers(proc, self.ray_tmp)
+            kill_driver_and_ray(proc.pid, self.ray_tmp)
         shutil.rmtree(self.ray_tmp, ignore_errors=True)
 
 
@@ -185,7 +171,7 @@ def _interrupt_then_resume(search: _Search, sig: signal.Signals) -> None:
         pytest.fail(f"no progress in 120 s:\n{search.log('run')}")
     os.kill(proc.pid, sig)
     proc.wait(timeout=90)
-    _kill_ray_leftovers(proc, search.ray_tmp)
+    kill_driver_and_ray(proc.pid, search.ray_tmp)
     finished_before = {n for n, s in _study_states(db) if s in ("COMPLETE", "PRUNED", "FAIL")}
     before = _markers(search.markers)
 
