@@ -267,6 +267,16 @@ class SearchRecorder:
         return path
 
 
+def read_trials_csv(run_dir: str | Path) -> list[dict[str, str]]:
+    """trials.csv rows as dicts of text cells. A name that is both a parameter and
+    a metric (lr, tfr) has two columns: the parameter keeps the name, the metric
+    (the value in force that epoch) is read as `<name>@epoch`."""
+    with (Path(run_dir) / "trials.csv").open(newline="") as handle:
+        header, *lines = list(csv.reader(handle))
+    names = [name + "@epoch" if name in header[:i] else name for i, name in enumerate(header)]
+    return [dict(zip(names, line)) for line in lines]
+
+
 def _atomic_write(path: Path, text: str) -> None:
     """Write via a temporary file so a reader (or a kill) never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")

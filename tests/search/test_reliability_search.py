@@ -10,7 +10,6 @@ local Ray's workers inherit it.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+
+from search.results import read_trials_csv
 import torch
 
 from cvae.synthetic import Preset, generate
@@ -79,12 +80,6 @@ def searched(crash_dir, tiny_fixed, tmp_path_factory):
     return plan, outcome, data
 
 
-def _rows(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "trials.csv").open(newline="") as handle:
-        lines = list(csv.reader(handle))
-    header = lines[0]
-    names = [name + "@epoch" if name in header[:i] else name for i, name in enumerate(header)]
-    return [dict(zip(names, line)) for line in lines[1:]]
 
 
 def _by_trial(rows):
@@ -96,7 +91,7 @@ def _by_trial(rows):
 
 def test_diverged_trials_end_cleanly_with_the_worst_value(searched):
     plan, outcome, _ = searched
-    trials = _by_trial(_rows(plan.run_dir))
+    trials = _by_trial(read_trials_csv(plan.run_dir))
     assert len(trials) == 3
     diverged = {tid: rows for tid, rows in trials.items() if float(rows[0]["lr"]) == 10.0}
     assert diverged, "the sampler drew no lr=10 trial"
@@ -117,7 +112,7 @@ def test_diverged_trials_end_cleanly_with_the_worst_value(searched):
 
 def test_crashed_trial_resumes_from_its_checkpoint_with_identical_metrics(searched, crash_dir):
     plan, outcome, data = searched
-    trials = _by_trial(_rows(plan.run_dir))
+    trials = _by_trial(read_trials_csv(plan.run_dir))
     good = {tid: rows for tid, rows in trials.items() if float(rows[0]["lr"]) == 0.001}
     assert good, "the sampler drew no lr=1e-3 trial"
     from cvae.train import fit

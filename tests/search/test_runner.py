@@ -1,13 +1,14 @@
 """A short real search on a real Ray instance: ASHA, Optuna PRUNED, result files, shared data."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 import optuna
 import pytest
+
+from search.results import read_trials_csv
 import yaml
 
 from cvae.config import TrainConfig
@@ -40,13 +41,6 @@ def search_run(ray_session, tiny_data, make_space, tmp_path_factory):
     return plan, outcome
 
 
-def _rows(run_dir: Path) -> list[dict[str, str]]:
-    """trials.csv rows; `lr` is the searched value, `lr@epoch` the scheduler's value that epoch."""
-    with (run_dir / "trials.csv").open(newline="") as handle:
-        lines = list(csv.reader(handle))
-    header = lines[0]
-    names = [name + "@epoch" if name in header[:i] else name for i, name in enumerate(header)]
-    return [dict(zip(names, line)) for line in lines[1:]]
 
 
 def test_asha_stops_some_trials_and_others_complete(search_run):
@@ -64,7 +58,7 @@ def test_stopped_trials_reach_optuna_as_pruned(search_run):
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{plan.run_dir / 'optuna.db'}")
     trials = study.get_trials()
     assert len(trials) == 6
-    csv_status = {row["trial_id"]: row["status"] for row in _rows(plan.run_dir)}
+    csv_status = {row["trial_id"]: row["status"] for row in read_trials_csv(plan.run_dir)}
     expected_state = {"completed": "COMPLETE", "stopped": "PRUNED", "diverged": "PRUNED"}
     for trial in trials:
         ray_id = trial.user_attrs["ray_trial_id"]
@@ -78,7 +72,7 @@ def test_stopped_trials_reach_optuna_as_pruned(search_run):
 
 def test_trials_csv_has_one_row_per_trial_per_epoch(search_run):
     plan, outcome = search_run
-    rows = _rows(plan.run_dir)
+    rows = read_trials_csv(plan.run_dir)
     header = list(rows[0])
     assert header[:3] == ["trial_id", "status", "epoch"]
     assert header[3:6] == ["kl_anneal_type", "kl_anneal_cycle", "lr"]
@@ -114,11 +108,11 @@ def test_best_yaml_summary_and_trial_files(search_run):
     plan, outcome = search_run
     run_dir = plan.run_dir
     cfg = TrainConfig.from_yaml(outcome.best_yaml)  # loadable by python -m cvae.train --config
-    best_rows = [r for r in _rows(run_dir) if r["trial_id"] == outcome.best_trial]
+    best_rows = [r for r in read_trials_csv(run_dir) if r["trial_id"] == outcome.best_trial]
     assert cfg.lr == pytest.approx(float(best_rows[0]["lr"]))
     assert cfg.kl_anneal_type == best_rows[0]["kl_anneal_type"]
     assert cfg.F_dim == plan.space.fixed["F_dim"] and cfg.num_epoch == plan.space.fixed["num_epoch"]
-    assert outcome.best_value == max(float(r["val_psnr"]) for r in _rows(run_dir))
+    assert outcome.best_value == max(float(r["val_psnr"]) for r in read_trials_csv(run_dir))
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["name"] == "tiny" and summary["num_epoch"] == 3 and summary["num_samples"] == 6
@@ -129,7 +123,7 @@ def test_best_yaml_summary_and_trial_files(search_run):
     assert sum(summary["status_counts"].values()) == 6
     assert yaml.safe_load((run_dir / "space.yaml").read_text())["name"] == "tiny"
 
-    for trial_id, status in {r["trial_id"]: r["status"] for r in _rows(run_dir)}.items():
+    for trial_id, status in {r["trial_id"]: r["status"] for r in read_trials_csv(run_dir)}.items():
         if status == "diverged":
             continue  # may have diverged before its first validation: nothing to show
         per_frame = json.loads((run_dir / "trials" / trial_id / "val_psnr_per_frame.json").read_text())
