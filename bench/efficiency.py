@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = copy.deepcopy(SMOKE if args.smoke else FULL)
     if args.trials:
         mode["trials"] = args.trials
+        # keep quick.yaml's half-random TPE warm-up for any budget (5 of 6 trials random is no TPE at all)
+        mode["n_startup"] = max(1, args.trials // 2)
     seeds = list(range(args.seeds if args.seeds is not None else (1 if args.smoke else 3)))
     if not seeds or mode["trials"] < 1:
         print("error: --seeds and --trials must be >= 1", file=sys.stderr)
