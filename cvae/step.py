@@ -32,13 +32,16 @@ def _to_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 def sequence_loss(model: CVAE, frames: torch.Tensor, labels: torch.Tensor, beta: float,
                   teacher_forcing: bool, eps: torch.Tensor | None = None, *,
-                  channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  channels_last: bool = False, decode_chunk: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Loss of one batch of sequences; returns (loss, mse_sum, kl_sum) as 0-d tensors.
 
     frames, labels: float (B, T, 3, H, W) in [0, 1]. eps: optional (B, T-1, N, H, W)
     reparameterisation noise (drawn here when None). Loss = sum_t MSE_t + beta * sum_t KL_t
     over t = 1..T-1. Every module runs once over the whole batch of frames,
     except in free-running mode, where frame t needs the model's output t-1.
+    decode_chunk: decode at most this many frames per call under teacher forcing
+    (None: all in one call); see `decode_chunk_frames`.
     """
     B, T = frames.shape[:2]
     # 1) encode all T ground-truth frames and the labels of frames 1..T-1, one call each
@@ -53,7 +56,7 @@ def sequence_loss(model: CVAE, frames: torch.Tensor, labels: torch.Tensor, beta:
     # 3) decode: one call under teacher forcing, a loop over time otherwise
     if teacher_forcing:
         prev_feat = frame_feat[:, :-1].flatten(0, 1)                                 # (B*(T-1), F, H, W)
-        x_hat = model.decode(prev_feat, label_feat, z).unflatten(0, (B, T - 1))     # (B, T-1, 3, H, W)
+        x_hat = _decode_in_chunks(model, prev_feat, label_feat, z, decode_chunk).unflatten(0, (B, T - 1))
     else:
         x_hat = _free_running(model, frame_feat[:, 0], label_feat.unflatten(0, (B, T - 1)),
                               z.unflatten(0, (B, T - 1)), channels_last)
@@ -63,6 +66,31 @@ def sequence_loss(model: CVAE, frames: torch.Tensor, labels: torch.Tensor, beta:
     mse = (x_hat.float() - target.float()).pow(2).mean(dim=(0, 2, 3, 4)).sum()
     kl = kl_divergence(mu, logvar, B)  # = sum over t of the per-step KL (each divided by B)
     return mse + beta * kl, mse, kl
+
+
+# Bytes of one decoder activation a CPU call may hold before the teacher-forced
+# decode is split: bench/train_step.py measured the one-call decode of 30 lab-size
+# frames (D_out 192, 32x64: 1.5 MB each) 1.2-1.6x slower than per-step calls on a
+# 2-core EPYC (its activations stop fitting in cache), while the demo's 6 frames
+# (D_out 64, 16x32) run fastest in one call.
+CPU_DECODE_CHUNK_BYTES = 8 * 2**20
+
+
+def decode_chunk_frames(device: torch.device, d_out_dim: int, height: int, width: int,
+                        element_bytes: int = 4) -> int | None:
+    """Frames per teacher-forced decoder call: None (all at once) on GPUs, cache-sized on CPUs."""
+    if device.type != "cpu":
+        return None  # GPUs want the largest batch they can get
+    return max(1, CPU_DECODE_CHUNK_BYTES // (d_out_dim * height * width * element_bytes))
+
+
+def _decode_in_chunks(model: CVAE, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor,
+                      chunk: int | None) -> torch.Tensor:
+    """model.decode over the frames in chunks; the same values as one call (the decoder has no BatchNorm)."""
+    if chunk is None or chunk >= prev_feat.shape[0]:
+        return model.decode(prev_feat, label_feat, z)
+    parts = [model.decode(p, l, q) for p, l, q in zip(prev_feat.split(chunk), label_feat.split(chunk), z.split(chunk))]
+    return torch.cat(parts)
 
 
 def _free_running(model: CVAE, first_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor,

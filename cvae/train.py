@@ -26,7 +26,7 @@ from cvae.data import DataError, LabData, load_lab_data, train_sequences
 from cvae.metrics import psnr_per_frame
 from cvae.model import CVAE
 from cvae.schedules import kl_beta, teacher_forcing_ratio
-from cvae.step import generate, sequence_loss
+from cvae.step import decode_chunk_frames, generate, sequence_loss
 
 __all__ = ["Trainer", "fit", "TrainConfig", "ConfigError", "resolve_device", "resolve_precision", "main"]
 
@@ -117,6 +117,8 @@ class Trainer:
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(cfg, self.model.parameters())
+        self.decode_chunk = decode_chunk_frames(self.device, cfg.D_out_dim, cfg.frame_H, cfg.frame_W,
+                                                element_bytes=torch.finfo(self.dtype).bits // 8)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
         # fp16 needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -201,7 +203,8 @@ class Trainer:
             x, p = _to_float(frames[idx]), _to_float(labels[idx])  # (B, T, 3, H, W)
             with _autocast(self.device, self.dtype):
                 loss, mse, kl = sequence_loss(self.model, x, p, beta, teacher_forcing,
-                                              channels_last=self.cfg.channels_last)
+                                              channels_last=self.cfg.channels_last,
+                                              decode_chunk=self.decode_chunk)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.cfg.grad_clip > 0:

@@ -125,3 +125,28 @@ def test_channels_last_gives_same_loss() -> None:
     model = model.to(memory_format=torch.channels_last)
     got = sequence_loss(model, frames, labels, 0.5, False, eps, channels_last=True)[0]
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_chunked_teacher_forced_decode_gives_same_loss_and_gradients(chunk: int) -> None:
+    # The decoder has no BatchNorm, so splitting its call over frames changes nothing
+    # but the summation order (the label encoder, which has BN, still runs once).
+    model, frames, labels, eps = _setup(3)
+    one_call = _loss_and_grads(sequence_loss, model, frames, labels, eps, True)
+    chunked = _loss_and_grads(lambda *a: sequence_loss(*a, decode_chunk=chunk), model, frames, labels, eps, True)
+    assert B * (T - 1) > chunk  # the decode really is split
+    torch.testing.assert_close(chunked[0], one_call[0], rtol=1e-5, atol=1e-6)
+    for name, grad in one_call[3].items():
+        torch.testing.assert_close(chunked[3][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_decode_chunk_frames_splits_large_frames_on_cpu_only() -> None:
+    from cvae.step import CPU_DECODE_CHUNK_BYTES, decode_chunk_frames
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    lab = decode_chunk_frames(cpu, 192, 32, 64)          # 1.5 MB per frame -> a few frames per call
+    assert lab is not None and 1 <= lab < 30 and lab * 192 * 32 * 64 * 4 <= CPU_DECODE_CHUNK_BYTES
+    assert decode_chunk_frames(cpu, 64, 16, 32) >= 6     # the demo's 2 x 3 frames: one call
+    assert decode_chunk_frames(cpu, 192, 32, 64, element_bytes=2) == 2 * lab  # bf16 halves the bytes
+    assert decode_chunk_frames(cpu, 10_000, 512, 512) == 1  # never zero
+    assert decode_chunk_frames(gpu, 192, 32, 64) is None
