@@ -322,24 +322,26 @@ def best_real_step(dims_result: dict[str, Any], key: str) -> tuple[str, float] |
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    peak32 = report["matmul_peak"]["fp32"]["flops_per_s"]
-    peak16 = report["matmul_peak"]["bf16"]["flops_per_s"]
-    lines = [f"Machine: {report['machine']['cpu_model']}, {report['machine']['torch_threads']} threads, "
-             f"torch {report['versions']['torch']}. fp32 matmul peak {peak32 / 1e9:.1f} GFLOP/s "
-             f"(n={report['matmul_peak']['fp32']['n']}), bf16 {peak16 / 1e9:.2f} GFLOP/s "
-             f"(n={report['matmul_peak']['bf16']['n']}).",
+    by_threads = report.get("matmul_peak_by_threads") or {str(report["machine"]["torch_threads"]): report["matmul_peak"]}
+    peaks_text = "; ".join(f"{n} thread(s): fp32 {p['fp32']['flops_per_s'] / 1e9:.1f} GFLOP/s (n={p['fp32']['n']}), "
+                           f"bf16 {p['bf16']['flops_per_s'] / 1e9:.2f} GFLOP/s (n={p['bf16']['n']})"
+                           for n, p in by_threads.items())
+    lines = [f"Machine: {report['machine']['cpu_model']}, torch {report['versions']['torch']}. "
+             f"Matmul peak, {peaks_text}.",
              "",
-             "| dims | variant | teacher forcing | step (s, median) | frames/s | GFLOP/s | % of fp32 matmul | vs naive |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| dims | threads | variant | teacher forcing | step (s, median) | frames/s | GFLOP/s | % of fp32 matmul | vs naive |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for dims_name, res in report["dims"].items():
+        n = res.get("threads", report["machine"]["torch_threads"])
+        peak32 = by_threads.get(str(n), report["matmul_peak"])["fp32"]["flops_per_s"]
         for name, e in res["variants"].items():
             for key in ("tf_on", "tf_off"):
                 if "median_s" not in e:
                     if key == "tf_on":
-                        lines.append(f"| {dims_name} | {name} | - | skipped | | | | |")
+                        lines.append(f"| {dims_name} | {n} | {name} | - | skipped | | | | |")
                     continue
                 speedup = res["speedup_vs_naive"].get(key, {}).get(name, float("nan"))
-                lines.append(f"| {dims_name} | {name} | {key[3:]} | {e['median_s'][key]:.3f} | "
+                lines.append(f"| {dims_name} | {n} | {name} | {key[3:]} | {e['median_s'][key]:.3f} | "
                              f"{e['frames_per_s'][key]:.1f} | {e['flops_per_s'][key] / 1e9:.1f} | "
                              f"{100 * e['flops_per_s'][key] / peak32:.0f}% | {speedup:.2f}x |")
     lines += ["", "| dims | validation pass | frames | seconds | frames/s |", "|---|---|---|---|---|"]
@@ -352,6 +354,16 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def dims_threads(dims: Dims, args: argparse.Namespace) -> int:
+    """Torch threads for these dims: the demo's are what a quick.yaml trial gets (its CPUs per trial)."""
+    if dims.name != "demo":
+        return args.threads
+    if args.demo_threads:
+        return args.demo_threads
+    space = yaml.safe_load((ROOT / "spaces" / "quick.yaml").read_text()) or {}
+    return int(((space.get("trials") or {}).get("resources") or {}).get("cpu", 1))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny dims, 1 repetition (a few seconds)")
@@ -359,7 +371,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # teacher-forcing mode at demo dims, more than the whole benchmark's budget.
     p.add_argument("--compile", action="store_true", help="add the torch.compile variant (slow to compile on small CPUs)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=2, help="torch threads in full mode (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads at the lab dims (default 2)")
+    p.add_argument("--demo-threads", type=int, default=None,
+                   help="torch threads at the demo dims (default: quick.yaml's CPUs per trial, what a trial gets)")
     p.add_argument("--min-reps", type=int, default=3, help="timed repetitions at least (after warm-up)")
     p.add_argument("--max-reps", type=int, default=7, help="timed repetitions at most")
     p.add_argument("--lab-budget-s", type=float, default=120.0,
@@ -398,21 +412,32 @@ def main(argv: list[str] | None = None) -> int:
     n32 = 256 if args.smoke else 2048
     # Emulated bf16 (no avx512_bf16/AMX) runs near 0.3 GFLOP/s: a 2048^3 product would take a minute.
     n16 = n32 if (device.type == "cuda" or cpu_bf16_native()) else min(n32, 256 if args.smoke else 512)
-    peaks = {"fp32": matmul_peak(torch.float32, n32, 1 if args.smoke else 5, device),
-             "bf16": matmul_peak(torch.bfloat16, n16, 1 if args.smoke else 3, device)}
+    def peaks_at(threads: int) -> dict[str, Any]:
+        torch.set_num_threads(threads)
+        return {"threads": threads, "fp32": matmul_peak(torch.float32, n32, 1 if args.smoke else 5, device),
+                "bf16": matmul_peak(torch.bfloat16, n16, 1 if args.smoke else 3, device)}
+
+    threads = {d.name: (1 if args.smoke else dims_threads(d, args)) for d in dims_list}
+    peaks_by_threads = {n: peaks_at(n) for n in sorted(set(threads.values()), reverse=True)}
+    peaks = peaks_by_threads[max(peaks_by_threads)]
 
     report: dict[str, Any] = {
         "benchmark": "train_step", "command": command_line(), "smoke": args.smoke, "device": device.type,
-        "machine": machine_info(), "versions": versions(), "matmul_peak": peaks, "dims": {}, "validation": {},
+        "machine": machine_info(), "versions": versions(), "matmul_peak": peaks,
+        "matmul_peak_by_threads": {str(n): p for n, p in peaks_by_threads.items()}, "threads": threads,
+        "dims": {}, "validation": {},
     }
     for dims in dims_list:
+        torch.set_num_threads(threads[dims.name])
+        peak = peaks_by_threads[threads[dims.name]]
         # the demo dims are cheap: give them the same repetitions, but no extra budget
         res = bench_dims(dims, device, variant_list, min_reps=min_reps, max_reps=max_reps if dims.name == "lab" else min_reps,
                          budget_s=budget if dims.name == "lab" else 0.0, smoke=args.smoke)
         for entry in res["variants"].values():
             if "flops_per_s" in entry:
-                entry["fraction_of_fp32_matmul"] = {k: v / peaks["fp32"]["flops_per_s"] for k, v in entry["flops_per_s"].items()}
-                entry["fraction_of_bf16_matmul"] = {k: v / peaks["bf16"]["flops_per_s"] for k, v in entry["flops_per_s"].items()}
+                entry["fraction_of_fp32_matmul"] = {k: v / peak["fp32"]["flops_per_s"] for k, v in entry["flops_per_s"].items()}
+                entry["fraction_of_bf16_matmul"] = {k: v / peak["bf16"]["flops_per_s"] for k, v in entry["flops_per_s"].items()}
+        res["threads"] = threads[dims.name]
         report["dims"][dims.name] = res
         report["validation"][dims.name] = bench_validation(dims, device, args)
 

@@ -18,7 +18,7 @@ def test_train_step_smoke_writes_results() -> None:
     proc = subprocess.run([sys.executable, "bench/train_step.py", "--smoke"], cwd=ROOT,
                           capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| smoke | naive | on |" in proc.stdout  # the markdown table is printed
+    assert "| smoke | 1 | naive | on |" in proc.stdout  # the markdown table is printed (dims, threads, variant)
 
     report = json.loads(RESULT.read_text())
     for key in ("command", "machine", "versions", "matmul_peak", "dims", "validation",
@@ -34,7 +34,12 @@ def test_train_step_smoke_writes_results() -> None:
     assert all(f > 0 for f in smoke["flops_per_step"].values())
     # the per-frame reference encodes every frame twice: it must count more FLOPs than the batched step
     assert smoke["flops_per_step"]["reference_tf_on"] > smoke["flops_per_step"]["batched_tf_on"]
-    for name in ("naive", "batched", "batched_cl"):
+    from cvae.train import resolve_precision
+
+    auto_bf16 = resolve_precision("auto", __import__("torch").device("cpu")) == __import__("torch").bfloat16
+    assert report["trainer_default_variant"] == ("batched_cl_bf16" if auto_bf16 else "batched_cl_chunked")
+    assert smoke["threads"] == 1 and report["matmul_peak_by_threads"]["1"]["fp32"]["flops_per_s"] > 0
+    for name in ("naive", "batched", "batched_cl", "batched_cl_chunked"):
         entry = smoke["variants"][name]
         for tf in ("tf_on", "tf_off"):
             assert entry["times_s"][tf] and all(t > 0 for t in entry["times_s"][tf])
