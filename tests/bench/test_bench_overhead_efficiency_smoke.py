@@ -71,6 +71,10 @@ def test_efficiency_smoke_writes_curves_and_metrics() -> None:
     seed0 = report["per_seed"]["ours"]["0"]
     assert gain == pytest.approx(seed0["best_at_grid_epochs"] - report["grid"]["best"])
     assert report["notes"] and "load_average_before" in report
+    # the diagnosis counts the grid's 6 full runs among the distinct full-length runs
+    d = report["diagnosis"]
+    assert d["full_runs"] >= 6 and len(d["grid_ranks"]) == 6 and d["full_runs"] == 6 + d["searched_full_runs"]
+    assert 0 <= d["beat_grid_best"] <= d["searched_full_runs"]
     html = RESULTS / "efficiency.test.html"
     text = html.read_text()
     # Offline: plotly.js is inlined, not loaded from a CDN script tag.
