@@ -90,7 +90,10 @@ def scalar_metrics(metrics: dict[str, Any], metric: str, mode: str) -> dict[str,
     value = out.get(metric)
     if value is None or not math.isfinite(float(value)):
         out[metric] = worst_value(metric, mode)
-    return out
+    # The metric and the epoch first: Ray's progress table shows the first four
+    # numeric keys of a result, so val_psnr appears there instead of train_loss.
+    first = {key: out[key] for key in (metric, "epoch") if key in out}
+    return {**first, **out}
 
 
 def frames_image(target: torch.Tensor, prediction: torch.Tensor, max_frames: int = MAX_FRAMES_SHOWN) -> np.ndarray:

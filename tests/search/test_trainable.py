@@ -1,0 +1,23 @@
+"""search/trainable.py's pure helpers: what a trial reports."""
+from __future__ import annotations
+
+import math
+
+from search.trainable import PER_FRAME_KEY, scalar_metrics
+
+
+def test_scalar_metrics_puts_the_metric_first_for_rays_progress_table() -> None:
+    # Ray's progress table shows the first four numeric keys of a result.
+    metrics = {"train_loss": 0.1, "train_mse": 0.01, "train_kl": 3.0, "beta": 0.5, "epoch": 2, "val_psnr": 31.5}
+    out = scalar_metrics(metrics, "val_psnr", "max")
+    assert list(out)[:2] == ["val_psnr", "epoch"]
+    assert out == metrics  # same values, only the order changes
+
+
+def test_scalar_metrics_replaces_nan_metric_by_worst_and_keeps_only_plain_values() -> None:
+    metrics = {"val_psnr": math.nan, "diverged": True, PER_FRAME_KEY: (30, 29.5), "other_list": [1, 2], "name": "x"}
+    out = scalar_metrics(metrics, "val_psnr", "max")
+    assert out["val_psnr"] == 0.0 and out["diverged"] is True
+    assert out[PER_FRAME_KEY] == [30.0, 29.5]
+    assert "other_list" not in out and "name" not in out
+    assert scalar_metrics({"loss": math.inf}, "loss", "min")["loss"] == math.inf  # worst for minimise
