@@ -20,6 +20,7 @@ frames of its last checkpoint (their epoch is in frames.json beside them).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -164,6 +165,9 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
 
     from cvae.train import fit
 
+    # Ray logs "Checkpoint successfully created at: ..." at INFO for every epoch of
+    # every trial, which buries the progress table; warnings still come through.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     cfg: TrainConfig = space.train_config(config)
     lab_data, zero_copy = unshare_data(data)
     torch.set_num_threads(_cpu_share())
