@@ -44,9 +44,11 @@ BASE_SPACE = ROOT / "spaces" / "quick.yaml"
 # Full mode runs quick.yaml as `make search` does (its dims, full training set, 6 epochs): at
 # smaller dims (16/8/4/16, half the data) every configuration, the grid's included, ended within
 # ~0.6 dB of the copy-first-frame baseline, so nothing could be told apart (measured 2026-11-22).
+# "ours" is what `make search` runs: quick.yaml's own TPE warm-up and ASHA rungs (None: read from the
+# space), only the sampler seed varies.
 FULL = {"fixed": {"num_epoch": 6},
         "trials": 12, "random_trials": 6,
-        "asha": {"type": "asha", "grace_period": 2, "reduction_factor": 3}, "n_startup": 6}
+        "asha": None, "n_startup": None}
 SMOKE = {"fixed": {"F_dim": 16, "L_dim": 8, "N_dim": 4, "D_out_dim": 16, "frame_H": 8, "frame_W": 16,
                    "val_vi_len": 8, "partial": 0.25, "num_epoch": 2},
          "trials": 2, "random_trials": 2,
@@ -323,10 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.reanalyse:
         return reanalyse(Path(args.reanalyse))
     mode = copy.deepcopy(SMOKE if args.smoke else FULL)
+    base = yaml.safe_load(BASE_SPACE.read_text())
+    if mode["asha"] is None:
+        mode["asha"] = dict(base["early_terminate"])
+    if mode["n_startup"] is None:
+        mode["n_startup"] = int(base.get("sampler", {}).get("n_startup_trials", 10))
     if args.trials:
         mode["trials"] = args.trials
-        # keep quick.yaml's half-random TPE warm-up for any budget (5 of 6 trials random is no TPE at all)
-        mode["n_startup"] = max(1, args.trials // 2)
+        # at most half the trials random, whatever the budget (5 of 6 random is no TPE at all)
+        mode["n_startup"] = max(1, min(mode["n_startup"], args.trials // 2))
     seeds = list(range(args.seeds if args.seeds is not None else (1 if args.smoke else 3)))
     if not seeds or mode["trials"] < 1:
         print("error: --seeds and --trials must be >= 1", file=sys.stderr)
@@ -338,7 +345,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     load_before, wall_start = load_average(), time.perf_counter()
-    base = yaml.safe_load(BASE_SPACE.read_text())
     if not SMALL_DATA.exists():
         from cvae.synthetic import generate
 
