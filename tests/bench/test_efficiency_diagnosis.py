@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.efficiency import _rank_correlation, diagnosis
+from bench.efficiency import FULL, _rank_correlation, diagnosis, notes
 
 
 def _rows(trial: str, config: dict, values: list[float]) -> list[dict]:
@@ -28,3 +28,21 @@ def test_diagnosis_counts_distinct_full_runs_ranks_and_rung_correlation() -> Non
 def test_rank_correlation_of_reversed_order_is_minus_one_and_needs_three_pairs() -> None:
     assert _rank_correlation([1.0, 2.0, 3.0, 4.0], [8.0, 6.0, 4.0, 2.0]) == pytest.approx(-1.0)
     assert _rank_correlation([1.0, 2.0], [2.0, 1.0]) is None
+
+
+def _report(gain: float, frac: float | None, random_gain: float) -> dict:
+    return {"epochs_fraction_to_reach_grid_best": frac, "psnr_gain_at_equal_epochs_db": gain,
+            "random_epochs_fraction_to_reach_grid_best": 0.5, "random_psnr_gain_at_equal_epochs_db": random_gain,
+            "grid": {"best": 38.6},
+            "diagnosis": {"full_runs": 10, "searched_full_runs": 4, "beat_grid_best": 2, "grid_ranks": [1, 3, 5, 6, 8, 9],
+                          "rung_epoch": 2, "rung_rank_correlation": 0.45}}
+
+
+@pytest.mark.parametrize("gain, frac, verdict", [(1.9, 0.28, "targets met"), (0.4, 0.28, "target(s) missed"),
+                                                 (1.9, 0.5, "target(s) missed"), (1.9, None, "target(s) missed")])
+def test_notes_give_the_verdict_the_diagnosis_and_random_search_beside_ours(gain, frac, verdict) -> None:
+    mode = {**FULL, "asha": {"type": "asha", "grace_period": 2, "reduction_factor": 3}, "n_startup": 4}
+    text = "\n".join(notes(_report(gain, frac, random_gain=2.03), mode))
+    assert verdict in text and "Spearman rho 0.45" in text
+    assert ("targets met" in text) != ("target(s) missed" in text)
+    assert "gain at equal epochs +2.03 dB" in text and f"{gain:+.2f} dB" in text

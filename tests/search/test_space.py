@@ -95,6 +95,18 @@ def test_quick_space_is_the_cpu_demo() -> None:
     assert min(cfg.milestones) > space.asha.grace_period
 
 
+def test_quick_space_samples_the_decay_only_when_teacher_forcing_is_on() -> None:
+    space = load_space(REPO / "spaces" / "quick.yaml")
+    drawn = [values for values, _ in sample(space, 60, seed=3)]
+    off = [v for v in drawn if v["tfr"] == 0.0]
+    on = [v for v in drawn if v["tfr"] > 0.0]
+    assert off and on
+    assert all("tfr_sde" not in v and "tfr_d_step" not in v for v in off)
+    assert all("tfr_sde" in v and "tfr_d_step" in v for v in on)
+    # the measured 6-epoch range (bench/efficiency.py): no lr below 1.2e-3, no Adamax/ASGD
+    assert all(1.2e-3 <= v["lr"] <= 4.5e-3 and v["optimizer"] in ("Adam", "AdamW") for v in drawn)
+
+
 def test_lab_space_uses_lab_dims_and_fractional_gpus() -> None:
     space = load_space(REPO / "spaces" / "lab.yaml")
     cfg = space.train_config({})
