@@ -1,10 +1,12 @@
 """Search efficiency: best val_psnr vs cumulative epochs for TPE+ASHA, random search and the lab's hand grid.
 
-    .venv/bin/python bench/efficiency.py               # full: 3 seeds, ~30 min on 2 quiet cores
+    .venv/bin/python bench/efficiency.py               # full: 3 seeds, ~20 min on 2 quiet cores
     .venv/bin/python bench/efficiency.py --smoke       # 1 seed, 2 trials of 2 epochs, tiny frames
+    .venv/bin/python bench/efficiency.py --reanalyse bench/results/efficiency.json   # table + figure, no training
 
 On the small synthetic preset, spaces/quick.yaml's dims and 6 epochs at most per trial:
-  (a) ours:   the runner's TPE (PruningOptunaSearch: PRUNED feedback) + ASHA over quick.yaml's space, 12 trials
+  (a) ours:   the runner's TPE (PruningOptunaSearch: PRUNED feedback) + ASHA over quick.yaml's space, with
+              quick.yaml's TPE start-up trials and ASHA rungs (what `make search` runs), 12 trials
   (b) random: Optuna's RandomSampler over the same space, no early stopping, 6 trials (the grid's 36 epochs)
   (c) grid:   the hand grid of the lab reports: kl_anneal_type in {Cyclical, Monotonic, None}
               x teacher forcing {decaying: tfr 1.0, tfr_sde 0, tfr_d_step 0.1 | none: tfr 0.0},
@@ -307,12 +309,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=None, help="trials of ours (TPE + ASHA; default 12; smoke 2)")
     p.add_argument("--out", default=None, help="results file name under bench/results/")
     p.add_argument("--reanalyse", metavar="JSON", default=None,
-                   help="recompute the diagnosis, notes and table of a results file from its raw runs (trains nothing)")
+                   help="recompute the diagnosis, notes and table of a results file from its raw runs and "
+                        "redraw its .html figure (trains nothing)")
     return p.parse_args(argv)
 
 
 def reanalyse(path: Path) -> int:
-    """Re-derive the diagnosis, notes and markdown of a finished run from its `raw` rows, in place."""
+    """Re-derive the diagnosis, notes and markdown of a finished run from its `raw` rows, in place,
+    and redraw its figure beside it (the HTML is not committed: plotly.js inlined is ~5 MB)."""
     report = json.loads(path.read_text())
     settings = report["settings"]
     mode = {**copy.deepcopy(SMOKE if report.get("smoke") else FULL), "trials": settings["trials"],
@@ -323,7 +327,9 @@ def reanalyse(path: Path) -> int:
     report["notes"] = notes(report, mode)
     report["markdown"] = markdown(report)
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(report["markdown"], *report["notes"], sep="\n")
+    html = path.with_suffix(".html")
+    write_html(report, html)
+    print(report["markdown"], *report["notes"], f"wrote {path} and {html}", sep="\n")
     return 0
 
 

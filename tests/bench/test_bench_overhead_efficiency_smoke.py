@@ -81,5 +81,10 @@ def test_efficiency_smoke_writes_curves_and_metrics() -> None:
     text = html.read_text()
     # Offline: plotly.js is inlined, not loaded from a CDN script tag.
     assert "Plotly.newPlot" in text and '<script src="http' not in text
+    # --reanalyse rebuilds the same table and redraws the figure from the JSON alone (no training)
+    html.unlink()
+    again = _run(["bench/efficiency.py", "--reanalyse", str(out)], timeout=120)
+    assert report["markdown"] in again.stdout and html.exists()
+    assert json.loads(out.read_text())["diagnosis"] == d
     out.unlink()
     html.unlink()
