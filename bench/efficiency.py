@@ -174,6 +174,11 @@ def write_html(report: dict[str, Any], path: Path) -> None:
     fig.write_html(path, include_plotlyjs=True, full_html=True)  # offline: plotly.js inlined
 
 
+def _fraction_text(frac: float | None) -> str:
+    """An epochs fraction as the tables and notes print it; None means the grid's best was never reached."""
+    return "never" if frac is None else f"{frac:.2f}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = ["| method | seed | epochs spent | final best val_psnr (dB) | epochs to reach grid best "
              "| best at grid's epochs (dB) | gain vs grid at equal epochs (dB) |", "|---|---|---|---|---|---|---|"]
@@ -187,7 +192,7 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{c['psnr_gain_at_equal_epochs_db']:+.2f} |")
     frac, gain = report["epochs_fraction_to_reach_grid_best"], report["psnr_gain_at_equal_epochs_db"]
     lines += ["", f"Median over seeds, ours: epochs fraction to reach the grid's best = "
-              f"{'never' if frac is None else f'{frac:.2f}'} (target <= 0.33); gain at equal epochs = "
+              f"{_fraction_text(frac)} (target <= 0.33); gain at equal epochs = "
               f"{gain:+.2f} dB (target >= +1 dB)."]
     return "\n".join(lines)
 
@@ -212,8 +217,8 @@ def notes(report: dict[str, Any], mode: dict[str, Any]) -> list[str]:
     r_frac, r_gain = report["random_epochs_fraction_to_reach_grid_best"], report["random_psnr_gain_at_equal_epochs_db"]
     if r_gain is not None and gain is not None:
         out.append(f"random search without stopping over the same space, same seeds: epochs fraction "
-                   f"{'never' if r_frac is None else f'{r_frac:.2f}'}, gain at equal epochs {r_gain:+.2f} dB "
-                   f"(ours {'never' if frac is None else f'{frac:.2f}'}, {gain:+.2f} dB): what one method gains "
+                   f"{_fraction_text(r_frac)}, gain at equal epochs {r_gain:+.2f} dB "
+                   f"(ours {_fraction_text(frac)}, {gain:+.2f} dB): what one method gains "
                    "over the other is the sampler and the stopping; what both gain over the grid is the space")
     return out
 
