@@ -22,16 +22,20 @@ from typing import Any, Iterable, Optional
 import yaml
 from ray.tune import Callback
 
-from search.trainable import FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY
+from search.comparison import RunOutcome, build_comparison
+from search.status import COMPLETED, FAILED, RUNNING, STATUSES, classify_end
+from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, stratum_key
+from search.trainable import EXECUTION_KEYS, FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY, training_params
 
 # Metrics of Trainer.run_epoch in the order trials.csv lists them (CONTRACTS.md).
 METRIC_COLUMNS = (
     "val_psnr", "train_loss", "train_mse", "train_kl", "beta", "tfr",
     "teacher_forcing", "lr", "epoch_time_s", "val_time_s", "validated", "diverged",
 )
+# Columns between `epoch` and the parameters: which part of the study a run is.
+STUDY_COLUMNS = (PHASE_KEY, STRATUM_KEY, "seed")
 # Keys a trial reports that are about where it ran, not how it trained.
-INFO_KEYS = ("node_id", "data_zero_copy")
-STATUSES = ("completed", "stopped", "diverged", "failed", "running")
+INFO_KEYS = ("node_id", "data_zero_copy", *EXECUTION_KEYS)
 
 
 def _iso_now() -> str:
@@ -60,10 +64,15 @@ def _parse_cell(text: str) -> Any:
 class TrialRecord:
     trial_id: str
     params: dict[str, Any]
-    status: str = "running"
+    status: str = RUNNING
     rows: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> metrics
     node_ids: set[str] = field(default_factory=set)
     data_zero_copy: Optional[bool] = None
+    phase: str = SEARCH
+    stratum: str = ""
+    seed: Optional[int] = None
+    reeval_of: Optional[str] = None  # reeval runs: the search trial whose configuration it repeats
+    execution: dict[str, Any] = field(default_factory=dict)  # torch_threads, device, precision
 
 
 class SearchRecorder:
@@ -71,7 +80,7 @@ class SearchRecorder:
 
     def __init__(self, run_dir: str | Path, *, name: str, param_names: Iterable[str], metric: str, mode: str,
                  num_epoch: int, num_samples: int, fixed_config: dict[str, Any], baseline_psnr: Optional[float],
-                 data_root: Optional[str] = None) -> None:
+                 data_root: Optional[str] = None, strata: Iterable[str] = (), scientific: Iterable[str] = ()) -> None:
         self.run_dir = Path(run_dir)
         self.name = name
         self.param_names = list(param_names)
@@ -84,6 +93,8 @@ class SearchRecorder:
         self.fixed_config = dict(fixed_config)
         self.baseline_psnr = baseline_psnr
         self.data_root = data_root
+        self.strata = list(strata)
+        self.scientific = list(scientific)
         self.trials: dict[str, TrialRecord] = {}
         self.started_at = _iso_now()
         self._t0 = time.monotonic()
@@ -106,31 +117,43 @@ class SearchRecorder:
             return
         header = lines[0]
         n_params = len(self.param_names)
+        # Folders written before issue 11 have no study columns after `epoch`.
+        n_study = len(STUDY_COLUMNS) if tuple(header[3:3 + len(STUDY_COLUMNS)]) == STUDY_COLUMNS else 0
+        first_param = 3 + n_study
         for line in lines[1:]:
             if len(line) != len(header):
                 continue  # a row cut short by a kill mid-write
             # Positional: a name can be both a parameter and a metric (lr).
             trial_id, status, epoch = line[0], line[1], int(line[2])
-            params = {name: _parse_cell(text) for name, text in zip(self.param_names, line[3:3 + n_params])
-                      if text != ""}
-            metrics = {name: _parse_cell(text) for name, text in zip(header[3 + n_params:], line[3 + n_params:])}
+            params = {name: _parse_cell(text) for name, text in
+                      zip(self.param_names, line[first_param:first_param + n_params]) if text != ""}
+            metrics = {name: _parse_cell(text) for name, text in
+                       zip(header[first_param + n_params:], line[first_param + n_params:])}
             record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params))
-            record.status = status or "running"
+            record.status = status or RUNNING
             record.rows[epoch] = metrics
+            if n_study:
+                record.phase = line[3] or SEARCH
+                record.stratum = line[4]
+                record.seed = _parse_cell(line[5])
+            if not record.stratum:
+                record.stratum = stratum_key(params, self.scientific)
         for record in self.trials.values():
             info_path = self.run_dir / "trials" / record.trial_id / "trial.json"
             if info_path.exists():
                 info = json.loads(info_path.read_text())
                 record.node_ids.update(info.get("node_ids") or [])
                 record.data_zero_copy = info.get("data_zero_copy")
+                record.reeval_of = info.get("reeval_of")
+                record.execution = dict(info.get("execution") or {})
 
     def add_result(self, trial_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
         """One epoch of one trial; a repeated epoch (resumed trial) replaces the old row."""
         if "epoch" not in result:
             return
         record = self.trials.setdefault(trial_id, TrialRecord(trial_id, dict(params)))
-        record.params = {k: v for k, v in params.items() if k in self.param_names}
-        record.status = "running"
+        self._set_study_fields(record, params)
+        record.status = RUNNING
         epoch = int(result["epoch"])
         row: dict[str, Any] = {}
         for key, value in result.items():
@@ -143,25 +166,32 @@ class SearchRecorder:
             record.node_ids.add(str(result["node_id"]))
         if "data_zero_copy" in result:
             record.data_zero_copy = bool(result["data_zero_copy"])
+        record.execution.update({k: result[k] for k in EXECUTION_KEYS if k in result})
         per_frame = result.get(PER_FRAME_KEY)
         if per_frame and result.get("validated", True):
             self._write_per_frame(trial_id, epoch, per_frame)
+
+    def _set_study_fields(self, record: TrialRecord, config: dict[str, Any]) -> None:
+        """Parameters, phase, stratum, seed and re-run source from a Ray trial config."""
+        params = training_params(config)
+        record.params = {k: v for k, v in params.items() if k in self.param_names}
+        record.phase = str(config.get(PHASE_KEY, SEARCH))
+        record.stratum = str(config.get(STRATUM_KEY) or stratum_key(record.params, self.scientific))
+        record.seed = params.get("seed", self.fixed_config.get("seed"))
+        record.reeval_of = config.get("reeval_of")
 
     def set_status(self, trial_id: str, status: str) -> None:
         if trial_id in self.trials:
             self.trials[trial_id].status = status
 
     def classify_end(self, trial_id: str, error: bool) -> str:
-        """completed / stopped / diverged / failed, from the trial's last row."""
+        """completed / stopped / diverged / failed, from the trial's last row (search.status's rule)."""
         record = self.trials.get(trial_id)
-        if error:
-            return "failed"
-        if record is None or not record.rows:
-            return "stopped"
-        last_epoch = max(record.rows)
-        if record.rows[last_epoch].get("diverged"):
-            return "diverged"
-        return "completed" if last_epoch >= self.num_epoch else "stopped"
+        last = None
+        if record is not None and record.rows:
+            epoch = max(record.rows)
+            last = {**record.rows[epoch], "epoch": epoch}
+        return classify_end(last, error=error, metric=self.metric, num_epoch=self.num_epoch)
 
     # --- per-trial files ----------------------------------------------------
     def trial_dir(self, trial_id: str) -> Path:
@@ -186,15 +216,21 @@ class SearchRecorder:
 
     def _write_trial_info(self, record: TrialRecord) -> None:
         info = {"trial_id": record.trial_id, "status": record.status, "params": record.params,
+                "phase": record.phase, "stratum": record.stratum, "seed": record.seed,
+                "reeval_of": record.reeval_of, "execution": record.execution,
                 "epochs": len(record.rows), "node_ids": sorted(record.node_ids),
                 "data_zero_copy": record.data_zero_copy}
         _atomic_write(self.trial_dir(record.trial_id) / "trial.json", json.dumps(info, indent=2))
 
     # --- output -----------------------------------------------------------
     def best(self) -> Optional[tuple[str, int, float]]:
-        """(trial_id, epoch, value) of the best finite metric over every row, or None."""
+        """(trial_id, epoch, value) of the best finite metric over every search row, or None.
+        (Re-evaluation runs repeat a search trial's configuration with other seeds: they
+        say how sure a result is, in summary.json's comparison, not which config is best.)"""
         found: Optional[tuple[str, int, float]] = None
         for record in self.trials.values():
+            if record.phase != SEARCH:
+                continue
             for epoch, row in record.rows.items():
                 value = row.get(self.metric)
                 if value is None or row.get("diverged"):
@@ -220,7 +256,7 @@ class SearchRecorder:
         # When a parameter is also a metric (lr: searched value, and the value the
         # LR scheduler set that epoch) the name appears twice: parameter first,
         # metric second, as docs/CONTRACTS.md orders them.
-        header = ["trial_id", "status", "epoch", *self.param_names, *METRIC_COLUMNS]
+        header = ["trial_id", "status", "epoch", *STUDY_COLUMNS, *self.param_names, *METRIC_COLUMNS]
         tmp = self.run_dir / ".trials.csv.tmp"
         with tmp.open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -229,15 +265,39 @@ class SearchRecorder:
                 for epoch in sorted(record.rows):
                     row = record.rows[epoch]
                     writer.writerow([record.trial_id, record.status, epoch,
+                                     record.phase, record.stratum, _cell(record.seed),
                                      *(_cell(record.params.get(p)) for p in self.param_names),
                                      *(_cell(row.get(m)) for m in METRIC_COLUMNS)])
         os.replace(tmp, self.run_dir / "trials.csv")
 
-    def status_counts(self) -> dict[str, int]:
+    def status_counts(self, phase: str = SEARCH) -> dict[str, int]:
+        """Trials per status, of one phase (the search's by default: they add up to num_samples)."""
         counts = {status: 0 for status in STATUSES}
         for record in self.trials.values():
-            counts[record.status] = counts.get(record.status, 0) + 1
+            if record.phase == phase:
+                counts[record.status] = counts.get(record.status, 0) + 1
         return counts
+
+    def outcomes(self) -> list[RunOutcome]:
+        """Every run as search.comparison sees it."""
+        runs = []
+        for record in self.trials.values():
+            last_value = final_value = None
+            if record.rows:
+                last_epoch = max(record.rows)
+                last_value = _finite_or_none(record.rows[last_epoch].get(self.metric))
+                if record.status == COMPLETED and last_epoch >= self.num_epoch:
+                    final_value = last_value
+            runs.append(RunOutcome(
+                trial_id=record.trial_id, phase=record.phase, stratum=record.stratum, status=record.status,
+                final_value=final_value, last_value=last_value if record.status != FAILED else None,
+                params=dict(record.params), seed=record.seed, source_trial=record.reeval_of))
+        return runs
+
+    def comparison(self) -> dict[str, Any]:
+        strata = list(self.strata)
+        strata += sorted({r.stratum for r in self.trials.values()} - set(strata))
+        return build_comparison(self.outcomes(), strata=strata, metric=self.metric, mode=self.mode)
 
     def _write_summary(self, final: bool) -> None:
         best = self.best()
@@ -251,6 +311,8 @@ class SearchRecorder:
             "wall_time_s": round(self._wall_before + time.monotonic() - self._t0, 3),
             "baseline_psnr": self.baseline_psnr, "best": best_entry,
             "status_counts": self.status_counts(),
+            "reeval_status_counts": self.status_counts(REEVAL),
+            "comparison": self.comparison(),
             "started_at": self.started_at, "finished_at": _iso_now() if final else None,
         }
         _atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False, default=str))
@@ -275,6 +337,14 @@ def read_trials_csv(run_dir: str | Path) -> list[dict[str, str]]:
         header, *lines = list(csv.reader(handle))
     names = [name + "@epoch" if name in header[:i] else name for i, name in enumerate(header)]
     return [dict(zip(names, line)) for line in lines]
+
+
+def _finite_or_none(value: Any) -> Optional[float]:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -327,8 +397,9 @@ class ResultsCallback(Callback):
         self._flush(force=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.recorder.trials.setdefault(trial.trial_id, TrialRecord(trial.trial_id, dict(trial.config)))
-        self.recorder.set_status(trial.trial_id, "failed")
+        record = self.recorder.trials.setdefault(trial.trial_id, TrialRecord(trial.trial_id, {}))
+        self.recorder._set_study_fields(record, dict(trial.config))
+        self.recorder.set_status(trial.trial_id, FAILED)
         self._flush(force=True)
 
     def on_experiment_end(self, trials, **info) -> None:

@@ -400,6 +400,30 @@ def _rewrite_search_gen(path: Optional[Path], live: set[str], exp: Path) -> None
     _atomic_write_bytes(path, cloudpickle.dumps(state))
 
 
+def _close_unheard(study, frozen, last: Optional[dict[str, Any]], ray_status: str, saved: dict[str, Any]) -> None:
+    """Tell the study how a trial Tune finished (TERMINATED) ended, as the searcher would have.
+
+    A trial ASHA stopped ends TERMINATED in Tune like a completed one: only its
+    last epoch tells them apart, so it must not be closed COMPLETE with a
+    partial-budget value (the mistake search.status exists to prevent).
+    """
+    from optuna.trial import TrialState
+
+    from search.status import OPTUNA_STATE, classify_end
+
+    metric = saved.get("_metric") or "val_psnr"
+    max_t = int(saved.get("_max_t") or 0)
+    status = classify_end(last, error=ray_status == "ERROR", metric=metric, num_epoch=max_t)
+    state = TrialState[OPTUNA_STATE[status]]
+    value = float(last[metric]) if state == TrialState.COMPLETE else None
+    step = (last or {}).get("epoch")
+    if state != TrialState.FAIL and step is not None and last and metric in last \
+            and int(step) not in frozen.intermediate_values:
+        study._storage.set_trial_intermediate_value(frozen._trial_id, int(step), float(last[metric]))
+    study._storage.set_trial_user_attr(frozen._trial_id, "status", status)
+    study.tell(frozen.number, value, state=state)
+
+
 # --- the one entry point ---------------------------------------------------------------
 def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_url: str) -> ResumePlan:
     """Make Tune's saved state, the searcher pickle and the Optuna study agree; see the module doc."""
@@ -447,11 +471,9 @@ def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_ur
         else:
             plan.finished.append(rt.trial_id)
             completed.add(rt.trial_id)
-            if not study_done:  # Tune finished it but the study never heard: close it with its last value
-                last = _last_result(exp / rt.logdir) or {}
-                value = last.get(saved.get("_metric")) if isinstance(saved, dict) else None
-                study.tell(frozen.number, value, state=TrialState.COMPLETE if value is not None
-                           else TrialState.PRUNED)
+            if not study_done:  # Tune finished it but the study never heard: close it by search.status's rule
+                _close_unheard(study, frozen, _last_result(exp / rt.logdir), rt.status,
+                               saved if isinstance(saved, dict) else {})
     for tid, it in plan.resumed.items():
         rt = next(r for r in ray_trials if r.trial_id == tid)
         n = _truncate_results(exp / rt.logdir, it)

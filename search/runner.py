@@ -18,6 +18,7 @@ from cvae.config import TrainConfig
 from cvae.data import DataError, LabData
 from search.cluster import ResourceError, check_cluster, check_request
 from search.errors import SpaceError
+from search.sampler import make_sampler
 from search.space import SearchSpace, load_space
 
 logger = logging.getLogger(__name__)
@@ -54,13 +55,21 @@ class SearchPlan:
     def num_epoch(self) -> int:
         return self.space.num_epoch
 
+    @property
+    def num_trials(self) -> int:
+        """Every Ray trial the experiment may create: the search trials, then the re-runs."""
+        return self.num_samples + self.space.max_reeval_trials
+
     def describe(self) -> str:
         """The plan after overrides, for --dry-run and the start banner."""
         space = self.space
         asha = space.asha
         stopping = ("none" if asha is None else
-                    f"ASHA on {TIME_ATTR}, grace {asha.grace_period}, reduction {asha.reduction_factor:g}, "
-                    f"max_t {asha.max_t}")
+                    f"ASHA on {TIME_ATTR} per stratum, grace {asha.grace_period}, reduction "
+                    f"{asha.reduction_factor:g}, max_t {asha.max_t}, brackets {asha.brackets}, "
+                    "never before a trial's KL warm-up ends")
+        reeval = (f"{space.reeval_seeds} seeds x best of each of {len(space.strata())} strata "
+                  f"(up to {space.max_reeval_trials} runs after the search)" if space.reeval_seeds else "off")
         synthetic = (f" (missing: generated from synthetic preset '{space.synthetic}')"
                      if space.synthetic and not self.data_root.exists() else "")
         return "\n".join([
@@ -68,7 +77,8 @@ class SearchPlan:
             f"  run folder:  {self.run_dir}{' (resume)' if self.resume else ''}",
             f"  data:        {self.data_root}{synthetic}",
             f"  trials:      {self.num_samples}, {self.max_concurrent} at a time, "
-            f"{self.cpu:g} CPU + {self.gpu:g} GPU each",
+            f"{self.cpu:g} CPU + {self.gpu:g} GPU each, strata {space.strata_mode}",
+            f"  re-eval:     {reeval}",
             f"  sampler:     {space.sampler.type} (seed {space.sampler.seed}), study {self.run_dir / 'optuna.db'}",
             f"  stopping:    {stopping}",
             f"  failures:    retried up to {space.max_failures} times; checkpoint every "
@@ -99,6 +109,15 @@ def _check_plan(plan: SearchPlan) -> None:
         raise RunError(f"--num-samples is {plan.num_samples}, but must be >= 1")
     if plan.max_concurrent < 1:
         raise RunError(f"--max-concurrent is {plan.max_concurrent}, but must be >= 1")
+    space = plan.space
+    if plan.num_samples != space.num_samples:
+        if space.sampler.type == "grid":
+            raise RunError(f"--num-samples is {plan.num_samples}, but sampler grid of {space.path} runs "
+                           f"every combination once: {space.num_samples} trials")
+        n = len(space.strata())
+        if space.strata_mode == "balanced" and plan.num_samples < 2 * n:
+            raise RunError(f"--num-samples is {plan.num_samples}, but must be >= {2 * n} so that each of the "
+                           f"{n} strata of {space.path} gets at least 2 trials")
     if "/" in plan.name or plan.name in ("", ".", ".."):
         raise RunError(f"--name is {plan.name!r}, but must be a plain folder name")
     check_request(plan.cpu, plan.gpu, source="--cpus-per-trial/--gpus-per-trial or trials.resources")
@@ -200,22 +219,6 @@ def connect(address: Optional[str], dashboard_host: str = "127.0.0.1") -> Option
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def make_sampler(space: SearchSpace, max_concurrent: int):
-    import optuna
-
-    spec = space.sampler
-    if spec.type == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    if spec.type == "qmc":
-        return optuna.samplers.QMCSampler(seed=spec.seed, warn_independent_sampling=False)
-    kwargs: dict[str, Any] = {"seed": spec.seed}
-    if spec.n_startup_trials is not None:
-        kwargs["n_startup_trials"] = spec.n_startup_trials
-    # Several trials run at once: the constant liar keeps TPE from proposing
-    # the same point to each of them.
-    return optuna.samplers.TPESampler(constant_liar=max_concurrent > 1, **kwargs)
-
-
 def make_searcher(plan: SearchPlan):
     import optuna
     from ray.tune.search import ConcurrencyLimiter
@@ -226,19 +229,38 @@ def make_searcher(plan: SearchPlan):
     storage = optuna.storages.RDBStorage(f"sqlite:///{plan.run_dir / 'optuna.db'}")
     searcher = PruningOptunaSearch(
         plan.space.define_by_run, metric=plan.space.metric, mode=plan.space.mode, max_t=plan.num_epoch,
-        sampler=make_sampler(plan.space, plan.max_concurrent), study_name=plan.name, storage=storage)
+        sampler=make_sampler(plan.space, plan.max_concurrent), study_name=plan.name, storage=storage,
+        design=make_design(plan))
     return ConcurrencyLimiter(searcher, max_concurrent=plan.max_concurrent)
 
 
+def make_design(plan: SearchPlan):
+    from search.optuna_bridge import StudyDesign
+
+    space = plan.space
+    return StudyDesign(
+        strata={s.key: s.values for s in space.strata()}, scientific=tuple(space.scientific_parameters()),
+        balanced=space.strata_mode == "balanced", num_search=plan.num_samples,
+        reeval_seed_values=tuple(space.reeval_seed(i) for i in range(1, space.reeval_seeds + 1)))
+
+
 def make_scheduler(plan: SearchPlan):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    import functools
+
+    from ray.tune.schedulers import FIFOScheduler
+
+    from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch
 
     asha = plan.space.asha
     if asha is None:
         return FIFOScheduler()
-    return ASHAScheduler(time_attr=TIME_ATTR, metric=plan.space.metric, mode=plan.space.mode,
-                         max_t=plan.num_epoch, grace_period=asha.grace_period,
-                         reduction_factor=asha.reduction_factor)
+    # A partial of a module-level function: Tune pickles the scheduler with the experiment.
+    earliest = functools.partial(earliest_stop_epoch, fixed=dict(plan.space.fixed),
+                                 grace_period=asha.grace_period, num_epoch=plan.num_epoch)
+    return ScheduleAwareASHA(time_attr=TIME_ATTR, metric=plan.space.metric, mode=plan.space.mode,
+                             max_t=plan.num_epoch, grace_period=asha.grace_period,
+                             reduction_factor=asha.reduction_factor, brackets=asha.brackets,
+                             earliest_stop=earliest)
 
 
 def make_trainable(plan: SearchPlan, data: LabData):
@@ -259,7 +281,8 @@ def make_recorder(plan: SearchPlan, data: LabData):
     return SearchRecorder(
         plan.run_dir, name=plan.name, param_names=plan.space.parameter_names(), metric=plan.space.metric,
         mode=plan.space.mode, num_epoch=plan.num_epoch, num_samples=plan.num_samples,
-        fixed_config=base.to_dict(), baseline_psnr=baseline_psnr(data, base), data_root=str(plan.data_root))
+        fixed_config=base.to_dict(), baseline_psnr=baseline_psnr(data, base), data_root=str(plan.data_root),
+        strata=[s.key for s in plan.space.strata()], scientific=plan.space.scientific_parameters())
 
 
 def build_tuner(plan: SearchPlan, data: LabData):
@@ -292,8 +315,10 @@ def build_tuner(plan: SearchPlan, data: LabData):
     # Reused actors: a fresh worker per trial re-imports torch and Ray (bench/overhead.py
     # measured ~10 s of worker start per trial on 2 cores). train_trial keeps no state
     # between calls (model, optimizer, threads and seeds are set per trial), so reuse is safe.
+    # num_samples counts Ray trials: the search's, then the re-evaluation runs the
+    # searcher adds once the search has ended (it says FINISHED after the last).
     tune_config = tune.TuneConfig(search_alg=make_searcher(plan), scheduler=make_scheduler(plan),
-                                  num_samples=plan.num_samples, reuse_actors=True)
+                                  num_samples=plan.num_trials, reuse_actors=True)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
@@ -339,8 +364,11 @@ def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True)
     best = recorder.best()
     best_yaml = None
     if best is not None:
-        cfg = plan.space.train_config(recorder.trials[best[0]].params)
-        best_yaml = recorder.write_best_yaml(cfg.to_dict())
+        record = recorder.trials[best[0]]
+        cfg = plan.space.train_config(record.params)
+        # What the trial's numbers depend on besides its configuration (threads,
+        # device, resolved precision), so `cvae.train --config best.yaml` reproduces it.
+        best_yaml = recorder.write_best_yaml({**cfg.to_dict(), **record.execution})
     return SearchOutcome(run_dir=plan.run_dir, best_trial=best[0] if best else None,
                          best_value=best[2] if best else None, best_yaml=best_yaml,
                          trials_csv=plan.run_dir / "trials.csv", summary_json=plan.run_dir / "summary.json",

@@ -46,14 +46,16 @@ from typing import TYPE_CHECKING, Any, Mapping, NoReturn
 import yaml
 
 from cvae.config import KL_ANNEAL_ALIASES, ConfigError, TrainConfig, closest_field, coerce_field
+from cvae.schedules import kl_warmup_end
 from cvae.synthetic import PRESETS
 from search.errors import SpaceError
+from search.strata import Stratum, enumerate_strata, stratum_key
 
 if TYPE_CHECKING:
     import optuna
 
 TOP_LEVEL_KEYS = ("name", "description", "metric", "data", "trials", "sampler",
-                  "early_terminate", "fixed", "parameters")
+                  "early_terminate", "reeval", "fixed", "parameters")
 PARAM_KEYS = ("values", "value", "distribution", "min", "max", "q", "when", "role")
 CATEGORICAL, CONSTANT = "categorical", "constant"
 INT_UNIFORM, UNIFORM, Q_UNIFORM = "int_uniform", "uniform", "q_uniform"
@@ -70,7 +72,13 @@ _UNSUPPORTED_DISTRIBUTIONS = {
 ROLES = ("scientific", "nuisance")
 METRICS = ("val_psnr", "train_loss", "train_mse", "train_kl")  # per-epoch metrics of cvae.train worth optimising
 GOALS = {"maximize": "max", "minimize": "min"}
-SAMPLERS = ("tpe", "random", "qmc")
+SAMPLERS = ("tpe", "random", "qmc", "grid")
+STRATA_MODES = ("balanced", "free")
+DEFAULT_REEVAL_SEEDS = 3
+# Re-run i (1-based) of a stratum's best configuration trains with seed
+# fixed seed + REEVAL_SEED_STEP * i: distinct from the original run's seed and
+# from each other.
+REEVAL_SEED_STEP = 1000
 EARLY_TERMINATE = ("asha", "none")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the name becomes the folder runs/<name>
 _MISSING = object()
@@ -171,12 +179,17 @@ class AshaSpec:
     grace_period: int
     reduction_factor: float
     max_t: int  # = num_epoch
+    brackets: int = 1  # Hyperband-style brackets (Ray's AsyncHyperBandScheduler `brackets`)
 
-    def rungs(self) -> list[float]:
+    def rungs(self, bracket: int = 0) -> list[float]:
         """Epochs at which ASHA compares trials, computed as Ray's
-        AsyncHyperBandScheduler does (bracket 0)."""
-        count = int(math.log(self.max_t / self.grace_period) / math.log(self.reduction_factor) + 1)
-        return [_tidy(self.grace_period * self.reduction_factor ** k) for k in range(count)]
+        AsyncHyperBandScheduler does (bracket s starts at grace_period * rf**s)."""
+        count = int(math.log(self.max_t / self.grace_period) / math.log(self.reduction_factor) + 1 - bracket)
+        return [_tidy(self.grace_period * self.reduction_factor ** (k + bracket)) for k in range(max(count, 0))]
+
+    def all_rungs(self) -> list[float]:
+        """Every bracket's rungs, sorted (the epochs a trial must validate at)."""
+        return sorted({r for b in range(self.brackets) for r in self.rungs(b)})
 
 
 @dataclass
@@ -188,7 +201,7 @@ class SearchSpace:
     mode: str                  # 'max' | 'min' (Ray/Optuna spelling of goal)
     data_root: Path            # as written, relative to the working directory
     synthetic: str | None      # cvae.synthetic preset generated when data_root is missing
-    num_samples: int
+    num_samples: int           # search trials (re-evaluation runs come on top)
     max_concurrent: int
     cpu: float
     gpu: float                 # fractional GPUs share one device
@@ -199,6 +212,8 @@ class SearchSpace:
     fixed: dict[str, Any]      # TrainConfig fields, already of the field's type
     parameters: list[ParamSpec]  # in sampling order: a parameter comes after those its `when` names
     raw: dict[str, Any]        # the mapping read from the file
+    strata_mode: str = "free"  # balanced: round-robin over the strata; free: as the sampler draws
+    reeval_seeds: int = 0      # extra training seeds for each stratum's best configuration
 
     @property
     def num_epoch(self) -> int:
@@ -210,6 +225,61 @@ class SearchSpace:
     def scientific_parameters(self) -> list[str]:
         """Names of the parameters whose values the report compares."""
         return [p.name for p in self.parameters if p.role == "scientific"]
+
+    def strata(self) -> list[Stratum]:
+        """Every stratum (allowed combination of the scientific values), in file order."""
+        return enumerate_strata(self.parameters)
+
+    def stratum_of(self, sampled: Mapping[str, Any]) -> str:
+        return stratum_key(sampled, self.scientific_parameters())
+
+    @property
+    def base_seed(self) -> int:
+        return int(self.fixed.get("seed", TrainConfig().seed))
+
+    def reeval_seed(self, index: int) -> int:
+        """Training seed of re-run `index` (1-based) of a best configuration."""
+        return self.base_seed + REEVAL_SEED_STEP * index
+
+    @property
+    def max_reeval_trials(self) -> int:
+        return self.reeval_seeds * len(self.strata())
+
+    def grid_values(self) -> dict[str, list[Any]]:
+        """The grid of sampler type grid: every parameter's values (constants as one value)."""
+        return {p.name: list(p.choices or ()) for p in self.parameters}
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.grid_values().values())
+
+    def earliest_stop(self, stratum: Stratum) -> tuple[int, int] | None:
+        """(lowest, highest) first epoch at which early stopping may stop a trial of
+        `stratum`: ASHA's first rung, or later when the KL warm-up ends later."""
+        if self.asha is None:
+            return None
+        epochs = [max(self.asha.grace_period, kl_warmup_end(**kl))
+                  for kl in self._kl_settings(stratum.values)]
+        return min(epochs), max(epochs)
+
+    def _kl_settings(self, stratum_values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """KL schedules a stratum's trials can get: the corners of the searched ranges."""
+        defaults = TrainConfig()
+
+        def candidates(name: str) -> list[Any]:
+            if name in stratum_values:
+                return [stratum_values[name]]
+            if name in self.fixed:
+                return [self.fixed[name]]
+            spec = next((p for p in self.parameters if p.name == name), None)
+            if spec is None:
+                return [getattr(defaults, name)]
+            if spec.choices is not None:
+                return list(spec.choices)
+            return [spec.low, spec.high]  # the warm-up end moves monotonically with ratio and cycle
+
+        return [dict(kind=kind, num_epoch=self.num_epoch, cycle=int(cycle), ratio=float(ratio))
+                for kind in candidates("kl_anneal_type") for cycle in candidates("kl_anneal_cycle")
+                for ratio in candidates("kl_anneal_ratio")]
 
     def parameter(self, name: str) -> ParamSpec:
         for p in self.parameters:
@@ -248,9 +318,20 @@ class SearchSpace:
             f"retried up to {self.max_failures} times on failure, checkpoint every {self.checkpoint_every} epoch(s)",
             f"  sampler:  {self._sampler_text()}",
             f"  stopping: {self._asha_text()}",
-            f"  budget:   at most {self.num_samples} x {self.num_epoch} = {self.num_samples * self.num_epoch} epochs",
-            f"parameters (sampling order; {len(self.parameters)} searched):",
+            f"  strata:   {self._strata_text()}",
+            f"  reeval:   {self._reeval_text()}",
+            f"  budget:   at most {self.num_samples} x {self.num_epoch} = {self.num_samples * self.num_epoch} epochs"
+            + (f" + {self.max_reeval_trials} x {self.num_epoch} re-evaluation epochs" if self.reeval_seeds else ""),
         ]
+        strata = self.strata()
+        lines.append(f"strata ({len(strata)}; scientific: {', '.join(self.scientific_parameters()) or 'none'}):")
+        for stratum in strata:
+            stop = self.earliest_stop(stratum)
+            when = ("never stopped early" if stop is None else
+                    f"stopped no earlier than epoch {stop[0]}" if stop[0] == stop[1] else
+                    f"stopped no earlier than epoch {stop[0]}..{stop[1]} (by its KL schedule)")
+            lines.append(f"  {stratum.key}: {when}")
+        lines.append(f"parameters (sampling order; {len(self.parameters)} searched):")
         width = max(len(p.name) for p in self.parameters)
         for p in self.parameters:
             cond = f"  when {p.when_text()}" if p.when else ""
@@ -265,16 +346,35 @@ class SearchSpace:
         parts = [f"seed {s.seed}" if s.seed is not None else "unseeded"]
         if s.type == "tpe":
             startup = s.n_startup_trials if s.n_startup_trials is not None else "Optuna's default 10"
-            parts.append(f"{startup} random startup trials")
+            parts.append(f"multivariate, group, {startup} random startup trials"
+                         + (" per stratum" if self.strata_mode == "balanced" else ""))
+        if s.type == "grid":
+            parts.append(f"every combination once: {self.grid_size()} trials")
         return f"{s.type} ({', '.join(parts)})"
+
+    def _strata_text(self) -> str:
+        n = len(self.strata())
+        if self.strata_mode == "balanced":
+            return (f"balanced: trials handed out round-robin over {n} strata "
+                    f"(~{self.num_samples / n:.1f} each), nuisance parameters tuned within each")
+        return f"free: the sampler decides how many trials each of the {n} strata gets"
+
+    def _reeval_text(self) -> str:
+        if not self.reeval_seeds:
+            return "off"
+        seeds = ", ".join(str(self.reeval_seed(i)) for i in range(1, self.reeval_seeds + 1))
+        return (f"each stratum's best configuration re-run at full budget with {self.reeval_seeds} more "
+                f"seeds ({seeds}) after the search: up to {self.max_reeval_trials} runs")
 
     def _asha_text(self) -> str:
         if self.asha is None:
             return f"none (every trial runs all {self.num_epoch} epochs)"
         a = self.asha
         rungs = ", ".join(_show(r) for r in a.rungs())
-        return (f"ASHA, grace period {a.grace_period}, reduction factor {_show(a.reduction_factor)}, "
-                f"max_t {a.max_t} (num_epoch): trials compared at epochs {rungs}")
+        brackets = f", {a.brackets} brackets" if a.brackets > 1 else ""
+        return (f"ASHA per stratum, grace period {a.grace_period}, reduction factor {_show(a.reduction_factor)}, "
+                f"max_t {a.max_t} (num_epoch){brackets}: trials compared at epochs {rungs}, "
+                "never before their KL warm-up ends")
 
 
 # --------------------------------------------------------------------------- #
@@ -395,10 +495,65 @@ class _Parser:
         asha = self.early_terminate(top.get("early_terminate", {"type": "none"}), num_epoch)
         parameters = self.parameters(top["parameters"], fixed, synthetic)
         self.check_synthetic_lengths(synthetic, fixed, {p.name for p in parameters})
-        return SearchSpace(
+        reeval_seeds = self.reeval(top.get("reeval", {}))
+        space = SearchSpace(
             path=self.path, name=name, description=description, metric=metric, mode=mode,
             data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
-            fixed=fixed, parameters=parameters, raw=raw, **trials)
+            fixed=fixed, parameters=parameters, raw=raw, reeval_seeds=reeval_seeds, **trials)
+        self.study_design(space, top["trials"])
+        return space
+
+    def reeval(self, value: Any) -> int:
+        r = self.mapping(value if value is not None else {}, "reeval", ("seeds",))
+        return self.integer(r.get("seeds", DEFAULT_REEVAL_SEEDS), "reeval.seeds", 0)
+
+    def study_design(self, space: SearchSpace, trials: dict) -> None:
+        """Rules that tie the parameters, the sampler and the trial count together."""
+        scientific = [p for p in space.parameters if p.role == "scientific"]
+        for p in scientific:
+            if p.kind not in (CATEGORICAL, CONSTANT):
+                self.fail(f"parameters.{p.name}.role", "scientific",
+                          f"a scientific parameter is compared value by value: give it as values "
+                          f"(e.g. values: [...]), not as {p.kind}")
+            for dep in p.when:
+                if space.parameter(dep).role != "scientific":
+                    self.fail(f"parameters.{p.name}.when.{dep}", p.when_text(),
+                              f"a scientific parameter may depend only on scientific parameters "
+                              f"({dep} is nuisance), or its strata are not fixed before sampling")
+        if space.reeval_seeds and "seed" in space.parameter_names():
+            self.fail("parameters.seed", "searched", "re-evaluation sets each re-run's training seed: "
+                      "fix seed under fixed, or set reeval.seeds: 0")
+        mode = trials.get("strata", "balanced" if scientific else "free")
+        mode = self.choice(mode, "trials.strata", STRATA_MODES)
+        if space.sampler.type == "grid":
+            self.grid(space, trials)
+            if "strata" in trials and mode == "balanced":
+                self.fail("trials.strata", mode, "sampler grid runs every combination once: "
+                          "the grid balances itself; write strata: free or drop the key")
+            mode = "free"
+        space.strata_mode = mode
+        if mode == "balanced":
+            n = len(space.strata())
+            if space.num_samples < 2 * n:
+                self.fail("trials.num_samples", space.num_samples,
+                          f"must be >= {2 * n} so that each of the {n} strata "
+                          f"({', '.join(s.key for s in space.strata())}) gets at least 2 trials")
+
+    def grid(self, space: SearchSpace, trials: dict) -> None:
+        for p in space.parameters:
+            if p.kind not in (CATEGORICAL, CONSTANT):
+                self.fail(f"parameters.{p.name}.distribution", p.kind,
+                          "sampler grid needs every parameter as values: [...] (or value: ...)")
+            if p.when:
+                self.fail(f"parameters.{p.name}.when", p.when_text(),
+                          "sampler grid runs the full product of the values: conditional parameters "
+                          "are not supported with it")
+        size = space.grid_size()
+        if "num_samples" in trials and space.num_samples != size:
+            self.fail("trials.num_samples", space.num_samples,
+                      f"must be {size} (the number of combinations of the values) for sampler grid, "
+                      "or left out")
+        space.num_samples = size
 
     def metric(self, value: Any) -> tuple[str, str]:
         m = self.mapping(value, "metric", ("name", "goal"), required=("name", "goal"))
@@ -418,12 +573,12 @@ class _Parser:
 
     def trials(self, value: Any) -> dict[str, Any]:
         t = self.mapping(value, "trials", ("num_samples", "max_concurrent", "resources", "max_failures",
-                                           "checkpoint_every"), required=("num_samples",))
+                                           "checkpoint_every", "strata"))
         res = self.mapping(t.get("resources", {}), "trials.resources", ("cpu", "gpu"))
         cpu = self.resource(res.get("cpu", 1), "trials.resources.cpu", zero_ok=False)
         gpu = self.resource(res.get("gpu", 0), "trials.resources.gpu", zero_ok=True)
         return dict(
-            num_samples=self.integer(t["num_samples"], "trials.num_samples", 1),
+            num_samples=self.integer(t.get("num_samples", 16), "trials.num_samples", 1),
             max_concurrent=self.integer(t.get("max_concurrent", 1), "trials.max_concurrent", 1),
             cpu=cpu, gpu=gpu,
             max_failures=self.integer(t.get("max_failures", 2), "trials.max_failures", 0),
@@ -453,10 +608,10 @@ class _Parser:
         return SamplerSpec(type=kind, seed=seed, n_startup_trials=startup)
 
     def early_terminate(self, value: Any, num_epoch: int) -> AshaSpec | None:
-        e = self.mapping(value, "early_terminate", ("type", "grace_period", "reduction_factor"))
+        e = self.mapping(value, "early_terminate", ("type", "grace_period", "reduction_factor", "brackets"))
         kind = self.choice(e.get("type", "none"), "early_terminate.type", EARLY_TERMINATE)
         if kind == "none":
-            for k in ("grace_period", "reduction_factor"):
+            for k in ("grace_period", "reduction_factor", "brackets"):
                 if k in e:
                     self.fail(f"early_terminate.{k}", e[k], "it applies only to type asha")
             return None
@@ -467,7 +622,13 @@ class _Parser:
         rf = self.number(e.get("reduction_factor", 3), "early_terminate.reduction_factor")
         if rf <= 1:
             self.fail("early_terminate.reduction_factor", rf, "must be > 1")
-        return AshaSpec(grace_period=grace, reduction_factor=rf, max_t=num_epoch)
+        brackets = self.integer(e.get("brackets", 1), "early_terminate.brackets", 1)
+        asha = AshaSpec(grace_period=grace, reduction_factor=rf, max_t=num_epoch, brackets=brackets)
+        if brackets > 1 and not asha.rungs(brackets - 1):
+            self.fail("early_terminate.brackets", brackets,
+                      f"must be <= {len(asha.rungs())}: with grace period {grace} and reduction factor "
+                      f"{_show(rf)} over {num_epoch} epochs, bracket {brackets} would have no rung")
+        return asha
 
     # --- fixed values -----------------------------------------------------------
     def fixed(self, value: Any) -> dict[str, Any]:

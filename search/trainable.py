@@ -116,9 +116,31 @@ def write_frames_png(path: Path, target: torch.Tensor, prediction: torch.Tensor)
     Image.fromarray(frames_image(target.to(torch.uint8), prediction.to(torch.uint8))).save(path)
 
 
-def asha_epochs(space: SearchSpace) -> list[int]:
-    """Epochs at which ASHA compares trials: validated even when val_every skips them."""
-    return [] if space.asha is None else [math.ceil(rung) for rung in space.asha.rungs()]
+# Keys the searcher adds to a trial's config next to the sampled parameters
+# (search/optuna_bridge.py); they describe the study, not the training.
+STUDY_KEYS = ("phase", "stratum", "reeval_of")
+# What a trial's numbers depend on besides its configuration; reported with
+# every result and written into best.yaml.
+EXECUTION_KEYS = ("torch_threads", "device", "precision")
+
+
+def training_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config without the study keys: TrainConfig fields only."""
+    return {k: v for k, v in config.items() if k not in STUDY_KEYS}
+
+
+def asha_epochs(space: SearchSpace, config: dict[str, Any] | None = None) -> list[int]:
+    """Epochs at which ASHA may compare this trial: every bracket's rungs and the
+    epoch its KL warm-up lets it be stopped; validated even when val_every skips them."""
+    if space.asha is None:
+        return []
+    epochs = {math.ceil(rung) for rung in space.asha.all_rungs()}
+    if config is not None:
+        from search.scheduler import earliest_stop_epoch
+
+        epochs.add(earliest_stop_epoch(training_params(config), fixed=space.fixed,
+                                       grace_period=space.asha.grace_period, num_epoch=space.num_epoch))
+    return sorted(epochs)
 
 
 def _trial_device() -> str:
@@ -168,10 +190,15 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
     # Ray logs "Checkpoint successfully created at: ..." at INFO for every epoch of
     # every trial, which buries the progress table; warnings still come through.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    cfg: TrainConfig = space.train_config(config)
-    lab_data, zero_copy = unshare_data(data)
-    torch.set_num_threads(_cpu_share())
+    from cvae.train import execution_settings
+
     device = _trial_device()
+    cfg: TrainConfig = space.train_config(training_params(config))
+    # The trial's CPU share sets its threads (unless the space fixes torch_threads):
+    # the reduction order, and so the numbers, depend on it.
+    cfg = cfg.replace(torch_threads=cfg.torch_threads or _cpu_share(), device=device)
+    execution = execution_settings(cfg, torch.device(device))
+    lab_data, zero_copy = unshare_data(data)
     node_id = ray.get_runtime_context().get_node_id()
     every = max(1, int(getattr(space, "checkpoint_every", 1) or 1))
 
@@ -180,6 +207,7 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
         report = scalar_metrics(metrics, space.metric, space.mode)
         report["node_id"] = node_id
         report["data_zero_copy"] = zero_copy
+        report.update(execution)
         epoch = int(metrics["epoch"])
         last = epoch >= cfg.num_epoch or bool(metrics.get("diverged", False))
         if last or epoch % every == 0:
@@ -190,10 +218,11 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
         else:
             tune.report(report)
 
+    validate_at = asha_epochs(space, config)
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        fit(cfg, lab_data, on_epoch=on_epoch, device=device, validate_at=asha_epochs(space))
+        fit(cfg, lab_data, on_epoch=on_epoch, device=device, validate_at=validate_at)
         return
     with checkpoint.as_directory() as folder:
         fit(cfg, lab_data, on_epoch=on_epoch, resume_from=os.path.join(folder, CHECKPOINT_FILE), device=device,
-            validate_at=asha_epochs(space))
+            validate_at=validate_at)

@@ -15,15 +15,20 @@ TINY_FIXED = {
 
 def write_space(path: Path, *, name: str, data_root: Path, num_samples: int = 6, max_concurrent: int = 2,
                 cpu: float = 1, gpu: float = 0, grace: int = 1, rf: float = 2, sampler: str = "random",
-                fixed: dict | None = None, extra: str = "") -> Path:
+                fixed: dict | None = None, extra: str = "", reeval_seeds: int = 0,
+                strata: str | None = None) -> Path:
+    """A tiny space over three KL strata. Re-evaluation is off unless asked for
+    (reeval_seeds), so a test's trial count is num_samples."""
     fixed = {**TINY_FIXED, **(fixed or {})}
     fixed_yaml = "\n".join(f"  {k}: {v}" for k, v in fixed.items())
+    strata_yaml = f", strata: {strata}" if strata else ""
     path.write_text(f"""\
 name: {name}
 metric: {{name: val_psnr, goal: maximize}}
 data: {{root: {data_root}}}
-trials: {{num_samples: {num_samples}, max_concurrent: {max_concurrent}, resources: {{cpu: {cpu}, gpu: {gpu}}}, max_failures: 0, checkpoint_every: 1}}
+trials: {{num_samples: {num_samples}, max_concurrent: {max_concurrent}, resources: {{cpu: {cpu}, gpu: {gpu}}}, max_failures: 0, checkpoint_every: 1{strata_yaml}}}
 sampler: {{type: {sampler}, seed: 0}}
+reeval: {{seeds: {reeval_seeds}}}
 early_terminate: {{type: asha, grace_period: {grace}, reduction_factor: {rf}}}
 fixed:
 {fixed_yaml}

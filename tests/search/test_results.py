@@ -41,11 +41,12 @@ def test_resume_replaces_repeated_epochs(tmp_path):
     second.set_status("a", second.classify_end("a", error=False))
     second.write(final=True)
     lines = _lines(tmp_path)
-    assert lines[0] == ["trial_id", "status", "epoch", "kl_anneal_type", "kl_anneal_cycle", "lr", *METRIC_COLUMNS]
+    assert lines[0] == ["trial_id", "status", "epoch", "phase", "stratum", "seed",
+                        "kl_anneal_type", "kl_anneal_cycle", "lr", *METRIC_COLUMNS]
     assert [(l[0], l[1], l[2]) for l in lines[1:]] == [("a", "completed", "1"), ("a", "completed", "2"),
                                                         ("a", "completed", "3")]
-    assert lines[2][6] == "22.0"  # the resumed run's epoch 2 replaced the first one
-    assert lines[1][4] == ""  # kl_anneal_cycle not sampled for Monotonic
+    assert lines[2][9] == "22.0"  # the resumed run's epoch 2 replaced the first one
+    assert lines[1][7] == ""  # kl_anneal_cycle not sampled for Monotonic
     per_frame = json.loads((tmp_path / "trials" / "a" / "val_psnr_per_frame.json").read_text())
     assert per_frame == {"epoch": 3, "frame_index": [1, 2], "psnr": [23.0, 23.0]}
 

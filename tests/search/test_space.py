@@ -23,9 +23,10 @@ BASE: dict[str, Any] = {
     "name": "t",
     "metric": {"name": "val_psnr", "goal": "maximize"},
     "data": {"root": "data/synthetic-small", "synthetic": "small"},
-    "trials": {"num_samples": 4, "max_concurrent": 2, "resources": {"cpu": 1, "gpu": 0}},
+    "trials": {"num_samples": 6, "max_concurrent": 2, "resources": {"cpu": 1, "gpu": 0}},
     "sampler": {"type": "random", "seed": 0},
     "early_terminate": {"type": "asha", "grace_period": 2, "reduction_factor": 3},
+    "reeval": {"seeds": 0},  # tests below search `seed` as a plain int field
     "fixed": {"num_epoch": 8, "val_vi_len": 16, "train_vi_len": 4},
     "parameters": {
         "kl_anneal_type": {"values": ["Cyclical", "Monotonic", "None"], "role": "scientific"},
@@ -254,8 +255,8 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
-    text = yaml.safe_dump(BASE, sort_keys=False).replace("trials:\n", "trials:\n  num_samples: [4\n", 1)
-    line = text.splitlines().index("  num_samples: [4") + 1
+    text = yaml.safe_dump(BASE, sort_keys=False).replace("trials:\n", "trials:\n  num_samples: [6\n", 1)
+    line = text.splitlines().index("  num_samples: [6") + 1
     path = write(tmp_path, text)
     with pytest.raises(SpaceError) as info:
         load_space(path)
@@ -429,7 +430,7 @@ def test_describe_shows_parameters_conditions_roles_and_plan(tmp_path: Path) -> 
     assert "when kl_anneal_type in ['Cyclical', 'Monotonic']" in text
     assert "scientific" in text and "log_uniform_values [0.0001, 0.01]" in text
     assert "num_epoch = 8" in text and "epochs 2, 6" in text
-    assert "4 samples, 2 at a time" in text
+    assert "6 samples, 2 at a time" in text
 
 
 @pytest.mark.parametrize(("grace", "factor", "max_t"), [(2, 3, 8), (1, 2, 16), (10, 3, 100), (3, 4, 3)])
