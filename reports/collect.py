@@ -11,20 +11,27 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from reports.load import Experiment, ExperimentSet, ParamSpec
+from reports.load import ALL_TRIALS, KL, NOT_SAMPLED, Experiment, ExperimentSet, ParamSpec
 
-KL = "kl_anneal_type"
 EDGE_FRACTION = 0.05  # "at the edge": within 5% of the range from min or max
 MIN_COMPLETE_FOR_IMPORTANCE = 4
-NOT_SAMPLED = "not sampled"
 ENDED_EARLY = ("stopped", "diverged", "failed")
 
 
 def strategy(trials: pd.DataFrame) -> pd.Series:
-    """The KL annealing strategy of each row ('all trials' when it was not searched)."""
+    """The stratum (strategy) of each row: the `stratum` column (reports/load.py fills
+    it for old folders), else the KL annealing type, else 'all trials'."""
+    if "stratum" in trials:
+        return trials["stratum"].fillna(NOT_SAMPLED).astype(str)
     if KL in trials:
         return trials[KL].fillna(NOT_SAMPLED).astype(str)
-    return pd.Series("all trials", index=trials.index, dtype=object)
+    return pd.Series(ALL_TRIALS, index=trials.index, dtype=object)
+
+
+def search_only(df: pd.DataFrame) -> pd.DataFrame:
+    """The search-phase rows: figures that describe the search itself (what it
+    tried, what it found, what it cost) leave the re-evaluation runs out."""
+    return df[df["phase"] == "search"] if "phase" in df else df
 
 
 def _finite(df: pd.DataFrame, col: str = "best_val_psnr") -> pd.DataFrame:
@@ -35,23 +42,31 @@ def _finite(df: pd.DataFrame, col: str = "best_val_psnr") -> pd.DataFrame:
 
 class Summary(NamedTuple):
     experiment: str
-    n_trials: int
-    counts: dict[str, int]  # completed / stopped / diverged / failed / running
-    epochs_spent: int
-    epochs_budget: int  # trials x num_epoch
+    n_trials: int  # search phase
+    counts: dict[str, int]  # search phase: completed / stopped / diverged / failed / running
+    epochs_spent: int  # search phase
+    epochs_budget: int  # search trials x num_epoch
     epochs_saved_by_asha: int  # epochs stopped trials did not run
     wall_time_s: float | None  # summary.json (None while the search runs)
-    compute_time_s: float  # sum of epoch_time_s over all trial-epochs
+    compute_time_s: float  # sum of epoch_time_s over all trial-epochs (both phases)
     best_trial_id: str | None
     best_val_psnr: float | None
     best_epoch: int | None
     best_config: dict[str, Any]
     baseline_psnr: float | None  # copy-first-frame PSNR of the val video
+    n_reeval: int = 0  # re-evaluation runs (phase reeval)
+    reeval_counts: dict[str, int] = {}  # their statuses
+    reeval_epochs: int = 0  # epochs they trained
+
+
+def _status_counts(t: pd.DataFrame) -> dict[str, int]:
+    return {s: int((t["status"] == s).sum()) for s in ("completed", "stopped", "diverged", "failed", "running")}
 
 
 def collect_summary(exp: Experiment) -> Summary:
-    t = exp.trials
-    counts = {s: int((t["status"] == s).sum()) for s in ("completed", "stopped", "diverged", "failed", "running")}
+    t = search_only(exp.trials)
+    re = exp.trials[exp.trials["phase"] == "reeval"] if "phase" in exp.trials else exp.trials.iloc[:0]
+    counts = _status_counts(t)
     stopped = t[t["status"] == "stopped"]
     best = _best_row(t)
     wall = exp.summary.get("wall_time_s")
@@ -68,6 +83,7 @@ def collect_summary(exp: Experiment) -> Summary:
         best_epoch=None if best is None else int(best["best_epoch"]),
         best_config={} if best is None else {p: _py(best[p]) for p in exp.params if _present(best[p])},
         baseline_psnr=float(base) if isinstance(base, (int, float)) else None,
+        n_reeval=len(re), reeval_counts=_status_counts(re), reeval_epochs=int(re["epochs_run"].sum()),
     )
 
 
@@ -110,7 +126,8 @@ class Verdict(NamedTuple):
 
 
 def collect_verdict(exp: Experiment) -> Verdict:
-    t = _finite(exp.trials).assign(strategy=lambda d: strategy(d))
+    """The verdict from the search trials alone (folders without a comparison block)."""
+    t = _finite(search_only(exp.trials)).assign(strategy=lambda d: strategy(d))
     ranking = []
     for s, g in t.groupby("strategy"):
         done = g[g["status"] == "completed"]["best_val_psnr"].astype(float)
@@ -128,10 +145,10 @@ def collect_verdict(exp: Experiment) -> Verdict:
         experiment=exp.name, ranking=ranking, gap_db=gap,
         gap_exceeds_spread=None if gap is None or spread is None else bool(gap > spread),
         baseline_psnr=float(base) if isinstance(base, (int, float)) else None,
-        still_improving_db=_still_improving(exp, ranking[0].best_trial_id) if ranking else None)
+        still_improving_db=still_improving(exp, ranking[0].best_trial_id) if ranking else None)
 
 
-def _still_improving(exp: Experiment, trial_id: str) -> float | None:
+def still_improving(exp: Experiment, trial_id: str) -> float | None:
     """val_psnr gained over the last quarter of the trial's epochs (>0: it was still learning)."""
     g = exp.epochs[exp.epochs["trial_id"] == trial_id].sort_values("epoch")
     v = g["val_psnr"].astype(float).to_numpy() if "val_psnr" in g else np.array([])
@@ -141,11 +158,134 @@ def _still_improving(exp: Experiment, trial_id: str) -> float | None:
     return float(v[-1] - v[-1 - k])
 
 
+# ---- re-evaluated best configurations (summary.json's comparison block) -----------
+
+class StratumResult(NamedTuple):
+    stratum: str
+    position: int  # display order (the block's strata order), the figure's x
+    trials: int  # search trials of the stratum
+    stopped: int
+    best_trial: str | None
+    n: int  # full-budget runs of the best configuration (original + re-runs)
+    mean: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+    enough_evidence: bool
+
+
+class Comparison(NamedTuple):
+    experiment: str
+    metric: str
+    mode: str  # max | min
+    confidence: float
+    strata: list[StratumResult]  # display order
+    order: list[str]  # best mean first, strata without evidence last
+    winner: str | None
+    runner_up: str | None
+    decisive: bool
+    reason: str
+    seeds_to_separate: int | None
+    points: pd.DataFrame  # stratum, position, x, kind (original | re-run), value, trial_id, seed
+    baseline: float | None
+
+
+# Where a stratum's marks sit around its tick (x = position): its runs spread over
+# POINTS_SPREAD centred at POINTS_OFFSET, the mean with its interval at MEAN_OFFSET.
+POINTS_OFFSET, POINTS_SPREAD, MEAN_OFFSET = -0.1, 0.16, 0.15
+
+
+def collect_comparison(exp: Experiment) -> Comparison | None:
+    """The `comparison` block of summary.json (search/comparison.py) as numbers to
+    show: None for folders written before it existed. Run values are matched to
+    the re-evaluation trials of trials.csv (by stratum and final val_psnr) to name
+    their trial and seed; a value without a match is still shown, unnamed."""
+    block = exp.comparison
+    if block is None:
+        return None
+    strata = []
+    rows: list[dict[str, Any]] = []
+    reruns = _reeval_finals(exp)
+    for pos, (name, b) in enumerate(block["strata"].items()):
+        b = b if isinstance(b, dict) else {}
+        name = str(name)
+        strata.append(StratumResult(
+            stratum=name, position=pos, trials=_int(b.get("trials")), stopped=_int(b.get("stopped")),
+            best_trial=None if b.get("best_trial") is None else str(b["best_trial"]), n=_int(b.get("n")),
+            mean=_num(b.get("mean")), std=_num(b.get("std")), ci_low=_num(b.get("ci_low")),
+            ci_high=_num(b.get("ci_high")), enough_evidence=bool(b.get("enough_evidence"))))
+        original = _num(b.get("original_value"))
+        runs = [("original", original, strata[-1].best_trial)] if original is not None else []
+        runs += [("re-run", v, None) for v in map(_num, _list(b.get("reeval_values"))) if v is not None]
+        left = list(reruns.get(name, []))
+        for k, (kind, value, tid) in enumerate(runs):
+            seed: Any = _seed_of(exp, tid) if tid else None
+            if kind == "re-run":
+                hit = next((m for m in left if math.isclose(m[1], value, rel_tol=1e-9, abs_tol=1e-9)), None)
+                if hit is not None:
+                    left.remove(hit)
+                    tid, seed = hit[0], hit[2]
+            shift = POINTS_SPREAD * (k / (len(runs) - 1) - 0.5) if len(runs) > 1 else 0.0
+            rows.append({"stratum": name, "position": pos, "x": round(pos + POINTS_OFFSET + shift, 6),
+                         "kind": kind, "value": value, "trial_id": tid, "seed": seed})
+    base = exp.summary.get("baseline_psnr")
+    winner, runner = block.get("winner"), block.get("runner_up")
+    seeds = block.get("seeds_to_separate")
+    return Comparison(
+        experiment=exp.name, metric=str(block.get("metric", "val_psnr")),
+        mode="min" if block.get("mode") == "min" else "max",
+        confidence=_num(block.get("confidence")) or 0.95, strata=strata,
+        order=[str(o) for o in _list(block.get("order"))],
+        winner=None if winner is None else str(winner), runner_up=None if runner is None else str(runner),
+        decisive=bool(block.get("decisive")), reason=str(block.get("reason", "")),
+        seeds_to_separate=int(seeds) if isinstance(seeds, int) and not isinstance(seeds, bool) else None,
+        points=pd.DataFrame(rows, columns=["stratum", "position", "x", "kind", "value", "trial_id", "seed"]),
+        baseline=float(base) if isinstance(base, (int, float)) else None)
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def _int(v: Any) -> int:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else 0
+
+
+def _list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, list) else []
+
+
+def _reeval_finals(exp: Experiment) -> dict[str, list[tuple[str, float, Any]]]:
+    """stratum -> (trial_id, final val_psnr, seed) of its completed re-evaluation runs."""
+    t = exp.trials
+    if "phase" not in t:
+        return {}
+    t = _finite(t[(t["phase"] == "reeval") & (t["status"] == "completed")], "final_val_psnr")
+    out: dict[str, list[tuple[str, float, Any]]] = {}
+    for r in t.itertuples():
+        seed = None if pd.isna(r.seed) else int(r.seed)
+        out.setdefault(str(r.stratum), []).append((str(r.trial_id), float(r.final_val_psnr), seed))
+    return out
+
+
+def _seed_of(exp: Experiment, trial_id: str) -> int | None:
+    hit = exp.trials[exp.trials["trial_id"] == trial_id]
+    if hit.empty or "seed" not in hit or pd.isna(hit["seed"].iloc[0]):
+        return None
+    return int(hit["seed"].iloc[0])
+
+
 # ---- val_psnr vs epoch -----------------------------------------------------
 
 def collect_curves(es: ExperimentSet) -> pd.DataFrame:
     """One row per trial per epoch; `last` marks a trial's final row, `ended_early`
-    a trial ASHA stopped (or that diverged or failed) before its budget."""
+    a trial ASHA stopped (or that diverged or failed) before its budget.
+
+    Re-evaluation runs stay in (phase column): they show how much a configuration's
+    curve moves with the seed, and draw_curves dots them so they never pass for
+    search trials."""
     e = es.epochs.merge(es.trials[["experiment", "trial_id", "epochs_budget", "order"]],
                         on=["experiment", "trial_id"])
     e = e.assign(strategy=strategy(e))
@@ -155,7 +295,7 @@ def collect_curves(es: ExperimentSet) -> pd.DataFrame:
     # A diverged trial's last val_psnr is NaN: its end marker sits on its last finite value.
     end = e["val_psnr"].where(np.isfinite(e["val_psnr"].astype(float))).groupby(
         [e["experiment"], e["trial_id"]]).ffill()
-    cols = ["experiment", "trial_id", "status", "strategy", "epoch", "val_psnr"]
+    cols = ["experiment", "trial_id", "status", "phase", "seed", "strategy", "epoch", "val_psnr"]
     return e[cols].assign(last=last.to_numpy(), ended_early=(last & early).to_numpy(),
                           end_psnr=end.where(last).to_numpy())
 
@@ -165,7 +305,7 @@ def collect_curves(es: ExperimentSet) -> pd.DataFrame:
 def collect_isolation(es: ExperimentSet, param: str) -> pd.DataFrame:
     """Best val_psnr reached for each value of a scientific parameter, over all
     nuisance settings (the Tuning Playbook's isolation plot)."""
-    t = _finite(es.trials)
+    t = _finite(search_only(es.trials))
     if param not in t or t.empty:
         return pd.DataFrame(columns=["experiment", "value", "best_val_psnr", "trial_id", "n_trials"])
     t = t.assign(value=t[param].map(_label))
@@ -183,7 +323,7 @@ def collect_isolation(es: ExperimentSet, param: str) -> pd.DataFrame:
 def collect_combinations(es: ExperimentSet, params: list[str]) -> pd.DataFrame:
     """Best val_psnr per combination of scientific values (e.g. KL strategy x
     teacher-forcing setting): one row per experiment and combination."""
-    t = _finite(es.trials)
+    t = _finite(search_only(es.trials))
     params = [p for p in params if p in t]
     cols = ["experiment", *params, "best_val_psnr", "trial_id", "n_trials"]
     if not params:
@@ -244,28 +384,31 @@ def collect_axes(es: ExperimentSet) -> Axes:
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
     for exp in es.experiments:
-        t = _finite(exp.trials)
+        searched = search_only(exp.trials)
+        t = _finite(searched)
+        stratum = strategy(t)
         for p in exp.params:
-            vals = exp.trials[p].dropna()
+            vals = searched[p].dropna()
             if vals.nunique() < 2:
                 continue  # a parameter that did not vary says nothing here
             spec = exp.space.get(p, ParamSpec(p))
-            numeric = pd.api.types.is_numeric_dtype(exp.trials[p]) and spec.kind != "categorical"
+            numeric = pd.api.types.is_numeric_dtype(searched[p]) and spec.kind != "categorical"
             params.append(AxisParam(exp.name, p, "numeric" if numeric else "categorical", bool(numeric and spec.log)))
-            for _, r in t.iterrows():
+            for i, r in t.iterrows():
                 if _present(r[p]):
                     rows.append({"experiment": exp.name, "trial_id": r["trial_id"], "param": p,
                                  "value": float(r[p]) if numeric else _label(r[p]),
                                  "best_val_psnr": float(r["best_val_psnr"]), "status": r["status"],
-                                 "strategy": str(r[KL]) if KL in r and _present(r[KL]) else "all trials"})
+                                 "strategy": stratum[i]})
         warnings += _edge_warnings(exp)
-    n_without = int(len(es.trials) - len(_finite(es.trials)))
+    searched_all = search_only(es.trials)
+    n_without = int(len(searched_all) - len(_finite(searched_all)))
     cols = ["experiment", "trial_id", "param", "value", "best_val_psnr", "status", "strategy"]
     return Axes(params, pd.DataFrame(rows, columns=cols), warnings, n_without)
 
 
 def _edge_warnings(exp: Experiment) -> list[str]:
-    best = _best_row(exp.trials)
+    best = _best_row(search_only(exp.trials))
     if best is None:
         return []
     out = []
@@ -298,8 +441,8 @@ def _position(v: float, spec: ParamSpec) -> float | None:
 # ---- best trial per KL strategy: per-frame, losses, schedules ----------------
 
 def collect_best_per_strategy(es: ExperimentSet) -> pd.DataFrame:
-    """The best trial of each KL strategy in each experiment, with a legend label."""
-    t = _finite(es.trials)
+    """The best search trial of each strategy (stratum) in each experiment, with a legend label."""
+    t = _finite(search_only(es.trials))
     t = t.assign(strategy=strategy(t))
     rows = []
     for (exp, s), g in t.groupby(["experiment", "strategy"], sort=True):
@@ -345,13 +488,14 @@ class Parcoords(NamedTuple):
 def collect_parcoords(exp: Experiment) -> Parcoords:
     """Trials with a val_psnr value; categorical values become integer ticks,
     log-scaled parameters their log10, and 'not sampled' a tick below the range."""
-    t = _finite(exp.trials).reset_index(drop=True)
+    searched = search_only(exp.trials)
+    t = _finite(searched).reset_index(drop=True)
     dims = []
     for p in exp.params:
-        if exp.trials[p].dropna().nunique() < 2 or t.empty:
+        if searched[p].dropna().nunique() < 2 or t.empty:
             continue
         spec = exp.space.get(p, ParamSpec(p))
-        if pd.api.types.is_numeric_dtype(exp.trials[p]) and spec.kind != "categorical":
+        if pd.api.types.is_numeric_dtype(searched[p]) and spec.kind != "categorical":
             dims.append(_numeric_dimension(p, t[p].astype(float), spec.log))
         else:
             dims.append(_categorical_dimension(p, t[p], [_label(v) for v in spec.values]))
@@ -434,7 +578,7 @@ def collect_best_so_far(es: ExperimentSet) -> pd.DataFrame:
     """In trial start order: cumulative epochs spent and the best val_psnr seen so far."""
     out = []
     for exp in es.experiments:
-        t = exp.trials.sort_values("order")
+        t = search_only(exp.trials).sort_values("order")
         psnr = t["best_val_psnr"].astype(float)
         out.append(pd.DataFrame({
             "experiment": exp.name, "order": t["order"].to_numpy(), "trial_id": t["trial_id"].to_numpy(),
@@ -456,7 +600,7 @@ class Frames(NamedTuple):
 
 
 def collect_frames(exp: Experiment) -> Frames:
-    best = _best_row(exp.trials)
+    best = _best_row(search_only(exp.trials))
     if best is None:
         return Frames(exp.name, None, None, "no trial has a val_psnr yet")
     tid = str(best["trial_id"])

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from reports.collect import Axes, Importance, Parcoords
+from reports.collect import MEAN_OFFSET, Axes, Comparison, Importance, Parcoords
 
 STRATEGY_COLOURS = {"Cyclical": "#1f77b4", "Monotonic": "#ff7f0e", "None": "#2ca02c"}
 OTHER_COLOURS = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#d62728"]
@@ -23,6 +23,8 @@ DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]
 STATUS_SYMBOLS = {"completed": "circle", "stopped": "x", "diverged": "triangle-down",
                   "failed": "square", "running": "diamond-open"}
 BASELINE_COLOUR = "#888888"
+NO_EVIDENCE_COLOUR = "#bbbbbb"  # a stratum with too few full-budget runs for an interval: greyed, never ranked
+REEVAL_DASH = "dot"
 HEIGHT = 420
 
 
@@ -74,11 +76,21 @@ def draw_curves(curves: pd.DataFrame, baselines: dict[str, float | None]) -> go.
     for (exp, tid), g in curves.groupby(["experiment", "trial_id"], sort=False):
         s = g["strategy"].iloc[0]
         name = esc(s) if len(exps) == 1 else f"{esc(exp)} · {esc(s)}"
+        # Re-evaluation runs (the best configurations re-run with other seeds) are
+        # dotted, thinner and listed apart in the legend: they are not search trials.
+        reeval = "phase" in g and g["phase"].iloc[0] == "reeval"
+        if reeval:
+            name += " · re-runs"
+            seed = g["seed"].iloc[0] if "seed" in g else None
+            what = f"re-run of the best configuration, seed {esc(seed)}" if pd.notna(seed) else "re-run"
+        else:
+            what = esc(g["status"].iloc[0])
         fig.add_trace(go.Scatter(
             x=g["epoch"], y=g["val_psnr"], mode="lines+markers", name=name, legendgroup=name,
-            showlegend=name not in seen, marker=dict(size=4, color=colour(s, strategies)),
-            line=dict(color=colour(s, strategies), width=1.5, dash=_dash(exps, exp)),
-            hovertemplate=f"trial {esc(tid)} ({esc(g['status'].iloc[0])})<br>epoch %{{x}}: %{{y:.2f}} dB<extra>{name}</extra>"))
+            showlegend=name not in seen, marker=dict(size=3 if reeval else 4, color=colour(s, strategies)),
+            line=dict(color=colour(s, strategies), width=1 if reeval else 1.5,
+                      dash=REEVAL_DASH if reeval else _dash(exps, exp)),
+            hovertemplate=f"trial {esc(tid)} ({what})<br>epoch %{{x}}: %{{y:.2f}} dB<extra>{name}</extra>"))
         seen.add(name)
     ends = curves[curves["ended_early"]]
     for status, g in ends.groupby("status"):
@@ -253,3 +265,58 @@ def draw_best_so_far(bsf: pd.DataFrame, baselines: dict[str, float | None]) -> g
     _baseline(fig, baselines)
     return _layout(fig, height=380, xaxis_title="epochs spent (cumulative, in trial start order)",
                    yaxis_title="val_psnr (dB)")
+
+
+def draw_comparison(c: Comparison) -> go.Figure:
+    """Each stratum's full-budget runs of its best configuration (open diamond: the
+    search's original run, dots: the re-runs), the mean with its interval as an
+    error bar, the copy-first-frame baseline as a line. Strata without enough
+    evidence are grey and say so."""
+    fig = go.Figure()
+    names = [r.stratum for r in c.strata]
+    by_name = {r.stratum: r for r in c.strata}
+    unit = " dB" if c.metric.endswith("psnr") else ""
+    pct = f"{100 * c.confidence:g}%"
+
+    def col(stratum: str) -> str:
+        return colour(stratum, names) if by_name[stratum].enough_evidence else NO_EVIDENCE_COLOUR
+
+    for kind, symbol, label in (("original", "diamond-open", "original run (search)"),
+                                ("re-run", "circle", "re-run (another seed)")):
+        pts = c.points[c.points["kind"] == kind]
+        if pts.empty:
+            continue
+        text = [f"{esc(s)}: trial {esc(t) if t else '?'}" + (f", seed {int(sd)}" if pd.notna(sd) else "")
+                for s, t, sd in zip(pts["stratum"], pts["trial_id"], pts["seed"])]
+        fig.add_trace(go.Scatter(
+            x=pts["x"], y=pts["value"], mode="markers", name=label, text=text,
+            marker=dict(symbol=symbol, size=11 if kind == "original" else 8,
+                        color=[col(s) for s in pts["stratum"]],
+                        line=dict(width=2, color=[col(s) for s in pts["stratum"]])),
+            hovertemplate="%{text}<br>%{y:.2f}" + unit + "<extra>" + label + "</extra>"))
+    ok = [r for r in c.strata if r.enough_evidence and r.mean is not None and r.ci_low is not None]
+    if ok:
+        fig.add_trace(go.Scatter(
+            x=[r.position + MEAN_OFFSET for r in ok], y=[r.mean for r in ok], mode="markers",
+            name=f"mean and {pct} interval",
+            marker=dict(symbol="line-ew", size=18, color=[col(r.stratum) for r in ok],
+                        line=dict(width=3, color=[col(r.stratum) for r in ok])),
+            error_y=dict(type="data", symmetric=False, array=[r.ci_high - r.mean for r in ok],  # type: ignore[operator]
+                         arrayminus=[r.mean - r.ci_low for r in ok], thickness=2, width=8, color="#444"),
+            text=[f"{esc(r.stratum)}: mean {r.mean:.2f}{unit}, {pct} interval {r.ci_low:.2f} to "
+                  f"{r.ci_high:.2f}{unit}, n = {r.n}" for r in ok],
+            hovertemplate="%{text}<extra></extra>"))
+    for r in c.strata:
+        if r.enough_evidence:
+            continue
+        # Over its lone run, else over the baseline, else mid-height.
+        y = r.mean if r.mean is not None else c.baseline
+        fig.add_annotation(x=r.position, y=0.5 if y is None else y, yref="paper" if y is None else "y",
+                           text=f"not enough evidence<br>({r.n} full-budget run{'s' if r.n != 1 else ''})",
+                           showarrow=False, yshift=0 if y is None else 28, font=dict(color="#777", size=11))
+    _baseline(fig, {c.experiment: c.baseline})
+    ticks = [f"<b>{esc(n)}</b>" if n == c.winner else esc(n) for n in names]
+    fig.update_xaxes(tickvals=list(range(len(names))), ticktext=ticks, range=[-0.6, len(names) - 0.4],
+                     zeroline=False, showgrid=False)
+    return _layout(fig, height=400, yaxis_title=f"{esc(c.metric)} at the full budget{unit and ' (dB)'}",
+                   legend=dict(orientation="h", y=-0.15))

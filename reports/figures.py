@@ -15,13 +15,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from reports.collect import (  # noqa: F401 - re-exported
-    KL, Axes, Frames, Importance, Parcoords, Summary, Verdict, collect_axes, collect_best_per_strategy,
-    collect_best_so_far, collect_combinations, collect_curves, collect_epoch_metrics, collect_frames,
-    collect_importance, collect_isolation, collect_parcoords, collect_per_frame, collect_summary,
+    KL, Axes, Comparison, Frames, Importance, Parcoords, Summary, Verdict, collect_axes, collect_best_per_strategy,
+    collect_best_so_far, collect_combinations, collect_comparison, collect_curves, collect_epoch_metrics,
+    collect_frames, collect_importance, collect_isolation, collect_parcoords, collect_per_frame, collect_summary,
     collect_verdict)
 from reports.draw import (  # noqa: F401 - re-exported
-    draw_axes, draw_best_so_far, draw_curves, draw_importance, draw_isolation, draw_losses, draw_parcoords,
-    draw_per_frame, draw_schedules, esc)
+    draw_axes, draw_best_so_far, draw_comparison, draw_curves, draw_importance, draw_isolation, draw_losses,
+    draw_parcoords, draw_per_frame, draw_schedules, esc)
 from reports.load import ExperimentSet
 
 
@@ -73,17 +73,37 @@ def build_sections(es: ExperimentSet) -> list[Section]:
         return [_curves(es)]
     best = collect_best_per_strategy(es)
     sections = [
-        _curves(es), *_scientific(es), _axes(es), _per_frame(es, best), _losses(es, best),
+        _comparison(es), _curves(es), *_scientific(es), _axes(es), _per_frame(es, best), _losses(es, best),
         _schedules(es, best), _parcoords(es), _importance(es), _best_so_far(es), _frames(es),
     ]
     return [s for s in sections if s.parts]
 
 
+def _comparison(es: ExperimentSet) -> Section:
+    s = Section("reeval", "Re-evaluated best configurations",
+                "Each strategy's best configuration from the search, run again at the full budget with other "
+                "training seeds: open diamond = the search's own run, dots = the re-runs, bar = their mean with "
+                "its Student t interval (level in the legend); the dashed line is the copy-first-frame baseline. Grey strategies have fewer "
+                "than 2 full-budget runs: not enough evidence, not a loss.")
+    for e in es.experiments:
+        c = collect_comparison(e)
+        if c is None:
+            continue
+        if len(es.experiments) > 1:
+            s.parts.append(f"<h3>{esc(e.name)}</h3>")
+        if c.strata:
+            s.parts.append(draw_comparison(c))
+        else:
+            s.parts.append(note(f"{e.name}: the comparison block lists no stratum."))
+    return s
+
+
 def _curves(es: ExperimentSet) -> Section:
     curves = collect_curves(es)
     s = Section("curves", "Validation PSNR over epochs",
-                "One line per trial, coloured by KL annealing type; a red marker shows where a trial ended "
-                "early (x: stopped by ASHA at its rung, triangle: diverged, square: failed). Higher is better.")
+                "One line per trial, coloured by strategy; a red marker shows where a trial ended "
+                "early (x: stopped by ASHA at its rung, triangle: diverged, square: failed); dotted thin lines "
+                "are re-evaluation runs of the best configurations. Higher is better.")
     if curves.empty:
         s.parts.append(note("No trial has reported an epoch yet."))
     else:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
 
-from reports.collect import StrategyResult, Summary, Verdict, collect_axes, collect_summary, collect_verdict
+from reports.collect import (Comparison, StratumResult, StrategyResult, Summary, Verdict, collect_axes, collect_comparison, collect_summary, collect_verdict,
+                             still_improving)
 from reports.draw import esc
 from reports.figures import Section, build_sections, table, warning
 from reports.load import Experiment, ExperimentSet, load_experiments
@@ -122,21 +123,19 @@ def _summary_section(es: ExperimentSet) -> str:
 
 
 def verdict_sentences(e: Experiment) -> list[str]:
-    """The summary in words (already escaped HTML): who won, by how much, how sure."""
-    s, v = collect_summary(e), collect_verdict(e)
+    """The summary in words (already escaped HTML): who won, by how much, how sure.
+    From summary.json's comparison block (re-evaluated best configurations) when
+    the folder has one, else from the search trials alone."""
+    s = collect_summary(e)
+    c = collect_comparison(e)
+    if c is not None:
+        return comparison_sentences(e, s, c)
+    v = collect_verdict(e)
     out = [esc(_progress_sentence(s))]
     if not v.ranking:
         return out + ["No trial has a val_psnr yet."]
     win = v.ranking[0]
-    first = (f"<b>{esc(win.strategy)}</b> KL annealing reached the best val_psnr, "
-             f"<b>{win.best_val_psnr:.2f} dB</b> (trial {esc(win.best_trial_id)})")
-    if len(v.ranking) >= 2:
-        runner = v.ranking[1]
-        rest = "; ".join(f"{esc(r.strategy)} {r.best_val_psnr:.2f} dB" for r in v.ranking[1:])
-        first += f", {v.gap_db:.2f} dB above {esc(runner.strategy)} ({rest})."
-    else:
-        first += "; it was the only strategy with a result."
-    out.append(first)
+    out.append(_ranking_sentence(v))
     if len(v.ranking) >= 2:
         out.append(esc(_sureness_sentence(win, v)))
     if v.baseline_psnr is not None:
@@ -148,6 +147,144 @@ def verdict_sentences(e: Experiment) -> list[str]:
         out.append(esc(f"The best trial was still improving at its last epoch (+{v.still_improving_db:.2f} dB "
                        "over the last quarter of its epochs): a longer num_epoch may pay off."))
     return out
+
+
+def _ranking_sentence(v: Verdict) -> str:
+    win = v.ranking[0]
+    first = (f"<b>{esc(win.strategy)}</b> KL annealing reached the best val_psnr, "
+             f"<b>{win.best_val_psnr:.2f} dB</b> (trial {esc(win.best_trial_id)})")
+    if len(v.ranking) >= 2:
+        runner = v.ranking[1]
+        rest = "; ".join(f"{esc(r.strategy)} {r.best_val_psnr:.2f} dB" for r in v.ranking[1:])
+        return first + f", {v.gap_db:.2f} dB above {esc(runner.strategy)} ({rest})."
+    return first + "; it was the only strategy with a result."
+
+
+def comparison_sentences(e: Experiment, s: Summary, c: Comparison) -> list[str]:
+    """The verdict from the comparison block: the winner's mean and interval, the
+    runner-up's, decisive or not in plain words, strata without enough evidence
+    named as such (never as losers), the baseline, and whether the winner's best
+    trial was still improving."""
+    out = [esc(_progress_sentence(s))]
+    if s.n_reeval:
+        out.append(esc(_reeval_sentence(s)))
+    by = {r.stratum: r for r in c.strata}
+    lacking = [r for r in c.strata if not r.enough_evidence]
+    w = by.get(c.winner) if c.winner is not None else None
+    if w is None or w.mean is None or w.ci_low is None or w.ci_high is None:
+        runs = ", ".join(f"{r.stratum} {r.n}" for r in c.strata) or "none"
+        out.append(esc("No verdict yet: no strategy has enough evidence. An interval needs at least 2 full-budget "
+                       f"runs of a strategy's best configuration (runs so far: {runs}); re-run the best "
+                       "configurations with more seeds."))
+        v = collect_verdict(e)
+        if v.ranking:
+            out.append("In the search alone (one seed per configuration): " + _ranking_sentence(v))
+        return out
+    fmt = _value_format(c)
+    pct = f"{100 * c.confidence:g}%"
+    out.append(f"<b>{esc(w.stratum)}</b> has the best mean {esc(c.metric)} over its best configuration's "
+               f"full-budget runs: <b>{esc(_pm(w, fmt))}</b> ({esc(_interval(w, fmt, pct))}, n = {w.n}: "
+               f"{esc(_runs_text(c, w))}; best trial {esc(w.best_trial or '-')}).")
+    others = [by[n] for n in c.order if n in by and n != w.stratum and by[n].enough_evidence]
+    others += [r for r in c.strata if r.enough_evidence and r.stratum != w.stratum and r not in others]
+    if others:
+        text = f"Runner-up: {others[0].stratum}, {_pm(others[0], fmt)} ({_interval(others[0], fmt, pct)}, " \
+               f"n = {others[0].n})"
+        if others[1:]:
+            text += "; then " + "; ".join(f"{r.stratum} {_pm(r, fmt)} (n = {r.n})" for r in others[1:])
+        out.append(esc(text + "."))
+    side = "above" if c.mode == "max" else "below"
+    if c.decisive:
+        text = f"Decisive: {w.stratum}'s {pct} interval lies entirely {side} every other strategy's"
+        if c.seeds_to_separate is not None and c.runner_up is not None:
+            text += (f"; at the observed spread about {c.seeds_to_separate} seeds per strategy are enough to "
+                     f"separate {w.stratum} and {c.runner_up}")
+        out.append(esc(text + "."))
+    elif [r for r in others if not _apart(w, r, c.mode)]:
+        out.append(esc("Not decisive: the intervals overlap; " + _seeds_text(c, by) + "."))
+    elif lacking and others:
+        out.append(esc(f"Not decisive: {w.stratum}'s interval lies {side} every other interval measured, but not "
+                       "every strategy has enough evidence to be compared."))
+    elif not others and not lacking:
+        out.append(esc(f"Not decisive: {w.stratum} is the only strategy, so there is nothing to compare it with."))
+    elif not lacking:
+        out.append(esc(c.reason))
+    if lacking:
+        names = ", ".join(f"{r.stratum} ({r.n} full-budget run{'' if r.n == 1 else 's'})" for r in lacking)
+        out.append(esc(f"Not enough evidence for {names}: an interval needs at least 2 full-budget runs of the best "
+                       "configuration, so this is no verdict against it; re-run it with more seeds."))
+    if c.baseline is not None and c.metric.endswith("psnr"):
+        d = w.mean - c.baseline  # PSNR: higher is better
+        out.append(esc(f"Copying the first frame into every later frame scores {c.baseline:.2f} dB; "
+                       + (f"{w.stratum}'s mean is {d:.2f} dB above it." if d > 0 else
+                          f"{w.stratum}'s mean is {-d:.2f} dB below it: the model has not yet learned more "
+                          "than copying.")))
+    gain = still_improving(e, w.best_trial) if w.best_trial else None
+    if gain is not None and gain > 0.1:
+        out.append(esc(f"{w.stratum}'s best trial was still improving at its last epoch (+{gain:.2f} dB over the "
+                       "last quarter of its epochs): a longer num_epoch may pay off."))
+    return out
+
+
+class _Fmt(NamedTuple):
+    """How the comparison's metric is written: PSNR in dB with 2 decimals, anything else plainly."""
+    number: str
+    unit: str
+
+    def __call__(self, v: float | None) -> str:
+        return "-" if v is None else self.number.format(v)
+
+
+def _value_format(c: Comparison) -> _Fmt:
+    return _Fmt("{:.2f}", " dB") if c.metric.endswith("psnr") else _Fmt("{:.4g}", "")
+
+
+def _pm(r: StratumResult, fmt: _Fmt) -> str:
+    """mean ± half the interval, e.g. '21.95 ± 0.46 dB'."""
+    if r.ci_high is None or r.ci_low is None:
+        return fmt(r.mean) + fmt.unit
+    return f"{fmt(r.mean)} ± {fmt((r.ci_high - r.ci_low) / 2)}{fmt.unit}"
+
+
+def _interval(r: StratumResult, fmt: _Fmt, pct: str) -> str:
+    return f"{pct} interval {fmt(r.ci_low)}–{fmt(r.ci_high)}{fmt.unit}"
+
+
+def _runs_text(c: Comparison, r: StratumResult) -> str:
+    pts = c.points[c.points["stratum"] == r.stratum]
+    n_re = int((pts["kind"] == "re-run").sum())
+    parts = (["the original run"] if (pts["kind"] == "original").any() else []) + (
+        [f"{n_re} re-run{'' if n_re == 1 else 's'}"] if n_re else [])
+    return " and ".join(parts) or f"{r.n} run(s)"
+
+
+def _apart(w: StratumResult, r: StratumResult, mode: str) -> bool:
+    if None in (w.ci_low, w.ci_high, r.ci_low, r.ci_high):
+        return False
+    return w.ci_low > r.ci_high if mode == "max" else w.ci_high < r.ci_low  # type: ignore[operator]
+
+
+def _seeds_text(c: Comparison, by: dict[str, StratumResult]) -> str:
+    w, r = by.get(c.winner or ""), by.get(c.runner_up or "")
+    if w is None or r is None:
+        return "more seeds per strategy would narrow them"
+    if c.seeds_to_separate is not None:
+        return (f"about {c.seeds_to_separate} seeds per strategy would separate {w.stratum} and {r.stratum} "
+                "at the observed spread")
+    if w.mean == r.mean:
+        return f"{w.stratum} and {r.stratum} have the same mean, so more seeds would not separate them"
+    return (f"more than 1000 seeds per strategy would be needed to separate {w.stratum} and {r.stratum} "
+            "at the observed spread")
+
+
+def _reeval_sentence(s: Summary) -> str:
+    c = s.reeval_counts
+    done = [f"{c[k]} {k}" for k in ("completed", "stopped", "diverged", "failed") if c.get(k)]
+    if c.get("running"):
+        done.append(f"{c['running']} still running or interrupted")
+    return (f"Then each strategy's best configuration was re-run at the full budget with other seeds: "
+            f"{s.n_reeval} re-evaluation run{'' if s.n_reeval == 1 else 's'} ({', '.join(done)}; "
+            f"{s.reeval_epochs} epochs).")
 
 
 def _progress_sentence(s: Summary) -> str:
@@ -185,12 +322,14 @@ def summary_table(summaries: list[Summary]) -> str:
             return "unknown (no summary.json)"
         return str(dt.timedelta(seconds=round(t)))
     rows: dict[str, list[str]] = {k: [] for k in (
-        "trials", "completed", "stopped early (ASHA)", "diverged", "failed", "running / interrupted",
+        "search trials", "completed", "stopped early (ASHA)", "diverged", "failed", "running / interrupted",
+        "re-evaluation runs",
         "epochs spent / full budget", "epochs saved by ASHA", "wall time", "trial compute time (sum)",
         "best trial", "best val_psnr (dB)", "copy-first-frame baseline (dB)", "best configuration")}
     for s in summaries:
         c = s.counts
         vals = [s.n_trials, c["completed"], c["stopped"], c["diverged"], c["failed"], c["running"],
+                _reeval_cell(s),
                 f"{s.epochs_spent} / {s.epochs_budget}", s.epochs_saved_by_asha, hms(s.wall_time_s),
                 hms(s.compute_time_s), s.best_trial_id or "-",
                 "-" if s.best_val_psnr is None else f"{s.best_val_psnr:.2f} (epoch {s.best_epoch})",
@@ -200,6 +339,14 @@ def summary_table(summaries: list[Summary]) -> str:
             rows[k].append(str(v))
     df = pd.DataFrame([[k, *v] for k, v in rows.items()], columns=["", *[s.experiment for s in summaries]])
     return table(df, css_class="summary")
+
+
+def _reeval_cell(s: Summary) -> str:
+    if not s.n_reeval:
+        return "0"
+    c = s.reeval_counts
+    parts = [f"{c[k]} {k}" for k in ("completed", "stopped", "diverged", "failed", "running") if c.get(k)]
+    return f"{s.n_reeval} ({', '.join(parts)}; {s.reeval_epochs} epochs)"
 
 
 def _fmt(v: object) -> str:

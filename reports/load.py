@@ -23,6 +23,15 @@ METRICS = ("val_psnr", "train_loss", "train_mse", "train_kl", "beta", "tfr", "te
            "lr", "epoch_time_s", "val_time_s", "validated", "diverged")
 BOOL_METRICS = ("validated", "diverged")
 STATUSES = ("completed", "stopped", "diverged", "failed", "running")
+# Columns between `epoch` and the parameters (issue 11): which phase a run belongs
+# to, its stratum (combination of scientific values) and its training seed.
+# Older folders lack them: phase is then "search", the stratum is computed from
+# the scientific parameters and the seed is unknown.
+RUN_COLUMNS = ("phase", "stratum", "seed")
+PHASES = ("search", "reeval")
+KL = "kl_anneal_type"
+NOT_SAMPLED = "not sampled"
+ALL_TRIALS = "all trials"  # the stratum of an old folder with neither a scientific parameter nor kl_anneal_type
 # A searched parameter that is also a metric name (lr, tfr) keeps its name for the
 # searched value; the per-epoch metric gets this suffix.
 AT_EPOCH = "_at_epoch"
@@ -50,7 +59,8 @@ class ParamSpec:
 class Experiment:
     name: str
     run_dir: Path
-    epochs: pd.DataFrame  # one row per trial per epoch: experiment, trial_id, status, epoch, params, metrics
+    epochs: pd.DataFrame  # one row per trial per epoch: experiment, trial_id, status, epoch, phase, stratum,
+    #                       seed, params, metrics
     trials: pd.DataFrame  # one row per trial: see _trial_table
     per_frame: pd.DataFrame  # experiment, trial_id, epoch, frame, psnr
     frames_png: dict[str, Path]  # trial_id -> frames.png
@@ -64,6 +74,12 @@ class Experiment:
     @property
     def scientific(self) -> list[str]:
         return [p for p in self.params if self.space.get(p, ParamSpec(p)).role == "scientific"]
+
+    @property
+    def comparison(self) -> dict[str, Any] | None:
+        """summary.json's `comparison` block (search/comparison.py), None when absent or unusable."""
+        block = self.summary.get("comparison")
+        return block if _usable_comparison(block) else None
 
 
 @dataclass
@@ -104,6 +120,9 @@ def load_experiment(run_dir: str | Path, name: str | None = None) -> Experiment:
     if not study.is_file():
         notes.append("no optuna.db in the folder: parameter importance is left out")
     _check_status_counts(summary, trials, notes)
+    if "comparison" in summary and not _usable_comparison(summary["comparison"]):
+        notes.append("summary.json's comparison block is not an object with a `strata` object; ignored "
+                     "(the verdict is read from the search trials instead)")
     return Experiment(name=name, run_dir=run_dir, epochs=epochs, trials=trials, per_frame=per_frame,
                       frames_png=frames_png, params=params, space=space, summary=summary,
                       study_path=study if study.is_file() else None, num_epoch=num_epoch, notes=notes)
@@ -147,6 +166,10 @@ def _read_summary(path: Path, notes: list[str]) -> dict[str, Any]:
         notes.append("summary.json is not a JSON object; ignored")
         return {}
     return data
+
+
+def _usable_comparison(block: Any) -> bool:
+    return isinstance(block, dict) and isinstance(block.get("strata"), dict)
 
 
 def _read_yaml(path: Path, notes: list[str]) -> dict[str, Any]:
@@ -209,12 +232,13 @@ def _read_trials_csv(path: Path, space: dict[str, ParamSpec], notes: list[str]
     lines = list(csv.reader(text.splitlines()))
     if not lines:
         notes.append("trials.csv is empty: no trial has reported an epoch yet")
-        return pd.DataFrame(columns=["trial_id", "status", "epoch"]), []
+        return pd.DataFrame(columns=["trial_id", "status", "epoch", *RUN_COLUMNS]), []
     header, body = lines[0], lines[1:]
     for col in ("trial_id", "epoch"):
         if col not in header:
             raise ReportError(f"{path}: column {col!r} is missing; expected the header "
-                              "trial_id,status,epoch,<parameters>,<metrics> (docs/CONTRACTS.md)")
+                              "trial_id,status,epoch,phase,stratum,seed,<parameters>,<metrics> "
+                              "(docs/CONTRACTS.md)")
     columns, params = _name_columns(header, space, notes)
     good = [r for r in body if len(r) == len(header)]
     if len(good) < len(body):
@@ -224,7 +248,8 @@ def _read_trials_csv(path: Path, space: dict[str, ParamSpec], notes: list[str]
                      "(the search may still be writing the file)")
     df = pd.DataFrame(good, columns=columns, dtype=object)
     df = df[df["trial_id"].astype(str).str.len() > 0]
-    return _typed(df, params, notes), params
+    df = _typed(df, params, notes)
+    return _run_columns(df, params, space, notes), params
 
 
 def _name_columns(header: list[str], space: dict[str, ParamSpec], notes: list[str]
@@ -234,7 +259,7 @@ def _name_columns(header: list[str], space: dict[str, ParamSpec], notes: list[st
     The contract puts parameters before metrics, so when a name appears twice
     (lr searched and lr reported) the first is the parameter, the second the metric.
     """
-    fixed = ("trial_id", "status", "epoch")
+    fixed = ("trial_id", "status", "epoch", *RUN_COLUMNS)
     first_metric = (header.index("val_psnr") if "val_psnr" in header
                     else next((i for i, c in enumerate(header) if c in METRICS), len(header)))
     seen: set[str] = set()
@@ -278,13 +303,61 @@ def _typed(df: pd.DataFrame, params: list[str], notes: list[str]) -> pd.DataFram
             df[p] = df["trial_id"].map(first)
         df[p] = _param_column(df[p])
     for c in df.columns:
-        if c in ("experiment", "trial_id", "status", "epoch") or c in params:
+        if c in ("experiment", "trial_id", "status", "epoch", *RUN_COLUMNS) or c in params:
             continue
         if c in BOOL_METRICS:
             df[c] = df[c].astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
         else:
             df[c] = pd.to_numeric(df[c], errors="coerce")  # "nan"/"inf" from a diverged trial parse
     return df.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
+
+
+def _run_columns(df: pd.DataFrame, params: list[str], space: dict[str, ParamSpec], notes: list[str]
+                 ) -> pd.DataFrame:
+    """phase, stratum and seed, also for folders written before they existed."""
+    phase = df["phase"].astype(str).str.strip().str.lower() if "phase" in df else pd.Series("", index=df.index)
+    df["phase"] = phase.replace("", "search")
+    odd = sorted(set(df["phase"]) - set(PHASES))
+    if odd:
+        notes.append(f"trials.csv: unknown phase value(s) {odd}; expected one of {list(PHASES)}")
+    computed = _strata(df, params, space)
+    if "stratum" in df:
+        given = df["stratum"].astype(str).str.strip()
+        df["stratum"] = given.where(given.str.len() > 0, computed)
+    else:
+        df["stratum"] = computed
+    seed = pd.to_numeric(df["seed"], errors="coerce") if "seed" in df else pd.Series(math.nan, index=df.index)
+    df["seed"] = seed.round().astype("Int64")
+    return df
+
+
+def _strata(df: pd.DataFrame, params: list[str], space: dict[str, ParamSpec]) -> pd.Series:
+    """The stratum of each row from its scientific values, worded as search/strata.py
+    words it (`Cyclical`; `kl_anneal_type=Cyclical, kl_anneal_cycle=2` for several).
+    Without a scientific parameter: kl_anneal_type when it was searched (what the
+    report compared before strata existed), else one stratum for all trials."""
+    scientific = [p for p in params if space.get(p, ParamSpec(p)).role == "scientific"]
+    if not scientific:
+        if KL in params:
+            return df[KL].map(lambda v: NOT_SAMPLED if _missing(v) else _key_text(v)).astype(object)
+        return pd.Series(ALL_TRIALS, index=df.index, dtype=object)
+
+    def key(row: pd.Series) -> str:
+        present = [(p, row[p]) for p in scientific if not _missing(row[p])]
+        if len(scientific) == 1:
+            return _key_text(present[0][1]) if present else "all"
+        return ", ".join(f"{p}={_key_text(v)}" for p, v in present) or "all"
+    if df.empty:
+        return pd.Series([], index=df.index, dtype=object)
+    return df[scientific].apply(key, axis=1).astype(object)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _key_text(v: Any) -> str:
+    return f"{v:.12g}" if isinstance(v, float) else str(v)
 
 
 def _param_column(col: pd.Series) -> pd.Series:
@@ -298,7 +371,7 @@ def _param_column(col: pd.Series) -> pd.Series:
 
 def _trial_table(epochs: pd.DataFrame, params: list[str], num_epoch: int) -> pd.DataFrame:
     """One row per trial: status, epochs run, best and final val_psnr, its parameters."""
-    cols = ["experiment", "trial_id", "order", "status", "epochs_run", "epochs_budget",
+    cols = ["experiment", "trial_id", "order", "status", "phase", "stratum", "seed", "epochs_run", "epochs_budget",
             "best_val_psnr", "best_epoch", "final_val_psnr", *params]
     if epochs.empty:
         return pd.DataFrame(columns=cols)
@@ -310,14 +383,17 @@ def _trial_table(epochs: pd.DataFrame, params: list[str], num_epoch: int) -> pd.
         budget = g["num_epoch"].iloc[0] if "num_epoch" in params else num_epoch
         rows.append({
             "experiment": g["experiment"].iloc[0], "trial_id": tid, "order": order,
-            "status": g["status"].iloc[-1], "epochs_run": int(g["epoch"].max()),
+            "status": g["status"].iloc[-1], "phase": g["phase"].iloc[0], "stratum": g["stratum"].iloc[0],
+            "seed": g["seed"].iloc[0], "epochs_run": int(g["epoch"].max()),
             "epochs_budget": int(budget) if pd.notna(budget) else num_epoch,
             "best_val_psnr": float(finite.max()) if len(finite) else math.nan,
             "best_epoch": int(g.loc[finite.idxmax(), "epoch"]) if len(finite) else -1,
             "final_val_psnr": float(psnr.iloc[-1]),
             **{p: g[p].iloc[0] for p in params},
         })
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out["seed"] = out["seed"].astype("Int64")
+    return out
 
 
 def _start_order(epochs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

@@ -17,6 +17,21 @@ id  kl          cycle ratio tfr_d_step optimizer lr      status     val_psnr per
 
 Trial 8 is the best (22.0) and sits at the lower edge of tfr_d_step's range.
 Trials 2 and 5 have no frames.png; trial 5 has no val_psnr_per_frame.json.
+
+That folder has the format from before strata (no phase/stratum/seed columns, no
+`comparison` in summary.json). `make_run(reeval=True)` writes today's format: the
+same ten search trials (seed 0), then each stratum's best configuration re-run at
+the full budget (phase reeval, seeds 1, 2, ...), and summary.json's comparison
+block built by search.comparison.build_comparison from those runs:
+
+id  stratum    re-runs trial  final val_psnr          values (original + re-runs)      n
+10-12 Cyclical   8            21.6 22.3 21.9          22.0 21.6 22.3 21.9  mean 21.95  4
+13-15 Monotonic  1            20.8 21.3 20.5          21.0 20.8 21.3 20.5  mean 20.90  4
+16  None         7            diverged (nan)          17.2                             1: not enough evidence
+
+Cyclical's interval lies above Monotonic's, but None has too few runs: not decisive.
+`reeval={"None": (7, [17.0, 17.4])}` makes it decisive; `reeval={"Monotonic": (1, [21.5, 21.9, 20.6])}`
+makes Cyclical's and Monotonic's intervals overlap.
 """
 from __future__ import annotations
 
@@ -30,6 +45,8 @@ from typing import Any, Callable
 import optuna
 import pytest
 from PIL import Image
+
+from search.comparison import RunOutcome, build_comparison
 
 NUM_EPOCH = 4
 NUM_FRAMES = 6  # validation video: frame 0 given, frames 1..5 predicted
@@ -71,6 +88,10 @@ TRIALS: list[tuple[Any, ...]] = [
 ]
 NO_FRAMES_PNG = {2, 5}
 NO_PER_FRAME = {5}
+STRATA = ["Cyclical", "Monotonic", "None"]
+# stratum -> (search trial re-run, final val_psnr of each re-run; nan = the re-run diverged)
+REEVAL: dict[str, tuple[int, list[float]]] = {
+    "Cyclical": (8, [21.6, 22.3, 21.9]), "Monotonic": (1, [20.8, 21.3, 20.5]), "None": (7, [math.nan])}
 
 
 def trial_id(i: int) -> str:
@@ -90,7 +111,8 @@ def _tfr(d_step: float, epoch: int) -> float:
     return max(0.0, 1.0 - d_step * max(0, epoch - 2))
 
 
-def _rows(i: int, spec: tuple[Any, ...]) -> list[list[Any]]:
+def _rows(i: int, spec: tuple[Any, ...], run_columns: list[Any] | None = None) -> list[list[Any]]:
+    """The trial's CSV rows; run_columns = [phase, stratum, seed] for today's format."""
     kl, cycle, ratio, d_step, opt, lr, status, psnrs = spec
     rows = []
     for e, psnr in enumerate(psnrs, start=1):
@@ -104,7 +126,7 @@ def _rows(i: int, spec: tuple[Any, ...]) -> list[list[Any]]:
         params = [kl, "" if cycle is None else cycle, "" if ratio is None else ratio, d_step, opt, lr]
         metrics = [psnr, loss, mse, kld, beta, _tfr(d_step, e), 1 if e <= 2 else 0, lr_now,
                    2.0, 0.5, True, diverged]
-        rows.append([trial_id(i), status, e, *params, *metrics])
+        rows.append([trial_id(i), status, e, *(run_columns or []), *params, *metrics])
     return rows
 
 
@@ -151,10 +173,40 @@ def _write_study(path: Path, name: str, trials: list[tuple[Any, ...]]) -> None:
             state=state))
 
 
+def _reeval_trials(trials: list[tuple[Any, ...]], reeval: dict[str, tuple[int, list[float]]]
+                   ) -> list[tuple[tuple[Any, ...], int, int]]:
+    """(spec, source trial, seed) of every re-run: the source's parameters at the full budget."""
+    out = []
+    for stratum in STRATA:
+        if stratum not in reeval:
+            continue
+        source, finals = reeval[stratum]
+        for seed, v in enumerate(finals, start=1):
+            psnrs = [17.0, math.nan] if math.isnan(v) else [v - 4.0, v - 2.0, v - 0.5, v]
+            status = "diverged" if math.isnan(v) else "completed"
+            out.append(((*trials[source][:6], status, psnrs), source, seed))
+    return out
+
+
+def _outcome(i: int, spec: tuple[Any, ...], phase: str, seed: int, source: int | None = None) -> RunOutcome:
+    kl, cycle, ratio, d_step, opt, lr, status, psnrs = spec
+    finite = [p for p in psnrs if not math.isnan(p)]
+    full = len(psnrs) == NUM_EPOCH and not math.isnan(psnrs[-1])
+    params = {"kl_anneal_type": kl, "kl_anneal_cycle": cycle, "kl_anneal_ratio": ratio, "tfr_d_step": d_step,
+              "optimizer": opt, "lr": lr}
+    return RunOutcome(trial_id=trial_id(i), phase=phase, stratum=kl, status=status,
+                      final_value=psnrs[-1] if full else None, last_value=finite[-1] if finite else None,
+                      params={k: v for k, v in params.items() if v is not None}, seed=seed,
+                      source_trial=None if source is None else trial_id(source))
+
+
 def make_run(root: Path, name: str = "quick", evil: bool = False,
-             psnr: dict[int, list[float]] | None = None, status: dict[int, str] | None = None) -> Path:
+             psnr: dict[int, list[float]] | None = None, status: dict[int, str] | None = None,
+             reeval: bool | dict[str, tuple[int, list[float]]] = False) -> Path:
     """Write runs/<name>/ under root; evil=True puts a script tag in a parameter value;
-    psnr / status replace the val_psnr list / status of the trials with those numbers."""
+    psnr / status replace the val_psnr list / status of the trials with those numbers;
+    reeval=True writes today's format with REEVAL's re-runs and the comparison block
+    (a dict replaces REEVAL's entries for those strata)."""
     trials = [list(t) for t in TRIALS]
     for i, values in (psnr or {}).items():
         trials[i][7] = values
@@ -167,12 +219,16 @@ def make_run(root: Path, name: str = "quick", evil: bool = False,
     (run / "trials").mkdir(parents=True)
     (run / "space.yaml").write_text(SPACE_YAML.format(
         name=name, extra_optimizer=', "<script>alert(1)</script>"' if evil else ""))
+    reruns = _reeval_trials(trials, {**REEVAL, **reeval} if isinstance(reeval, dict) else REEVAL) if reeval else []
     with open(run / "trials.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["trial_id", "status", "epoch", *PARAMS, *METRICS])  # `lr` twice: param, then metric
+        run_header = ["phase", "stratum", "seed"] if reeval else []
+        w.writerow(["trial_id", "status", "epoch", *run_header, *PARAMS, *METRICS])  # `lr` twice: param, metric
         for i, spec in enumerate(trials):
-            w.writerows(_rows(i, spec))
-    for i, spec in enumerate(trials):
+            w.writerows(_rows(i, spec, ["search", spec[0], 0] if reeval else None))
+        for k, (spec, _, seed) in enumerate(reruns):
+            w.writerows(_rows(len(trials) + k, spec, ["reeval", spec[0], seed]))
+    for i, spec in enumerate([*trials, *(r[0] for r in reruns)]):
         d = run / "trials" / trial_id(i)
         d.mkdir()
         psnrs = [p for p in spec[7] if not math.isnan(p)]
@@ -185,14 +241,20 @@ def make_run(root: Path, name: str = "quick", evil: bool = False,
             _write_frames_png(d / "frames.png", i)
     best = 8
     kl, cycle, ratio, d_step, opt, lr, _, _ = trials[best]
-    (run / "summary.json").write_text(json.dumps({
+    summary: dict[str, Any] = {
         "name": name, "num_epoch": NUM_EPOCH, "num_samples": len(trials), "metric": "val_psnr",
         "mode": "max", "wall_time_s": 123.4, "baseline_psnr": 16.25,
         "best": {"trial_id": trial_id(best), "val_psnr": 22.0,
                  "config": {"kl_anneal_type": kl, "kl_anneal_cycle": cycle, "kl_anneal_ratio": ratio,
                             "tfr_d_step": d_step, "optimizer": opt, "lr": lr, "num_epoch": NUM_EPOCH}},
         "status_counts": {"completed": 5, "stopped": 2, "diverged": 1, "failed": 1, "running": 1},
-        "started_at": "2025-01-01T10:00:00", "finished_at": "2025-01-01T10:02:03"}))
+        "started_at": "2025-01-01T10:00:00", "finished_at": "2025-01-01T10:02:03"}
+    if reeval:
+        outcomes = [_outcome(i, spec, "search", 0) for i, spec in enumerate(trials)]
+        outcomes += [_outcome(len(trials) + k, spec, "reeval", seed, source)
+                     for k, (spec, source, seed) in enumerate(reruns)]
+        summary["comparison"] = build_comparison(outcomes, strata=STRATA, metric="val_psnr", mode="max")
+    (run / "summary.json").write_text(json.dumps(summary, allow_nan=False))
     _write_study(run / "optuna.db", name, trials)
     return run
 
