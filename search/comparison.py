@@ -242,7 +242,8 @@ def _reason(blocks: dict[str, dict[str, Any]], winner: str | None, sign: float) 
     side = "above" if sign > 0 else "below"
     w_iv = f"[{_fmt(w['ci_low'])}, {_fmt(w['ci_high'])}]"
     if lacking:
-        text = f"Not decisive: {lacking_text}, so {winner} cannot be called the winner over them"
+        them = "them" if len(lacking) > 1 else "it"
+        text = f"Not decisive: {lacking_text}, so {winner} cannot be called the winner over {them}"
         if overlapping:
             text += f"; {winner}'s interval {w_iv} also overlaps " + ", ".join(
                 f"{s}'s [{_fmt(blocks[s]['ci_low'])}, {_fmt(blocks[s]['ci_high'])}]" for s in overlapping)
