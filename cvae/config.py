@@ -80,6 +80,10 @@ class TrainConfig:
     val_every: int = 1
     seed: int = 1
     device: str = "auto"
+    # None leaves torch's default (one thread per core, or OMP_NUM_THREADS). The
+    # thread count changes the reduction order of the CPU kernels, so a trial is
+    # reproduced bit for bit only with the count it ran with (best.yaml records it).
+    torch_threads: int | None = None
 
     def __post_init__(self) -> None:
         self.kl_anneal_type = KL_ANNEAL_ALIASES.get(self.kl_anneal_type, self.kl_anneal_type)
@@ -146,6 +150,14 @@ def coerce_field(key: str, value: Any, source: str = "config") -> Any:
         raise ConfigError(f"{source}: unknown TrainConfig field '{key}'{suggestion}")
     kind = _field_type(key)
     where = f"{source}: {key}"
+    if kind == "int | None":
+        if value is None:  # YAML null: the default
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where} is {value!r}, but must be an integer or null")
+        return value
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -220,3 +232,6 @@ def _check_values(cfg: TrainConfig) -> None:
     _require(cfg.precision in PRECISIONS, f"precision is {cfg.precision!r}, but must be one of {list(PRECISIONS)}")
     _require(cfg.device in DEVICES, f"device is {cfg.device!r}, but must be one of {list(DEVICES)}")
     _require(cfg.val_every >= 1, f"val_every is {cfg.val_every}, but must be >= 1")
+    threads = cfg.torch_threads
+    _require(threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1),
+             f"torch_threads is {threads!r}, but must be an integer >= 1 (or null for torch's default)")

@@ -43,6 +43,11 @@ def test_int_accepted_for_float_and_round_trip():
     ({"F_dim": 20}, "F_dim is 20, but must be a positive multiple of 8"),
     ({"N_dim": 6}, "N_dim is 6"),
     ({"precision": "fp8"}, "precision is 'fp8'"),
+    ({"torch_threads": 0}, "torch_threads is 0, but must be an integer >= 1 (or null for torch's default)"),
+    ({"torch_threads": -2}, "torch_threads is -2, but must be an integer >= 1"),
+    ({"torch_threads": "2"}, "torch_threads is '2', but must be an integer or null"),
+    ({"torch_threads": True}, "torch_threads is True, but must be an integer or null"),
+    ({"torch_threads": 1.5}, "torch_threads is 1.5, but must be an integer or null"),
 ])
 def test_bad_values_name_the_key(values, fragment):
     with pytest.raises(ConfigError) as err:
@@ -61,3 +66,24 @@ def test_from_yaml_names_file(tmp_path):
     assert cfg.num_epoch == 3 and cfg.kl_anneal_type == "None"
     with pytest.raises(ConfigError, match="missing.yaml: cannot read"):
         TrainConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_torch_threads_default_null_and_ints(tmp_path):
+    assert TrainConfig().torch_threads is None
+    assert TrainConfig.from_dict({"torch_threads": None}).torch_threads is None
+    assert TrainConfig.from_dict({"torch_threads": 1}).torch_threads == 1
+    threads = TrainConfig.from_dict({"torch_threads": 4.0}).torch_threads  # like every int field
+    assert threads == 4 and isinstance(threads, int)
+    path = tmp_path / "best.yaml"
+    path.write_text("torch_threads: null\n")
+    assert TrainConfig.from_yaml(path).torch_threads is None
+    path.write_text("torch_threads: 2\n")
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.torch_threads == 2 and TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("value", [0, True, "1"])
+def test_torch_threads_checked_on_construction(value):
+    # not only through from_dict: TrainConfig(...) itself refuses it
+    with pytest.raises(ConfigError, match="torch_threads is"):
+        TrainConfig(torch_threads=value)
