@@ -3,7 +3,11 @@
 It does not know about Ray or Optuna: search/ calls `Trainer.run_epoch` and
 reports the returned metrics. See docs/CONTRACTS.md for the interface.
 
-    python -m cvae.train --config FILE.yaml [--data DIR] [--device cpu|cuda] [--out DIR] [--resume CKPT]
+    python -m cvae.train --config FILE.yaml [--data DIR] [--device cpu|cuda] [--threads N] [--out DIR] [--resume CKPT]
+
+The config's torch_threads, precision and device are used unless a flag overrides
+them: a search's best.yaml records the ones its best trial ran with, so training
+it again reproduces that trial's numbers.
 """
 from __future__ import annotations
 
@@ -28,11 +32,13 @@ from cvae.model import CVAE
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.step import decode_chunk_frames, generate, sequence_loss
 
-__all__ = ["Trainer", "fit", "TrainConfig", "ConfigError", "resolve_device", "resolve_precision", "main"]
+__all__ = ["Trainer", "fit", "TrainConfig", "ConfigError", "resolve_device", "resolve_precision",
+           "execution_settings", "main"]
 
 METRIC_KEYS = ("epoch", "val_psnr", "val_psnr_per_frame", "train_loss", "train_mse", "train_kl", "beta",
                "tfr", "teacher_forcing", "lr", "epoch_time_s", "val_time_s", "validated", "diverged")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
 # --- execution settings ----------------------------------------------------------
@@ -63,6 +69,29 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return torch.bfloat16 if _cpu_has_amx() else torch.float32
+
+
+def _apply_threads(cfg: TrainConfig) -> None:
+    """Set torch's intra-op thread count from cfg.torch_threads (None: leave it as it is).
+
+    Process-wide: the CPU kernels split their reductions by thread count, so the
+    same config gives different floats with a different count.
+    """
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+
+
+def execution_settings(cfg: TrainConfig, device: torch.device | str) -> dict[str, Any]:
+    """What a run's numbers depend on besides its configuration, as a Trainer built now would run:
+    {"torch_threads": int, "device": "cpu"|"cuda", "precision": "fp32"|"bf16"|"fp16"}.
+
+    `precision: auto` and the default thread count are resolved, so the values can be
+    written back into a config (best.yaml) to reproduce the run. Changes nothing.
+    """
+    device = torch.device(device)
+    threads = cfg.torch_threads if cfg.torch_threads is not None else torch.get_num_threads()
+    return {"torch_threads": threads, "device": device.type,
+            "precision": _DTYPE_NAMES[resolve_precision(cfg.precision, device)]}
 
 
 def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
@@ -105,6 +134,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, data: LabData, device: str | None = None,
                  validate_at: Sequence[int] = ()) -> None:
         self.cfg = cfg
+        _apply_threads(cfg)  # before any compute
         # Epochs (1-based) validated whatever val_every says: an early-stopping
         # scheduler's milestones must compare fresh values, not stale ones.
         self.validate_at = frozenset(int(e) for e in validate_at)
@@ -337,18 +367,53 @@ def _format_metrics(m: dict[str, Any]) -> str:
             f"lr {m['lr']:.3g}  {m['epoch_time_s']:.2f}s" + ("  DIVERGED" if m["diverged"] else ""))
 
 
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
+def _settings_line(cfg: TrainConfig, device: torch.device, flags: set[str]) -> str:
+    """One line: the threads/device/precision this run uses and where each came from."""
+    used = execution_settings(cfg, device)
+
+    def origin(key: str, flag: str | None) -> str:
+        if flag in flags:
+            return flag
+        written = getattr(cfg, key)
+        if written is None:
+            return "torch default; config: null"
+        return "config" if str(written) == str(used[key]) else f"config: {written}"
+
+    return (f"running with torch_threads {used['torch_threads']} ({origin('torch_threads', '--threads')}), "
+            f"device {used['device']} ({origin('device', '--device')}), "
+            f"precision {used['precision']} ({origin('precision', None)})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cvae.train", description="Train the Lab4 CVAE on one configuration.")
     parser.add_argument("--config", required=True, help="YAML file of TrainConfig fields (e.g. a search's best.yaml)")
     parser.add_argument("--data", default="data/synthetic-small", help="dataset root in the Lab4 layout")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="overrides the config's device")
+    parser.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                        help="overrides the config's torch_threads (torch's intra-op thread count)")
     parser.add_argument("--out", default=None, help="folder for last.pt, best.pt and metrics.jsonl")
     parser.add_argument("--resume", default=None, help="checkpoint to continue from")
     args = parser.parse_args(argv)
     try:
         cfg = TrainConfig.from_yaml(args.config)
+        flags: set[str] = set()
         if args.device is not None:
             cfg = cfg.replace(device=args.device)
+            flags.add("--device")
+        if args.threads is not None:
+            cfg = cfg.replace(torch_threads=args.threads)
+            flags.add("--threads")
+        print(_settings_line(cfg, resolve_device(cfg.device), flags), flush=True)
         data = load_lab_data(args.data, cfg.frame_H, cfg.frame_W)
         out = Path(args.out) if args.out else None
         best = -math.inf

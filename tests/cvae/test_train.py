@@ -1,6 +1,8 @@
-"""The training loop: metrics, resume, optimizers, fast_train, divergence, checkpoints, CLI."""
+"""The training loop: metrics, resume, optimizers, fast_train, divergence, checkpoints, CLI,
+and the execution settings (threads, device, precision) that make a run reproducible."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -11,9 +13,9 @@ import yaml
 
 from cvae.checkpoint import CheckpointError
 from cvae.config import ConfigError
-from cvae.data import LabData
+from cvae.data import LabData, load_lab_data
 from cvae.metrics import copy_first_frame_psnr
-from cvae.train import METRIC_KEYS, TrainConfig, Trainer, fit, main
+from cvae.train import METRIC_KEYS, TrainConfig, Trainer, execution_settings, fit, main
 
 torch.set_num_threads(1)
 
@@ -49,6 +51,28 @@ def square_video(n: int, h: int, w: int, phase: int) -> tuple[torch.Tensor, torc
 
 def _without_times(m: dict) -> dict:
     return {k: v for k, v in m.items() if not k.endswith("_time_s")}
+
+
+def tiny_synthetic(root: Path, train_length: int = 8) -> Path:
+    """A small synthetic dataset in the Lab4 layout (8x16 frames)."""
+    from cvae.synthetic import Preset, generate
+
+    return generate(root, Preset(train_video_lengths=(train_length, train_length), val_length=6, test_sequences=1,
+                                 test_length=4), seed=0, progress=False)
+
+
+@pytest.fixture
+def restore_threads():
+    """torch_threads sets a process-wide count: give the other tests theirs back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def train_metrics(cfg: TrainConfig, data: LabData) -> list[dict]:
+    history: list[dict] = []
+    fit(cfg, data, on_epoch=lambda m, t: history.append(_without_times(m)))
+    return history
 
 
 def test_metrics_have_every_key_and_val_every() -> None:
@@ -185,10 +209,7 @@ def test_training_beats_copy_first_frame_on_a_learnable_sequence() -> None:
 
 
 def test_cli_trains_on_synthetic_data_and_rejects_bad_config(tmp_path: Path, capsys) -> None:
-    from cvae.synthetic import Preset, generate
-
-    root = generate(tmp_path / "syn", Preset(train_video_lengths=(8, 8), val_length=6, test_sequences=1,
-                                              test_length=4), seed=0, progress=False)
+    root = tiny_synthetic(tmp_path / "syn")
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump({**TINY, "num_epoch": 2, "frame_H": 8, "frame_W": 16}))
     out = tmp_path / "out"
@@ -200,7 +221,7 @@ def test_cli_trains_on_synthetic_data_and_rejects_bad_config(tmp_path: Path, cap
     # resume from the last checkpoint with a longer run: one more epoch
     config.write_text(yaml.safe_dump({**TINY, "num_epoch": 3, "frame_H": 8, "frame_W": 16}))
     assert main(["--config", str(config), "--data", str(root), "--resume", str(out / "last.pt")]) == 0
-    assert capsys.readouterr().out.startswith("epoch    3")
+    assert capsys.readouterr().out.splitlines()[1].startswith("epoch    3")  # after the settings line
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: -1\n")
@@ -217,3 +238,95 @@ def test_validate_at_forces_fresh_values_at_scheduler_milestones() -> None:
     trainer = Trainer(cfg, random_data(), validate_at=[2])
     validated = [trainer.run_epoch()["validated"] for _ in range(cfg.num_epoch)]
     assert validated == [False, True, False, True]
+
+
+# --- execution settings: what a run's numbers depend on besides its config ----------
+def test_trainer_applies_torch_threads_at_construction(restore_threads) -> None:
+    torch.set_num_threads(2)
+    Trainer(tiny_cfg(torch_threads=1), random_data())
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    Trainer(tiny_cfg(torch_threads=None), random_data())  # None: the process's count stays
+    assert torch.get_num_threads() == 2
+    fit(tiny_cfg(num_epoch=1, torch_threads=1), random_data())
+    assert torch.get_num_threads() == 1
+
+
+def test_execution_settings_resolve_threads_device_and_precision(restore_threads, monkeypatch) -> None:
+    import cvae.train as train_module
+
+    torch.set_num_threads(2)
+    cpu = torch.device("cpu")
+    assert execution_settings(tiny_cfg(torch_threads=1, precision="fp16"), cpu) == {
+        "torch_threads": 1, "device": "cpu", "precision": "fp16"}
+    assert torch.get_num_threads() == 2  # it reports, it does not apply
+    assert execution_settings(tiny_cfg(torch_threads=None), cpu)["torch_threads"] == 2
+    # precision auto is recorded as what it resolves to on this device
+    monkeypatch.setattr(train_module, "_cpu_has_amx", lambda: True)
+    assert execution_settings(tiny_cfg(precision="auto"), "cpu")["precision"] == "bf16"
+    monkeypatch.setattr(train_module, "_cpu_has_amx", lambda: False)
+    assert execution_settings(tiny_cfg(precision="auto"), "cpu")["precision"] == "fp32"
+    # and it describes what a Trainer runs with
+    trainer = Trainer(tiny_cfg(torch_threads=1, precision="bf16"), random_data())
+    settings = execution_settings(trainer.cfg, trainer.device)
+    assert settings == {"torch_threads": torch.get_num_threads(), "device": trainer.device.type, "precision": "bf16"}
+    assert trainer.dtype == torch.bfloat16
+
+
+def test_torch_threads_reproduces_a_run_whatever_the_process_default(restore_threads) -> None:
+    # The issue's case: a trial ran with 1 thread; retraining it in a process whose default is 2.
+    data = random_data()
+    torch.set_num_threads(1)
+    trial = train_metrics(tiny_cfg(num_epoch=3), data)
+    torch.set_num_threads(2)
+    again = train_metrics(tiny_cfg(num_epoch=3, torch_threads=1), data)
+    assert torch.get_num_threads() == 1
+    assert again == trial  # bit-identical: every loss, KL and PSNR
+    torch.set_num_threads(2)
+    unpinned = train_metrics(tiny_cfg(num_epoch=3), data)
+    if unpinned == trial:
+        pytest.skip("this CPU gives the same floats with 1 and 2 threads: the check above could not fail here")
+
+
+def test_cli_runs_a_best_yaml_with_its_threads_device_and_precision(tmp_path: Path, capsys,
+                                                                    restore_threads) -> None:
+    # 24-frame videos: enough batches that 1 and 2 threads give different floats on our CPU
+    # (8-frame ones do not), so the metrics comparison below checks the threads too.
+    root = tiny_synthetic(tmp_path / "syn", train_length=24)
+    trial_cfg = {**TINY, "frame_W": 16, "num_epoch": 2}
+    # the search's trial: 1 thread, precision and device as written
+    torch.set_num_threads(1)
+    trial = train_metrics(TrainConfig(**trial_cfg), load_lab_data(root, 8, 16))
+    best = tmp_path / "best.yaml"
+    best.write_text(yaml.safe_dump({**trial_cfg, "torch_threads": 1, "precision": "fp32", "device": "cpu"}))
+
+    torch.set_num_threads(2)  # the default of the process that retrains it
+    out = tmp_path / "out"
+    assert main(["--config", str(best), "--data", str(root), "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "running with torch_threads 1 (config), device cpu (config), precision fp32 (config)"
+    assert lines[1].startswith("epoch    1")
+    assert torch.get_num_threads() == 1
+    retrained = [_without_times(json.loads(line)) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert retrained == trial
+
+    # --threads overrides the config
+    assert main(["--config", str(best), "--data", str(root), "--threads", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "running with torch_threads 2 (--threads), device cpu (config), precision fp32 (config)")
+    assert torch.get_num_threads() == 2
+
+    # null and auto are reported as what they resolve to
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({**trial_cfg, "num_epoch": 1, "torch_threads": None, "precision": "auto",
+                                     "device": "auto"}))
+    assert main(["--config", str(plain), "--data", str(root), "--device", "cpu"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    settings = execution_settings(TrainConfig(**{**trial_cfg, "precision": "auto"}), torch.device("cpu"))
+    assert first == ("running with torch_threads 2 (torch default; config: null), device cpu (--device), "
+                     f"precision {settings['precision']} (config: auto)")
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(best), "--data", str(root), "--threads", "0"])
+    assert exit_info.value.code == 2
+    assert "--threads" in capsys.readouterr().err
