@@ -28,6 +28,7 @@ share one sampler, as before.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import optuna
@@ -50,8 +51,10 @@ def make_base_sampler(space: "SearchSpace", max_concurrent: int, seed_offset: in
     if spec.type == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.type == "qmc":
-        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
-                                          warn_independent_sampling=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
+                                              warn_independent_sampling=False)
     if spec.type == "grid":
         return optuna.samplers.GridSampler(space.grid_values(), seed=seed)
     kwargs: dict[str, Any] = {}
@@ -59,9 +62,11 @@ def make_base_sampler(space: "SearchSpace", max_concurrent: int, seed_offset: in
         kwargs["n_startup_trials"] = spec.n_startup_trials
     # Several trials run at once: the constant liar keeps TPE from proposing
     # the same point to each of them.
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                      constant_liar=max_concurrent > 1, warn_independent_sampling=False,
-                                      **kwargs)
+    with warnings.catch_warnings():
+        # multivariate, group and constant_liar are "experimental" in Optuna 5: said once in the README.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=max_concurrent > 1, **kwargs)
 
 
 def make_sampler(space: "SearchSpace", max_concurrent: int) -> "StratifiedSampler":

@@ -495,7 +495,8 @@ class _Parser:
         asha = self.early_terminate(top.get("early_terminate", {"type": "none"}), num_epoch)
         parameters = self.parameters(top["parameters"], fixed, synthetic)
         self.check_synthetic_lengths(synthetic, fixed, {p.name for p in parameters})
-        reeval_seeds = self.reeval(top.get("reeval", {}))
+        has_scientific = any(p.role == "scientific" for p in parameters)
+        reeval_seeds = self.reeval(top.get("reeval", {}), has_scientific)
         space = SearchSpace(
             path=self.path, name=name, description=description, metric=metric, mode=mode,
             data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
@@ -503,9 +504,12 @@ class _Parser:
         self.study_design(space, top["trials"])
         return space
 
-    def reeval(self, value: Any) -> int:
+    def reeval(self, value: Any, has_scientific: bool) -> int:
+        # A strategy study (a scientific parameter) re-runs its winners by default; a
+        # plain tuning space has no comparison for an interval to settle, so it does not.
         r = self.mapping(value if value is not None else {}, "reeval", ("seeds",))
-        return self.integer(r.get("seeds", DEFAULT_REEVAL_SEEDS), "reeval.seeds", 0)
+        default = DEFAULT_REEVAL_SEEDS if has_scientific else 0
+        return self.integer(r.get("seeds", default), "reeval.seeds", 0)
 
     def study_design(self, space: SearchSpace, trials: dict) -> None:
         """Rules that tie the parameters, the sampler and the trial count together."""

@@ -60,7 +60,7 @@ def two_node_cluster():
 @pytest.mark.slow
 def test_search_runs_on_both_nodes_with_shared_data(tmp_path, tiny_data, make_space, two_node_cluster):
     cluster, head_id, worker_id = two_node_cluster
-    space = make_space(tmp_path / "duo.yaml", name="duo", data_root=tiny_data, num_samples=4, max_concurrent=2,
+    space = make_space(tmp_path / "duo.yaml", name="duo", data_root=tiny_data, num_samples=4, max_concurrent=2, strata="free",
                        fixed={"num_epoch": 2})
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run_search.py"), "--space", str(space), "--storage-path",
