@@ -48,6 +48,25 @@ def kl_beta(epoch: int, *, kind: str, num_epoch: int, cycle: int, ratio: float) 
     return float(schedule[min(epoch, num_epoch - 1)])
 
 
+def kl_warmup_end(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> int:
+    """1-based count k of the first epoch whose beta is the schedule's maximum.
+
+    The KL warm-up is over once beta has reached the largest value it takes in
+    the `num_epoch` epochs (compared with a 1e-9 tolerance; the accumulating
+    loop of Fu et al. can land a hair off): kl_beta(k - 1, ...) is that value.
+    1) None: beta is 1 from the start, so 1.
+    2) Monotonic: the end of its single rise (num_epoch=10, ratio=0.5 -> 6).
+    3) Cyclical: the end of the first cycle's rise (20 epochs, 4 cycles, ratio 0.5 -> 4).
+    A schedule that never reaches 1 (ratio 1.0: the next cycle starts before
+    the rise ends) gives the epoch of its largest beta.
+    """
+    if num_epoch < 1:
+        raise ValueError(f"num_epoch is {num_epoch}, but must be >= 1")
+    schedule = [kl_beta(e, kind=kind, num_epoch=num_epoch, cycle=cycle, ratio=ratio) for e in range(num_epoch)]
+    peak = max(schedule)
+    return next(e + 1 for e, beta in enumerate(schedule) if beta >= peak - 1e-9)
+
+
 def teacher_forcing_ratio(epoch: int, *, tfr: float, sde: int, d_step: float,
                           decay: str = "linear", lower_bound: float = 0.0) -> float:
     """Teacher-forcing ratio used during epoch `epoch`.

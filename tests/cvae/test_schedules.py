@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cvae.schedules import frange_cycle_linear, kl_beta, teacher_forcing_ratio
+from cvae.schedules import frange_cycle_linear, kl_beta, kl_warmup_end, teacher_forcing_ratio
 
 
 def fu_reference(n_iter, start=0.0, stop=1.0, n_cycle=4, ratio=0.5):
@@ -47,6 +47,50 @@ def test_beta_holds_after_last_epoch_and_rejects_unknown_kind():
     assert kl_beta(30, kind="Cyclical", num_epoch=20, cycle=4, ratio=0.5) == 1.0
     with pytest.raises(ValueError, match="kl_anneal_type"):
         kl_beta(0, kind="Sigmoid", num_epoch=10, cycle=1, ratio=0.5)
+
+
+def warmup(kind, num_epoch, cycle, ratio):
+    return kl_warmup_end(kind=kind, num_epoch=num_epoch, cycle=cycle, ratio=ratio)
+
+
+def test_warmup_end_design_reference_values():
+    # betas 0, .2, .4, .6, .8, 1, ...: the 6th epoch is the first at beta 1.
+    assert warmup("Monotonic", 10, 1, 0.5) == 6
+    # [0, .4, .8, 1, 1] x 4: the first cycle's rise ends in epoch 4.
+    assert warmup("Cyclical", 20, 4, 0.5) == 4
+    assert warmup("None", 10, 4, 0.5) == 1
+
+
+def test_warmup_end_of_a_schedule_that_never_reaches_one():
+    # ratio 1.0: the rise is cut by the end of the run / the next cycle; the peak is below 1.
+    assert betas("Monotonic", 6, 1, 1.0)[-1] == pytest.approx(5 / 6)
+    assert warmup("Monotonic", 6, 1, 1.0) == 6
+    # 10 epochs, 4 cycles of 2.5: [0, .4 | 0, .4, .8 | 0, .4 | 0, .4, .8]: the peak .8 first comes in epoch 5.
+    assert betas("Cyclical", 10, 4, 1.0) == pytest.approx([0, .4, 0, .4, .8, 0, .4, 0, .4, .8])
+    assert warmup("Cyclical", 10, 4, 1.0) == 5
+    # TrainConfig's default (10 cycles, ratio 1) over 6 epochs: beta stays 0, its peak is epoch 1.
+    assert betas("Cyclical", 6, 10, 1.0) == [0.0] * 6
+    assert warmup("Cyclical", 6, 10, 1.0) == 1
+
+
+@pytest.mark.parametrize("num_epoch,cycle,ratio",
+                         [(6, 2, 0.37), (6, 3, 0.9), (70, 10, 1.0), (13, 2, 0.3), (6, 1, 0.59)])
+@pytest.mark.parametrize("kind", ["Cyclical", "Monotonic"])
+def test_warmup_end_is_the_first_epoch_at_the_peak(kind, num_epoch, cycle, ratio):
+    got = betas(kind, num_epoch, cycle, ratio)
+    k = warmup(kind, num_epoch, cycle, ratio)
+    assert 1 <= k <= num_epoch
+    assert got[k - 1] == pytest.approx(max(got), abs=1e-9)
+    assert all(b < max(got) - 1e-9 for b in got[:k - 1])
+
+
+def test_warmup_end_aliases_and_errors():
+    assert warmup("Cyclic", 20, 4, 0.5) == warmup("Cyclical", 20, 4, 0.5) == 4
+    assert warmup("Without", 20, 4, 0.5) == 1
+    with pytest.raises(ValueError, match="kl_anneal_type"):
+        warmup("Sigmoid", 10, 1, 0.5)
+    with pytest.raises(ValueError, match="num_epoch"):
+        warmup("Monotonic", 0, 1, 0.5)
 
 
 def tfrs(n, **kw):
