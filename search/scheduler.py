@@ -1,0 +1,203 @@
+"""ASHA that waits for the KL schedule and compares a trial only within its stratum.
+
+Ray's AsyncHyperBandScheduler cuts every trial at a rung against every other
+trial. Here that loses the annealed runs: while beta is near 0 they dip, so at
+quick.yaml's only rung (epoch 2) their val_psnr says little about where they
+end (Spearman rho 0.09 within Monotonic vs 0.75 within None over the curves in
+bench/results/efficiency*.json) and a plain cut stopped most of them.
+`ScheduleAwareASHA` changes two things and keeps the rest of Ray's algorithm:
+
+1) one set of brackets per stratum (`trial.config[stratum_key]`): a trial is
+   compared only with trials of its own stratum, so a strategy that starts
+   slowly is not cut because another one starts fast;
+2) no trial is judged before `earliest_stop(trial.config)` (for the runner:
+   `earliest_stop_epoch`, the end of the KL warm-up and at least the grace
+   period): its results are not recorded in any rung before then.
+
+Re-evaluation trials (`trial.config[phase_key] == "reeval"`) re-run a chosen
+configuration with other seeds: they are never stopped before max_t and never
+recorded, so they cannot shift a rung's cut-off.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
+
+import numpy as np
+from ray.tune.experiment import Trial
+from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler, _Bracket
+from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+from cvae.config import TrainConfig
+from cvae.schedules import kl_warmup_end
+
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
+
+logger = logging.getLogger(__name__)
+
+# The phase value of a re-evaluation trial (search.strata.REEVAL names the same contract).
+REEVAL = "reeval"
+SHARED_STRATUM = ""  # the stratum of trials whose config has no stratum key
+
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def earliest_stop_epoch(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_period: int,
+                        num_epoch: int) -> int:
+    """First epoch at which a trial with this config may be stopped: max(grace period, KL warm-up end).
+
+    kl_anneal_type / kl_anneal_cycle / kl_anneal_ratio come from the trial's
+    config, else from the space's `fixed`, else from TrainConfig's defaults (a
+    conditional parameter that was not sampled is absent or None).
+    Meant to be passed to ScheduleAwareASHA as
+    `functools.partial(earliest_stop_epoch, fixed=..., grace_period=..., num_epoch=...)`.
+    """
+    def setting(name: str) -> Any:
+        for source in (config, fixed):
+            value = source.get(name)
+            if value is not None:
+                return value
+        return _TRAIN_DEFAULTS[name]
+
+    warmup = kl_warmup_end(kind=str(setting("kl_anneal_type")), num_epoch=int(num_epoch),
+                           cycle=int(setting("kl_anneal_cycle")), ratio=float(setting("kl_anneal_ratio")))
+    return max(int(grace_period), warmup)
+
+
+def _check(name: str, value: Any, ok: bool, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"The value of `{name}` is {value!r}, but must be {rule}")
+
+
+class ScheduleAwareASHA(AsyncHyperBandScheduler):
+    """Async successive halving with brackets per stratum and no stop before a trial's earliest epoch.
+
+    Args:
+        time_attr: the result key that measures progress (the runner: epochs).
+        metric, mode: the objective and its direction ("min" | "max").
+        max_t: a trial is stopped when time_attr reaches it (Ray's stop_last_trials).
+        grace_period, reduction_factor, brackets: Ray's ASHA arguments. Each
+            stratum gets its own `brackets` brackets (Hyperband-style: bracket s
+            has its first rung at grace_period * reduction_factor ** s), built on
+            the stratum's first trial; a trial draws its bracket within its
+            stratum as Ray draws (softmax over the brackets' numbers of rungs).
+        earliest_stop: config -> the first value of time_attr at which the trial
+            may be stopped. Before it the trial continues and nothing is
+            recorded. From it on, results go to the bracket as in Ray, whose
+            bracket records a result at the highest rung at or below the current
+            time that the trial has not recorded yet: a trial whose warm-up ends
+            after a rung enters that rung with its value at the end of its
+            warm-up (compared with the values others recorded there, possibly
+            earlier in their runs). Must be picklable (Tune pickles the
+            scheduler with the experiment state): a functools.partial of a
+            module-level function such as `earliest_stop_epoch`.
+        stratum_key: the config key naming a trial's stratum (absent: one shared stratum "").
+        phase_key: the config key whose value "reeval" marks a re-evaluation trial.
+
+    Values: None is logged and ignored (never recorded, never stopped); NaN is
+    recorded as Ray does (nanpercentile leaves it out of cut-offs, and a NaN is
+    never below a cut-off, so it is not stopped at that rung).
+    """
+
+    def __init__(self, *, time_attr: str, metric: str, mode: str, max_t: int, grace_period: int,
+                 reduction_factor: float, brackets: int = 1, earliest_stop: Callable[[dict], int],
+                 stratum_key: str = "stratum", phase_key: str = "phase") -> None:
+        # Ray checks these with assert, which `python -O` removes.
+        _check("mode", mode, mode in ("min", "max"), "'min' or 'max'")
+        _check("max_t", max_t, max_t > 0, "> 0")
+        _check("grace_period", grace_period, 0 < grace_period <= max_t, f"> 0 and <= max_t ({max_t})")
+        _check("reduction_factor", reduction_factor, reduction_factor > 1, "> 1")
+        _check("brackets", brackets, isinstance(brackets, int) and brackets >= 1, "an integer >= 1")
+        _check("earliest_stop", earliest_stop, callable(earliest_stop), "callable (config -> epoch)")
+        super().__init__(time_attr=time_attr, metric=metric, mode=mode, max_t=max_t,
+                         grace_period=grace_period, reduction_factor=reduction_factor,
+                         brackets=brackets, stop_last_trials=True)
+        del self._brackets  # Ray's one shared bracket set: replaced by one set per stratum
+        self._grace_period = grace_period
+        self._num_brackets = brackets
+        self._earliest_stop = earliest_stop
+        self._stratum_key = stratum_key
+        self._phase_key = phase_key
+        self._strata: Dict[str, list[_Bracket]] = {}
+        self._earliest: Dict[str, int] = {}  # trial_id -> first epoch it may be stopped
+
+    # --- helpers -------------------------------------------------------------
+
+    def _stratum(self, trial: Trial) -> str:
+        value = (trial.config or {}).get(self._stratum_key)
+        return SHARED_STRATUM if value is None else str(value)
+
+    def _is_reeval(self, trial: Trial) -> bool:
+        return (trial.config or {}).get(self._phase_key) == REEVAL
+
+    def _brackets_of(self, stratum: str) -> list[_Bracket]:
+        if stratum not in self._strata:
+            self._strata[stratum] = [
+                _Bracket(self._grace_period, self._max_t, self._reduction_factor, s,
+                         stop_last_trials=self._stop_last_trials)
+                for s in range(self._num_brackets)]
+        return self._strata[stratum]
+
+    def _judged(self, trial: Trial, result: Dict) -> bool:
+        """Whether this result may be recorded in a rung (and the trial stopped)."""
+        return (not self._is_reeval(trial)
+                and result[self._time_attr] >= self._earliest[trial.trial_id])
+
+    # --- TrialScheduler hooks ------------------------------------------------
+
+    def on_trial_add(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
+        if not self._metric or not self._metric_op:
+            raise ValueError(f"{self.__class__.__name__} has no valid `metric` ({self._metric}) "
+                             f"or `mode` ({self._mode})")
+        if self._is_reeval(trial):
+            self._trial_info[trial.trial_id] = None  # never recorded: needs no bracket
+            return
+        self._earliest[trial.trial_id] = int(self._earliest_stop(trial.config))
+        brackets = self._brackets_of(self._stratum(trial))
+        # Ray's draw: softmax over the brackets' numbers of rungs.
+        sizes = np.array([len(b._rungs) for b in brackets])
+        probs = np.e ** (sizes - sizes.max())
+        idx = np.random.choice(len(brackets), p=probs / probs.sum())
+        self._trial_info[trial.trial_id] = brackets[idx]
+
+    def on_trial_result(self, tune_controller: Optional["TuneController"], trial: Trial,
+                        result: Dict) -> str:
+        action = TrialScheduler.CONTINUE
+        if self._time_attr not in result or self._metric not in result:
+            return action
+        if result[self._time_attr] >= self._max_t and self._stop_last_trials:
+            action = TrialScheduler.STOP
+        elif not self._judged(trial, result):
+            action = TrialScheduler.CONTINUE
+        elif result[self._metric] is None:
+            logger.warning("Reward attribute %r is None! Consider reporting using a different field.",
+                           self._metric)
+        else:
+            bracket = self._trial_info[trial.trial_id]
+            action = bracket.on_result(trial, result[self._time_attr],
+                                       self._metric_op * result[self._metric])
+        if action == TrialScheduler.STOP:
+            self._num_stopped += 1
+        return action
+
+    def on_trial_complete(self, tune_controller: Optional["TuneController"], trial: Trial,
+                          result: Dict) -> None:
+        if self._time_attr not in result or self._metric not in result:
+            return
+        bracket = self._trial_info[trial.trial_id]
+        if bracket is not None and result[self._metric] is not None and self._judged(trial, result):
+            bracket.on_result(trial, result[self._time_attr], self._metric_op * result[self._metric])
+        del self._trial_info[trial.trial_id]
+        self._earliest.pop(trial.trial_id, None)
+
+    def on_trial_remove(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
+        del self._trial_info[trial.trial_id]
+        self._earliest.pop(trial.trial_id, None)
+
+    def debug_string(self) -> str:
+        out = f"Using ScheduleAwareASHA: num_stopped={self._num_stopped}"
+        for stratum, brackets in sorted(self._strata.items()):
+            out += "\n" + "\n".join(f"[{stratum or 'shared'}] {b.debug_str()}" for b in brackets)
+        return out

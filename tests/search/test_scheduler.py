@@ -1,0 +1,223 @@
+"""ScheduleAwareASHA fed synthetic results (no Ray start, no training), quick.yaml's rungs.
+
+grace_period 2, reduction_factor 3, max_t 6: bracket 0 has rungs at epochs 2
+and 6 (the one at 6 is never reached: max_t stops first), bracket 1 only 6.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import pickle
+
+import numpy as np
+import pytest
+from ray import cloudpickle  # what Tune pickles experiment state with
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch
+
+CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+QUICK = {"time_attr": "epoch", "metric": "val_psnr", "max_t": 6, "grace_period": 2, "reduction_factor": 3}
+
+
+def at_grace(config: dict) -> int:
+    return 2
+
+
+def make_scheduler(earliest=at_grace, **kw) -> ScheduleAwareASHA:
+    return ScheduleAwareASHA(**{**QUICK, "mode": "max", "earliest_stop": earliest, **kw})
+
+
+def trial(trial_id: str, **config) -> Trial:
+    return Trial("__fake", config=config, trial_id=trial_id, stub=True)
+
+
+def result(t: int, value) -> dict:
+    return {"epoch": t, "val_psnr": value}
+
+
+def add(sched, *trials):
+    for t in trials:
+        sched.on_trial_add(None, t)
+    return trials
+
+
+def rung(sched, stratum: str, milestone: float, bracket: int = 0) -> dict:
+    return next(rec for m, rec in sched._strata[stratum][bracket]._rungs if m == milestone)
+
+
+def test_a_weak_stratum_is_not_cut_by_a_strong_one_but_a_weak_trial_within_it_is():
+    sched = make_scheduler()
+    plain = ASHAScheduler(**QUICK, mode="max")
+    strong = [trial(f"s{i}", stratum="None") for i in range(3)]
+    weak = [trial(f"w{i}", stratum="Monotonic") for i in range(4)]
+    for s in (sched, plain):
+        add(s, *strong, *weak)
+        for t, v in zip(strong, (30.0, 31.0, 32.0)):
+            assert s.on_trial_result(None, t, result(2, v)) == CONTINUE
+    # The first annealed trial: well below every None trial, alone in its stratum.
+    assert plain.on_trial_result(None, weak[0], result(2, 22.0)) == STOP
+    assert sched.on_trial_result(None, weak[0], result(2, 22.0)) == CONTINUE
+    assert sched.on_trial_result(None, weak[1], result(2, 23.0)) == CONTINUE
+    assert sched.on_trial_result(None, weak[2], result(2, 24.0)) == CONTINUE
+    # Within Monotonic, a trial below the top third of Monotonic values is stopped.
+    assert sched.on_trial_result(None, weak[3], result(2, 22.5)) == STOP
+    assert set(rung(sched, "Monotonic", 2)) == {"w0", "w1", "w2", "w3"}
+    assert set(rung(sched, "None", 2)) == {"s0", "s1", "s2"}
+    assert sched._num_stopped == 1
+
+
+def test_a_trial_without_stratum_key_shares_one_stratum():
+    sched = make_scheduler()
+    a, b = add(sched, trial("a"), trial("b", stratum="x"))
+    assert sched.on_trial_result(None, a, result(2, 30.0)) == CONTINUE
+    assert sched.on_trial_result(None, b, result(2, 1.0)) == CONTINUE  # alone in "x"
+    assert set(sched._strata) == {"", "x"}
+
+
+def test_b_no_stop_before_the_earliest_epoch_and_a_stop_after():
+    earliest = functools.partial(earliest_stop_epoch, fixed={}, grace_period=2, num_epoch=6)
+    sched = make_scheduler(earliest)
+    ones = add(sched, *(trial(f"n{i}", stratum="s", kl_anneal_type="None") for i in range(3)))
+    # Monotonic, ratio 0.5 over 6 epochs: betas 0, 1/3, 2/3, 1, ...: the warm-up ends in epoch 4.
+    late, = add(sched, trial("m", stratum="s", kl_anneal_type="Monotonic", kl_anneal_ratio=0.5))
+    assert sched._earliest == {"n0": 2, "n1": 2, "n2": 2, "m": 4}
+    for t, v in zip(ones, (30.0, 31.0, 32.0)):
+        sched.on_trial_result(None, t, result(2, v))
+    for epoch in (1, 2, 3):
+        assert sched.on_trial_result(None, late, result(epoch, -1e9)) == CONTINUE
+        assert "m" not in rung(sched, "s", 2)
+    # At its warm-up end it enters the epoch-2 rung with its epoch-4 value: still far below.
+    assert sched.on_trial_result(None, late, result(4, 5.0)) == STOP
+    assert rung(sched, "s", 2)["m"] == 5.0
+
+
+def test_b_a_late_trial_with_a_good_value_continues_and_is_recorded_once():
+    sched = make_scheduler(lambda config: config["earliest"])
+    first, late = add(sched, trial("a", earliest=2), trial("b", earliest=3))
+    assert sched.on_trial_result(None, first, result(2, 30.0)) == CONTINUE
+    assert sched.on_trial_result(None, late, result(2, 10.0)) == CONTINUE
+    assert sched.on_trial_result(None, late, result(3, 35.0)) == CONTINUE
+    assert sched.on_trial_result(None, late, result(4, 1.0)) == CONTINUE  # rung 2 already recorded
+    assert rung(sched, "", 2) == {"a": 30.0, "b": 35.0}
+
+
+def test_earliest_stop_epoch_falls_back_to_fixed_then_train_config():
+    f = functools.partial(earliest_stop_epoch, grace_period=2, num_epoch=6)
+    assert f({"kl_anneal_type": "None"}, fixed={}) == 2
+    assert f({"kl_anneal_type": "Monotonic", "kl_anneal_ratio": 0.5}, fixed={}) == 4
+    # ratio from `fixed` when the config lacks it (or holds None: not sampled)
+    assert f({"kl_anneal_type": "Monotonic", "kl_anneal_ratio": None}, fixed={"kl_anneal_ratio": 1.0}) == 6
+    assert f({}, fixed={"kl_anneal_type": "Monotonic", "kl_anneal_ratio": 0.1}) == 2
+    # TrainConfig: Cyclical, 10 cycles, ratio 1: over 6 epochs beta stays 0 (peak at epoch 1) -> grace period
+    assert f({}, fixed={}) == 2
+    # Cyclical, 2 cycles of 3 epochs, ratio 1: 0, .5, 1 | 0, .5, 1 -> 3 (the config's cycle beats fixed's)
+    assert f({"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2}, fixed={"kl_anneal_cycle": 10}) == 3
+    assert f({"kl_anneal_type": "Monotonic"}, fixed={}) == 6  # ratio 1.0 default: the peak is the last epoch
+    assert earliest_stop_epoch({"kl_anneal_type": "None"}, fixed={}, grace_period=3, num_epoch=6) == 3
+
+
+def test_c_reeval_trials_are_never_stopped_nor_recorded():
+    sched = make_scheduler()
+    reeval, = add(sched, trial("r", stratum="s", phase="reeval"))
+    a, b = add(sched, trial("a", stratum="s", phase="search"), trial("b", stratum="s"))
+    for epoch in (2, 3, 4, 5):
+        assert sched.on_trial_result(None, reeval, result(epoch, 100.0 if epoch == 2 else -1e9)) == CONTINUE
+    assert sched.on_trial_result(None, reeval, result(6, -1e9)) == STOP  # max_t, as Ray
+    sched.on_trial_complete(None, reeval, result(6, -1e9))
+    assert all(not rec for b_ in sched._strata["s"] for _, rec in b_._rungs)
+    # Had the 100 dB been recorded, 30 would fall below the cut-off.
+    assert sched.on_trial_result(None, a, result(2, 30.0)) == CONTINUE
+    assert sched.on_trial_result(None, b, result(2, 20.0)) == STOP
+    assert rung(sched, "s", 2) == {"a": 30.0, "b": 20.0}
+
+
+def test_d_brackets_are_kept_per_stratum():
+    np.random.seed(0)
+    sched = make_scheduler(brackets=2)
+    trials = add(sched, *(trial(f"t{i}", stratum="AB"[i % 2]) for i in range(200)))
+    assert set(sched._strata) == {"A", "B"}
+    for stratum in "AB":
+        brackets = sched._strata[stratum]
+        assert len(brackets) == 2
+        assert [m for m, _ in brackets[0]._rungs] == [6, 2]
+        assert [m for m, _ in brackets[1]._rungs] == [6]
+        # Ray's softmax draw over the numbers of rungs (2 and 1): e / (e + 1) = 73% to bracket 0.
+        in_first = sum(sched._trial_info[t.trial_id] is brackets[0] for t in trials if t.config["stratum"] == stratum)
+        assert 55 <= in_first <= 90
+    assert not {id(b) for b in sched._strata["A"]} & {id(b) for b in sched._strata["B"]}
+    # A trial in bracket 1 has no rung before max_t: never stopped early.
+    in_second = next(t for t in trials if sched._trial_info[t.trial_id] is sched._strata["A"][1])
+    assert sched.on_trial_result(None, in_second, result(2, -1e9)) == CONTINUE
+    assert len(sched.debug_string().splitlines()) == 1 + 4
+
+
+def test_e_nan_and_none_values():
+    sched = make_scheduler()
+    a, b, c, d, e = add(sched, *(trial(x) for x in "abcde"))
+    assert sched.on_trial_result(None, a, result(2, 30.0)) == CONTINUE
+    assert sched.on_trial_result(None, b, result(2, float("nan"))) == CONTINUE  # recorded, as Ray does
+    assert math.isnan(rung(sched, "", 2)["b"])
+    assert sched.on_trial_result(None, c, result(2, None)) == CONTINUE  # logged, not recorded
+    assert "c" not in rung(sched, "", 2)
+    # The cut-off ignores the NaN (nanpercentile): 20 < 30 is stopped.
+    assert sched.on_trial_result(None, d, result(2, 20.0)) == STOP
+    # A NaN is never below a cut-off.
+    assert sched.on_trial_result(None, e, result(2, float("nan"))) == CONTINUE
+    # A result without the metric or the time is not judged.
+    assert sched.on_trial_result(None, e, {"epoch": 3}) == CONTINUE
+    assert sched.on_trial_result(None, e, {"val_psnr": 1.0}) == CONTINUE
+
+
+def test_mode_min_flips_the_sign_once():
+    sched = make_scheduler(mode="min")
+    a, b = add(sched, trial("a"), trial("b"))
+    sched.on_trial_result(None, a, result(2, 1.0))
+    assert sched.on_trial_result(None, b, result(2, 2.0)) == STOP  # a larger loss
+    assert rung(sched, "", 2) == {"a": -1.0, "b": -2.0}
+
+
+def test_complete_records_in_its_own_stratum_and_remove_forgets_the_trial():
+    sched = make_scheduler()
+    a, b, c = add(sched, trial("a", stratum="x"), trial("b", stratum="y"), trial("c", stratum="y"))
+    sched.on_trial_result(None, a, result(2, 30.0))
+    sched.on_trial_complete(None, a, result(2, 30.0))  # the same result again: recorded once
+    assert rung(sched, "x", 2) == {"a": 30.0} and not rung(sched, "y", 2)
+    assert "a" not in sched._trial_info and "a" not in sched._earliest
+    sched.on_trial_remove(None, b)
+    assert "b" not in sched._trial_info and "b" not in sched._earliest
+    sched.on_trial_complete(None, c, result(1, 5.0))  # before its earliest epoch: not recorded
+    assert not rung(sched, "y", 2)
+
+
+def test_f_pickle_round_trip_keeps_state_and_decisions(tmp_path):
+    earliest = functools.partial(earliest_stop_epoch, fixed={"kl_anneal_ratio": 0.5}, grace_period=2, num_epoch=6)
+    sched = make_scheduler(earliest, brackets=2)
+    np.random.seed(1)
+    trials = add(sched, *(trial(f"t{i}", stratum="s", kl_anneal_type="Monotonic") for i in range(8)))
+    for t in trials[:6]:
+        sched.on_trial_result(None, t, result(4, 30.0 + int(t.trial_id[1:])))
+    last = trials[-1]
+    copies = [pickle.loads(pickle.dumps(sched)), cloudpickle.loads(cloudpickle.dumps(sched))]
+    sched.save(str(tmp_path / "sched.pkl"))  # Tune's own path: pickles __dict__
+    restored = make_scheduler(at_grace)
+    restored.restore(str(tmp_path / "sched.pkl"))
+    copies.append(restored)
+    expected = [sched.on_trial_result(None, last, result(e, 10.0)) for e in (2, 3, 4)]
+    assert expected == [CONTINUE, CONTINUE, STOP]  # warm-up until epoch 4, then far below the rung
+    for copy in copies:
+        assert copy._earliest == {t.trial_id: 4 for t in trials}
+        assert [copy.on_trial_result(None, last, result(e, 10.0)) for e in (2, 3, 4)] == expected
+        assert copy.debug_string() == sched.debug_string()
+
+
+@pytest.mark.parametrize("kw,name", [
+    ({"mode": "maximize"}, "mode"), ({"max_t": 0}, "max_t"), ({"grace_period": 0}, "grace_period"),
+    ({"grace_period": 7}, "grace_period"), ({"reduction_factor": 1}, "reduction_factor"),
+    ({"brackets": 0}, "brackets"), ({"earliest_stop": 2}, "earliest_stop"),
+])
+def test_bad_arguments_are_value_errors_that_name_them(kw, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        make_scheduler(**kw)
