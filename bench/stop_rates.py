@@ -1,0 +1,431 @@
+"""Stop rates per KL type: Ray's ASHA vs ScheduleAwareASHA, replaying stored full learning curves.
+
+    .venv/bin/python bench/stop_rates.py            # 400 orders (seconds, no training)
+    .venv/bin/python bench/stop_rates.py --smoke    # 5 orders, writes bench/results/stop_rates.smoke.json
+
+Every full-length (6-epoch) val_psnr curve in bench/results/efficiency*.json
+(spaces/quick.yaml's dims; identical curves counted once) is replayed through
+(a) before: Ray's ASHAScheduler and (b) after: search.scheduler.ScheduleAwareASHA
+(stratum = kl_anneal_type, earliest stop = earliest_stop_epoch with num_epoch 6),
+both with quick.yaml's grace_period 2, reduction_factor 3, max_t 6.
+An asynchronous search is simulated: 2 workers, time = epochs (every epoch
+takes one unit), trials started in a random order, each worker feeds one epoch
+result at a time to the scheduler (results of the same tick in a random worker
+order), a STOP ends that trial (and Tune's on_trial_complete follows).
+Two replays per order: `pool` starts every distinct curve; `balanced` starts a
+search's real size: quick.yaml's num_samples split evenly over the KL types
+(balanced strata: 12 -> 4 curves of each type drawn), in a random order.
+
+Per KL type and order: stop rate (trials stopped before max_t / trials),
+whether the best final-value curve of that type was stopped ("regret"), the dB
+lost to it (best final of the type minus the best final among its unstopped
+trials) and the epochs spent. Also recomputed: the rank correlations between
+val_psnr at the rung (epoch 2) and the final value that issue 11 quotes.
+
+Success rule (written before the first full run; judged on the `pool` replay):
+  after, the mean stop rate of Monotonic and of Cyclical are each below 2/3
+  (= 1 - 1/reduction_factor, the share a rung cuts by design; before, a plain
+  cut at epoch 2 would stop 34/40 and 10/10 of them), and the best final-value
+  curve of every KL type (Cyclical, Monotonic, None) is stopped in < 5% of the
+  orders. A miss is reported as plainly as a hit.
+
+Writes bench/results/stop_rates.json (--smoke: stop_rates.smoke.json, git-ignored)
+and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from the repo root
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import RESULTS_DIR, command_line, load_average, progress, write_json  # noqa: E402
+from cvae.config import KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES  # noqa: E402
+
+QUICK = ROOT / "spaces" / "quick.yaml"
+KL_TYPES = tuple(KL_ANNEAL_TYPES)  # Cyclical, Monotonic, None
+WORKERS = 2
+SUCCESS_RULE = {
+    "judged_on": "pool",
+    "text": "after: the mean stop rate of Monotonic and of Cyclical are each below 2/3 (1 - 1/reduction_factor), "
+            "and the best final-value curve of every KL type is stopped in < 5% of the orders",
+    "stop_rate_below": {"Monotonic": 2 / 3, "Cyclical": 2 / 3},
+    "best_stopped_share_below": {kl: 0.05 for kl in KL_TYPES},
+}
+
+
+# --- the curves ---------------------------------------------------------------
+
+@dataclass
+class Curve:
+    values: tuple[float, ...]  # val_psnr at epochs 1..max_t
+    config: dict[str, Any]
+    kl: str
+    sources: list[str] = field(default_factory=list)  # "file:method:seed:trial_id" of every copy
+
+    @property
+    def final(self) -> float:
+        return self.values[-1]
+
+
+def _kl(config: dict[str, Any]) -> str:
+    kind = str(config.get("kl_anneal_type", "Cyclical"))
+    return KL_ANNEAL_ALIASES.get(kind, kind)
+
+
+def load_curves(paths: list[Path], max_t: int) -> tuple[list[Curve], list[dict[str, Any]]]:
+    """Distinct full curves (identical value sequences counted once) and every full copy found."""
+    import json
+
+    copies: list[dict[str, Any]] = []
+    for path in paths:
+        raw = json.loads(path.read_text())["raw"]
+        groups = [(m, s, rows) for m in ("ours", "random") for s, rows in raw.get(m, {}).items()]
+        groups.append(("grid", "-", raw.get("grid", [])))
+        for method, seed, rows in groups:
+            by_trial: dict[str, dict[str, Any]] = {}
+            for r in rows:
+                entry = by_trial.setdefault(r["trial_id"], {"config": r["config"], "values": {}})
+                entry["values"][int(r["epoch"])] = float(r["val_psnr"])
+            for trial_id, entry in by_trial.items():
+                if set(entry["values"]) >= set(range(1, max_t + 1)):
+                    copies.append({"source": f"{path.name}:{method}:{seed}:{trial_id}", "method": method,
+                                   "config": entry["config"],
+                                   "values": tuple(entry["values"][e] for e in range(1, max_t + 1))})
+    distinct: dict[tuple[float, ...], Curve] = {}
+    for c in copies:
+        curve = distinct.setdefault(c["values"], Curve(c["values"], dict(c["config"]), _kl(c["config"])))
+        curve.sources.append(c["source"])
+    return list(distinct.values()), copies
+
+
+def _spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's rho (Pearson on ranks, ties averaged), as bench/efficiency.py computes it."""
+    import pandas as pd
+
+    if len(a) < 3:
+        return None
+    return round(float(pd.Series(a).rank().corr(pd.Series(b).rank())), 3)
+
+
+def rank_correlations(items: list[tuple[str, tuple[float, ...]]], rung: int) -> dict[str, Any]:
+    """rho(val_psnr at the rung, final) over all curves and within each KL type."""
+    out: dict[str, Any] = {"n": len(items), "overall": _spearman([v[rung - 1] for _, v in items],
+                                                                   [v[-1] for _, v in items])}
+    for kl in KL_TYPES:
+        sub = [v for k, v in items if k == kl]
+        out[kl] = {"n": len(sub), "rho": _spearman([v[rung - 1] for v in sub], [v[-1] for v in sub])}
+    return out
+
+
+def cut_at_rung(items: list[tuple[str, tuple[float, ...]]], rung: int, rf: float) -> dict[str, list[int]]:
+    """A one-shot cut of the bottom 1 - 1/rf at the rung over all curves: [stopped, total] per KL type."""
+    import pandas as pd
+
+    threshold = pd.Series([v[rung - 1] for _, v in items]).quantile(1 - 1 / rf)
+    return {kl: [int(sum(v[rung - 1] < threshold for k, v in items if k == kl)), sum(k == kl for k, _ in items)]
+            for kl in KL_TYPES}
+
+
+# --- the replay -----------------------------------------------------------------
+
+@dataclass
+class ReplayTrial:
+    """What a scheduler reads of a Tune trial: its id and config."""
+    trial_id: str
+    config: dict[str, Any]
+
+
+def replay(curves: list[Curve], order: list[int], scheduler, rng: np.random.Generator,
+           max_t: int, stratified: bool) -> dict[int, int]:
+    """Feed the curves to `scheduler` as 2 asynchronous workers would; {curve index: last epoch run}."""
+    from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+    queue = list(order)
+    running: dict[int, list[Any]] = {}  # worker -> [curve index, trial, next epoch]
+    last_epoch: dict[int, int] = {}
+    while queue or running:
+        for worker in range(WORKERS):
+            if worker not in running and queue:
+                index = queue.pop(0)
+                config = dict(curves[index].config)
+                if stratified:
+                    config["stratum"] = curves[index].kl
+                trial = ReplayTrial(str(index), config)
+                scheduler.on_trial_add(None, trial)
+                running[worker] = [index, trial, 1]
+        workers = list(running)
+        rng.shuffle(workers)  # results of the same tick reach the scheduler in a random order
+        for worker in workers:
+            index, trial, epoch = running[worker]
+            result = {"epoch": epoch, "val_psnr": curves[index].values[epoch - 1]}
+            decision = scheduler.on_trial_result(None, trial, result)
+            if decision == TrialScheduler.STOP or epoch >= max_t:
+                scheduler.on_trial_complete(None, trial, result)
+                last_epoch[index] = epoch
+                del running[worker]
+            else:
+                running[worker][2] = epoch + 1
+    return last_epoch
+
+
+def order_stats(curves: list[Curve], started: list[int], last_epoch: dict[int, int], max_t: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kl in KL_TYPES:
+        mine = [i for i in started if curves[i].kl == kl]
+        if not mine:
+            continue
+        stopped = [i for i in mine if last_epoch[i] < max_t]
+        best = max(mine, key=lambda i: curves[i].final)
+        kept = [curves[i].final for i in mine if last_epoch[i] >= max_t]
+        out[kl] = {"n": len(mine), "stopped": len(stopped), "stop_rate": len(stopped) / len(mine),
+                   "best_stopped": best in stopped,
+                   # dB between the type's best final and the best among its unstopped trials (None: all stopped)
+                   "best_lost_db": curves[best].final - max(kept) if kept else None,
+                   "epochs": sum(last_epoch[i] for i in mine)}
+    return out
+
+
+def summarise(per_order: list[dict[str, Any]], max_t: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kl in KL_TYPES:
+        rows = [o[kl] for o in per_order if kl in o]
+        if not rows:
+            continue
+        rates = [r["stop_rate"] for r in rows]
+        lost = [r["best_lost_db"] for r in rows if r["best_lost_db"] is not None]
+        out[kl] = {"orders": len(rows), "mean_trials": statistics.fmean(r["n"] for r in rows),
+                   "stop_rate_mean": statistics.fmean(rates),
+                   "stop_rate_p05": float(np.percentile(rates, 5)), "stop_rate_p95": float(np.percentile(rates, 95)),
+                   "best_stopped_share": statistics.fmean(r["best_stopped"] for r in rows),
+                   "all_stopped_share": statistics.fmean(r["best_lost_db"] is None for r in rows),
+                   "best_lost_db_mean": statistics.fmean(lost) if lost else None,
+                   "epochs_fraction": sum(r["epochs"] for r in rows) / sum(r["n"] * max_t for r in rows)}
+    rates = [sum(o[kl]["stopped"] for kl in o) / sum(o[kl]["n"] for kl in o) for o in per_order]
+    out["all"] = {"orders": len(per_order),
+                  "mean_trials": statistics.fmean(sum(o[kl]["n"] for kl in o) for o in per_order),
+                  "stop_rate_mean": statistics.fmean(rates),
+                  "stop_rate_p05": float(np.percentile(rates, 5)), "stop_rate_p95": float(np.percentile(rates, 95)),
+                  "epochs_fraction": sum(o[kl]["epochs"] for o in per_order for kl in o)
+                  / sum(o[kl]["n"] * max_t for o in per_order for kl in o)}
+    return out
+
+
+def run_orders(curves: list[Curve], variant: str, orders: int, seed: int, settings: dict[str, Any],
+               factories: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    by_kl = {kl: [i for i, c in enumerate(curves) if c.kl == kl] for kl in KL_TYPES}
+    per_order: dict[str, list[dict[str, Any]]] = {name: [] for name in factories}
+    for k in range(orders):
+        if variant == "pool":
+            started = [int(i) for i in rng.permutation(len(curves))]
+        else:
+            per_kl = settings["balanced_per_kl"]
+            drawn = [i for kl in KL_TYPES for i in rng.choice(by_kl[kl], size=min(per_kl, len(by_kl[kl])),
+                                                               replace=False)]
+            started = [int(i) for i in rng.permutation(drawn)]
+        tick_seed = int(rng.integers(2 ** 31))
+        for name, factory in factories.items():
+            # The same order and the same tie-breaking for both schedulers.
+            np.random.seed(tick_seed)  # Ray draws brackets from numpy's global generator
+            last = replay(curves, started, factory(), np.random.default_rng(tick_seed), settings["max_t"],
+                          stratified=name == "after")
+            per_order[name].append(order_stats(curves, started, last, settings["max_t"]))
+        if (k + 1) % 50 == 0 or k + 1 == orders:
+            progress(f"{variant}: {k + 1}/{orders} orders")
+    return {name: {"summary": summarise(rows, settings["max_t"])} for name, rows in per_order.items()}
+
+
+def judge(result: dict[str, Any]) -> dict[str, Any]:
+    after = result[SUCCESS_RULE["judged_on"]]["after"]["summary"]
+    checks = {}
+    for kl, limit in SUCCESS_RULE["stop_rate_below"].items():
+        got = after[kl]["stop_rate_mean"]
+        checks[f"{kl} stop rate < {limit:.3f}"] = {"value": round(got, 3), "met": got < limit}
+    for kl, limit in SUCCESS_RULE["best_stopped_share_below"].items():
+        got = after[kl]["best_stopped_share"]
+        checks[f"best {kl} curve stopped in < {limit:.0%} of orders"] = {"value": round(got, 3), "met": got < limit}
+    return {"met": all(c["met"] for c in checks.values()), "checks": checks}
+
+
+# --- report -----------------------------------------------------------------------
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _rate(row: dict[str, Any]) -> str:
+    return f"{_pct(row['stop_rate_mean'])} ({_pct(row['stop_rate_p05'])}-{_pct(row['stop_rate_p95'])})"
+
+
+def _db(row: dict[str, Any]) -> str:
+    text = "-" if row["best_lost_db_mean"] is None else f"{row['best_lost_db_mean']:.2f}"
+    return text + (f" (all stopped in {_pct(row['all_stopped_share'])})" if row["all_stopped_share"] else "")
+
+
+def markdown(result: dict[str, Any], earliest_hist: dict[str, dict[int, int]], per_kl: int) -> str:
+    lines = []
+    for variant in ("pool", "balanced"):
+        if variant not in result:
+            continue
+        b, a = result[variant]["before"]["summary"], result[variant]["after"]["summary"]
+        lines += [f"**{variant}** ({result[variant]['orders']} orders, "
+                  f"{'every distinct curve' if variant == 'pool' else f'{per_kl} curves of each KL type'} per order)",
+                  "",
+                  "| KL type | trials/order | stop rate before (5-95%) | stop rate after (5-95%) "
+                  "| best stopped before | after | dB lost before | after | epochs before | after |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for kl in KL_TYPES:
+            if kl not in b:
+                continue
+            lines.append(
+                f"| {kl} | {b[kl]['mean_trials']:.1f} "
+                f"| {_rate(b[kl])} | {_rate(a[kl])} "
+                f"| {_pct(b[kl]['best_stopped_share'])} | {_pct(a[kl]['best_stopped_share'])} "
+                f"| {_db(b[kl])} | {_db(a[kl])} "
+                f"| {_pct(b[kl]['epochs_fraction'])} | {_pct(a[kl]['epochs_fraction'])} |")
+        lines.append(f"| all | {b['all']['mean_trials']:.1f} "
+                     f"| {_rate(b['all'])} | {_rate(a['all'])} "
+                     f"| | | | | {_pct(b['all']['epochs_fraction'])} | {_pct(a['all']['epochs_fraction'])} |")
+        lines.append("")
+    hist = "; ".join(f"{kl}: " + ", ".join(f"{e}->{n}" for e, n in sorted(h.items()))
+                     for kl, h in earliest_hist.items())
+    lines.append(f"earliest stop epoch (after) -> curves: {hist}")
+    verdict = result["success"]
+    lines.append(f"success rule ({SUCCESS_RULE['text']}): {'MET' if verdict['met'] else 'MISSED'}: "
+                 + "; ".join(f"{k}: {v['value']} {'ok' if v['met'] else 'MISS'}" for k, v in verdict["checks"].items()))
+    return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("ray", "numpy", "pandas"):
+        out[name] = __import__(name).__version__
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="5 orders; writes stop_rates.smoke.json")
+    p.add_argument("--orders", type=int, default=None, help="random orders per replay (default 400; smoke 5)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    orders = args.orders or (5 if args.smoke else 400)
+    wall_start = time.perf_counter()
+    from ray.tune.schedulers import ASHAScheduler
+
+    from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch
+
+    space = yaml.safe_load(QUICK.read_text())
+    et = space["early_terminate"]
+    settings = {"space": str(QUICK.relative_to(ROOT)), "grace_period": int(et["grace_period"]),
+                "reduction_factor": float(et["reduction_factor"]), "max_t": int(space["fixed"]["num_epoch"]),
+                "workers": WORKERS, "num_samples": int(space["trials"]["num_samples"]),
+                "balanced_per_kl": int(space["trials"]["num_samples"]) // len(KL_TYPES),
+                "orders": orders, "seed": args.seed,
+                "time_attr": "epoch", "metric": "val_psnr", "mode": "max"}
+    max_t, grace, rf = settings["max_t"], settings["grace_period"], settings["reduction_factor"]
+
+    paths = sorted(p for p in RESULTS_DIR.glob("efficiency*.json")
+                   if ".smoke." not in p.name and ".test." not in p.name)
+    curves, copies = load_curves(paths, max_t)
+    progress(f"{len(copies)} full curves in {len(paths)} files, {len(curves)} distinct")
+    earliest = functools.partial(earliest_stop_epoch, fixed=space["fixed"], grace_period=grace, num_epoch=max_t)
+    earliest_hist: dict[str, dict[int, int]] = {}
+    for c in curves:
+        h = earliest_hist.setdefault(c.kl, {})
+        h[earliest(c.config)] = h.get(earliest(c.config), 0) + 1
+
+    factories = {
+        "before": lambda: ASHAScheduler(time_attr="epoch", metric="val_psnr", mode="max", max_t=max_t,
+                                        grace_period=grace, reduction_factor=rf),
+        "after": lambda: ScheduleAwareASHA(time_attr="epoch", metric="val_psnr", mode="max", max_t=max_t,
+                                           grace_period=grace, reduction_factor=rf, earliest_stop=earliest,
+                                           stratum_key="stratum"),
+    }
+    result: dict[str, Any] = {}
+    for i, variant in enumerate(("pool", "balanced")):
+        result[variant] = {"orders": orders, **run_orders(curves, variant, orders, args.seed + i, settings, factories)}
+    result["success"] = judge(result)
+
+    searched = [(c["method"], _kl(c["config"]), c["values"]) for c in copies]
+    distinct_searched = {v: kl for m, kl, v in searched if m != "grid"}
+    issue_items = [(kl, v) for v, kl in distinct_searched.items()] + [(kl, v) for m, kl, v in searched if m == "grid"]
+    rung = grace
+    correlations = {
+        "rung_epoch": rung,
+        "distinct_curves": rank_correlations([(c.kl, c.values) for c in curves], rung),
+        "issue_108": {"what": "distinct searched curves plus every grid curve of every file (the grid is "
+                              "deterministic: 6 curves stored 3 times), the count issue 11 quotes",
+                      **rank_correlations(issue_items, rung)},
+        "cut_bottom_two_thirds_at_rung_of_distinct_searched": cut_at_rung(
+            [(kl, v) for v, kl in distinct_searched.items()], rung, rf),
+    }
+    best_curves = {}
+    for kl in KL_TYPES:
+        mine = [c for c in curves if c.kl == kl]
+        best = max(mine, key=lambda c: c.final)
+        at_rung = sorted((c.values[rung - 1] for c in mine), reverse=True)
+        best_curves[kl] = {"values": [round(v, 2) for v in best.values], "config": best.config,
+                           "earliest_stop_epoch": earliest(best.config), "source": best.sources[0],
+                           "rank_at_rung": f"{at_rung.index(best.values[rung - 1]) + 1} of {len(mine)}"}
+    report = {
+        "benchmark": "stop_rates", "smoke": args.smoke, "command": command_line(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu_model": _cpu_model(), "platform": platform.platform(), "load_average": load_average()},
+        "versions": _versions(), "wall_s": None, "success_rule": SUCCESS_RULE, "settings": settings,
+        "inputs": {"files": [p.name for p in paths], "full_curve_copies": len(copies),
+                   "distinct_curves": len(curves),
+                   "distinct_by_kl": {kl: sum(c.kl == kl for c in curves) for kl in KL_TYPES}},
+        "earliest_stop_epoch_histogram": {kl: {str(e): n for e, n in sorted(h.items())}
+                                          for kl, h in earliest_hist.items()},
+        "rank_correlations": correlations,
+        "best_curves": best_curves,
+        "results": {v: result[v] for v in ("pool", "balanced")},
+        "success": result["success"],
+    }
+    report["markdown"] = markdown(result, earliest_hist, settings["balanced_per_kl"]) + "\n" + "\n".join(
+        f"best {kl} curve: {b['values']} (earliest stop epoch {b['earliest_stop_epoch']}, "
+        f"rank {b['rank_at_rung']} at epoch {rung}, {b['source']})" for kl, b in best_curves.items())
+    report["wall_s"] = round(time.perf_counter() - wall_start, 2)
+    path = write_json("stop_rates.smoke.json" if args.smoke else "stop_rates.json", report)
+    progress(f"wrote {path.relative_to(ROOT)}")
+    c = correlations
+    print(report["markdown"])
+    print(f"\nSpearman rho (epoch {rung} vs final): distinct {c['distinct_curves']['n']} curves: overall "
+          f"{c['distinct_curves']['overall']}, "
+          + ", ".join(f"{kl} {c['distinct_curves'][kl]['rho']}" for kl in KL_TYPES)
+          + f"; as issue 11 counted ({c['issue_108']['n']}): overall {c['issue_108']['overall']}, "
+          + ", ".join(f"{kl} {c['issue_108'][kl]['rho']}" for kl in KL_TYPES))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
