@@ -286,7 +286,7 @@ def draw_comparison(c: Comparison) -> go.Figure:
         pts = c.points[c.points["kind"] == kind]
         if pts.empty:
             continue
-        text = [f"{esc(s)}: trial {esc(t) if t else '?'}" + (f", seed {int(sd)}" if pd.notna(sd) else "")
+        text = [f"{esc(s)}: trial {esc(t) if isinstance(t, str) else '?'}" + (f", seed {int(sd)}" if pd.notna(sd) else "")
                 for s, t, sd in zip(pts["stratum"], pts["trial_id"], pts["seed"])]
         fig.add_trace(go.Scatter(
             x=pts["x"], y=pts["value"], mode="markers", name=label, text=text,

@@ -294,7 +294,8 @@ def _progress_sentence(s: Summary) -> str:
     if c["running"]:
         parts.append(f"{c['running']} still running or interrupted")
     pct = 100 * s.epochs_spent / s.epochs_budget if s.epochs_budget else 0
-    text = (f"{s.n_trials} trials: {', '.join(parts)}. They trained {s.epochs_spent} of the "
+    what = "search trials" if s.n_reeval else "trials"
+    text = (f"{s.n_trials} {what}: {', '.join(parts)}. They trained {s.epochs_spent} of the "
             f"{s.epochs_budget} epochs a full run of every trial would take ({pct:.0f}%)")
     if s.epochs_saved_by_asha:
         text += f"; ASHA saved {s.epochs_saved_by_asha} epochs"

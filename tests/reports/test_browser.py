@@ -77,9 +77,10 @@ class _PlotCounter(HTMLParser):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory, make_run_at) -> Path:  # type: ignore[no-untyped-def]
-    # Two experiments, one with a script tag in a parameter value: the hardest page we make.
+    # Two experiments, one with re-evaluation runs and a comparison block, one in the format from
+    # before strata with a script tag in a parameter value: the hardest page we make.
     root = tmp_path_factory.mktemp("browser")
-    runs = [make_run_at(root / "a", name="quick"), make_run_at(root / "b", name="other", evil=True)]
+    runs = [make_run_at(root / "a", name="quick", reeval=True), make_run_at(root / "b", name="other", evil=True)]
     return write_report(runs, root / "report.html")
 
 
@@ -91,7 +92,7 @@ def test_report_renders_offline_in_chromium(report: Path, tmp_path: Path) -> Non
     assert not bad, "console errors:\n" + "\n".join(bad)
     page = _PlotCounter()
     page.feed(done.stdout)
-    assert page.figure_count and page.figure_count >= 10
+    assert page.figure_count and page.figure_count >= 11  # the re-evaluation figure included
     assert len(page.plots) == page.figure_count
     assert sum(page.plots) == page.figure_count, f"drawn: {page.plots}"
     assert page.images and all(v == "1" for v in page.images), page.images
