@@ -354,6 +354,8 @@ class SearchSpace:
 
     def _strata_text(self) -> str:
         n = len(self.strata())
+        if self.sampler.type == "grid":
+            return f"the grid: each of the {n} strata gets the trials of its combinations"
         if self.strata_mode == "balanced":
             return (f"balanced: trials handed out round-robin over {n} strata "
                     f"(~{self.num_samples / n:.1f} each), nuisance parameters tuned within each")
