@@ -128,6 +128,11 @@ def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException],
         print(f"best config: {outcome.best_yaml}")
     counts = ", ".join(f"{n} {s}" for s, n in outcome.status_counts.items() if n)
     print(f"trials: {counts}")
+    reeval = ", ".join(f"{n} {s}" for s, n in outcome.reeval_counts.items() if n)
+    if reeval:
+        print(f"re-evaluation runs: {reeval}")
+    if outcome.comparison.get("reason") and len(outcome.comparison.get("strata", {})) > 1:
+        print(f"verdict: {outcome.comparison['reason']}")
     print(f"trials.csv: {outcome.trials_csv}")
     print(f"summary: {outcome.summary_json}")
     if not args.no_report:

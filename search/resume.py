@@ -58,6 +58,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -271,6 +272,22 @@ def _truncate_results(trial_dir: Path, keep_upto: int) -> int:
                 with open(pc, "w", newline="") as f:
                     csv.writer(f).writerows([rows[0], *body])
     return dropped
+
+
+_TRIAL_DIR_RE = re.compile(r"^[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*?_([0-9a-f]{8})_\d+_")  # train_trial_<id>_<n>_...
+
+
+def _trial_id_in_name(name: str) -> Optional[str]:
+    """The trial id in a Ray trial folder name (`train_trial_275266ca_7_...`), or None."""
+    match = _TRIAL_DIR_RE.match(name)
+    return match.group(1) if match else None
+
+
+def _csv_trial_ids(csv_path: Path) -> set[str]:
+    if not csv_path.is_file():
+        return set()
+    with open(csv_path, newline="") as f:
+        return {row[0] for row in list(csv.reader(f))[1:] if row}
 
 
 def _drop_csv_trials(csv_path: Path, trial_ids: set[str]) -> None:
@@ -488,16 +505,28 @@ def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_ur
         _reset_trial(storage_url, ot_id, "WAITING")
         plan.requeued.append(frozen.number)
 
-    # 5) Ray trial folders Tune's state does not know (their study trial was requeued)
+    # 5) Ray trial folders Tune's state does not know (their study trial was requeued).
+    # A folder killed early may hold only a checkpoint (no params.json, no result.json
+    # yet), while trials.csv already has its rows: the id comes from the folder name.
     known_dirs = {r.logdir for r in ray_trials}
+    known_ids = {r.trial_id for r in ray_trials}
     for d in sorted(exp.iterdir()):
-        if d.is_dir() and d.name not in known_dirs and (d / "params.json").is_file():
-            params = json.loads((d / "params.json").read_text())
-            last = _last_result(d) or {}
-            plan.orphaned_trial_ids.append(str(last.get("trial_id", d.name)))
-            (exp / ORPHAN_DIR).mkdir(exist_ok=True)
-            shutil.move(str(d), str(exp / ORPHAN_DIR / d.name))
-            logger.info("moved %s (trial asked after the last save, params %s) to %s", d.name, params, ORPHAN_DIR)
+        if not d.is_dir() or d.name in known_dirs or d.name.startswith("."):
+            continue
+        trial_id = str((_last_result(d) or {}).get("trial_id") or _trial_id_in_name(d.name) or "")
+        if not trial_id or trial_id in known_ids:
+            continue
+        plan.orphaned_trial_ids.append(trial_id)
+        (exp / ORPHAN_DIR).mkdir(exist_ok=True)
+        shutil.move(str(d), str(exp / ORPHAN_DIR / d.name))
+        logger.info("moved %s (trial asked after the last save) to %s", d.name, ORPHAN_DIR)
+    # Rows of trials Tune never saved, even where no folder was left.
+    plan.orphaned_trial_ids += sorted(_csv_trial_ids(exp / "trials.csv") - known_ids - set(plan.orphaned_trial_ids))
+    for trial_id in plan.orphaned_trial_ids:  # their per-trial files (frames, trial.json) go too
+        files = exp / "trials" / trial_id
+        if files.is_dir():
+            (exp / ORPHAN_DIR / "trials").mkdir(parents=True, exist_ok=True)
+            shutil.move(str(files), str(exp / ORPHAN_DIR / "trials" / trial_id))
     _drop_csv_trials(exp / "trials.csv", set(plan.orphaned_trial_ids))
 
     # 6) write Tune's files last: a crash above leaves them as Tune wrote them

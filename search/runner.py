@@ -344,7 +344,9 @@ class SearchOutcome:
     best_yaml: Optional[Path]
     trials_csv: Path
     summary_json: Path
-    status_counts: dict[str, int] = field(default_factory=dict)
+    status_counts: dict[str, int] = field(default_factory=dict)         # search trials
+    reeval_counts: dict[str, int] = field(default_factory=dict)         # re-evaluation runs
+    comparison: dict[str, Any] = field(default_factory=dict)            # summary.json's comparison block
 
 
 def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True) -> SearchOutcome:
@@ -372,4 +374,5 @@ def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True)
     return SearchOutcome(run_dir=plan.run_dir, best_trial=best[0] if best else None,
                          best_value=best[2] if best else None, best_yaml=best_yaml,
                          trials_csv=plan.run_dir / "trials.csv", summary_json=plan.run_dir / "summary.json",
-                         status_counts=recorder.status_counts())
+                         status_counts=recorder.status_counts(), reeval_counts=recorder.status_counts("reeval"),
+                         comparison=recorder.comparison())
