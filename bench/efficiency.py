@@ -71,6 +71,11 @@ def make_space(base: dict[str, Any], mode: dict[str, Any], method: str, seed: in
     params = space["parameters"]
     if "tfr_sde" in params and "max" in params["tfr_sde"]:
         params["tfr_sde"]["max"] = min(params["tfr_sde"]["max"], mode["fixed"]["num_epoch"] - 1)
+    # This benchmark compares how fast searches find good configurations: the
+    # re-evaluation runs after a search (issue 11) would only add epochs to every
+    # arm, and balanced strata need 2 trials per stratum (the smoke run has fewer).
+    space["reeval"] = {"seeds": 0}
+    space["trials"]["strata"] = "balanced" if method == "ours" and trials >= 6 else "free"
     if method == "ours":
         space["sampler"] = {"type": "tpe", "seed": seed, "n_startup_trials": mode["n_startup"]}
         space["early_terminate"] = dict(mode["asha"])

@@ -53,6 +53,7 @@ data: {{root: {data_root}{synth}}}
 trials: {{num_samples: {num_samples}, max_concurrent: 2, resources: {{cpu: 1, gpu: 0}}, max_failures: 1, checkpoint_every: 1}}
 sampler: {{type: tpe, seed: 0, n_startup_trials: 8}}
 early_terminate: {{type: asha, grace_period: 1, reduction_factor: 2}}
+reeval: {{seeds: 0}}   # the load test accounts for num_samples trials, no re-runs
 fixed:
 {fixed_yaml}
 parameters:

@@ -31,14 +31,13 @@ from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
 from cvae.config import TrainConfig
 from cvae.schedules import kl_warmup_end
+from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
 logger = logging.getLogger(__name__)
 
-# The phase value of a re-evaluation trial (search.strata.REEVAL names the same contract).
-REEVAL = "reeval"
 SHARED_STRATUM = ""  # the stratum of trials whose config has no stratum key
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -103,7 +102,7 @@ class ScheduleAwareASHA(AsyncHyperBandScheduler):
 
     def __init__(self, *, time_attr: str, metric: str, mode: str, max_t: int, grace_period: int,
                  reduction_factor: float, brackets: int = 1, earliest_stop: Callable[[dict], int],
-                 stratum_key: str = "stratum", phase_key: str = "phase") -> None:
+                 stratum_key: str = STRATUM_KEY, phase_key: str = PHASE_KEY) -> None:
         # Ray checks these with assert, which `python -O` removes.
         _check("mode", mode, mode in ("min", "max"), "'min' or 'max'")
         _check("max_t", max_t, max_t > 0, "> 0")

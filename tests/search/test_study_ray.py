@@ -138,6 +138,11 @@ def test_conditional_pair_balanced_schedule_aware_stops_and_reeval_rows(tmp_path
     for block in comparison["strata"].values():
         assert len(block["reeval_values"]) == 2 and block["trials"] == 2
     assert sum(summary["status_counts"].values()) == 8 and summary["reeval_status_counts"]["completed"] == 8
+    # best.yaml records what the trial's numbers depend on besides its config (1 CPU per trial)
+    import yaml
+
+    best = yaml.safe_load((run_dir / "best.yaml").read_text())
+    assert (best["torch_threads"], best["device"], best["precision"]) == (1, "cpu", "fp32")
     # optuna.db says what each trial is (optuna-dashboard shows these user attributes)
     study = _study(run_dir / "optuna.db")
     assert Counter(attrs["phase"] for _, _, attrs in study) == {"search": 8, "reeval": 8}
