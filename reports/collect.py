@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from reports.load import ALL_TRIALS, KL, NOT_SAMPLED, Experiment, ExperimentSet, ParamSpec
+from reports.load import ALL_TRIALS, KL, NOT_SAMPLED, Experiment, ExperimentSet, ParamAxis
 
 EDGE_FRACTION = 0.05  # "at the edge": within 5% of the range from min or max
 MIN_COMPLETE_FOR_IMPORTANCE = 4
@@ -350,7 +350,7 @@ def _value_order(es: ExperimentSet, param: str, values: pd.Series) -> list[str]:
     """Values in the order space.yaml lists them, then numerically, 'not sampled' last."""
     listed = []
     for e in es.experiments:
-        listed += [_label(v) for v in e.space.get(param, ParamSpec(param)).values]
+        listed += [_label(v) for v in e.space.get(param, ParamAxis(param)).values]
     rest = sorted(set(values) - set(listed) - {NOT_SAMPLED}, key=_num_key)
     order = list(dict.fromkeys(listed + rest))
     return [v for v in order if v in set(values)] + ([NOT_SAMPLED] if NOT_SAMPLED in set(values) else [])
@@ -391,7 +391,7 @@ def collect_axes(es: ExperimentSet) -> Axes:
             vals = searched[p].dropna()
             if vals.nunique() < 2:
                 continue  # a parameter that did not vary says nothing here
-            spec = exp.space.get(p, ParamSpec(p))
+            spec = exp.space.get(p, ParamAxis(p))
             numeric = pd.api.types.is_numeric_dtype(searched[p]) and spec.kind != "categorical"
             params.append(AxisParam(exp.name, p, "numeric" if numeric else "categorical", bool(numeric and spec.log)))
             for i, r in t.iterrows():
@@ -428,7 +428,7 @@ def _edge_warnings(exp: Experiment) -> list[str]:
     return out
 
 
-def _position(v: float, spec: ParamSpec) -> float | None:
+def _position(v: float, spec: ParamAxis) -> float | None:
     """Where v sits in [low, high] as a fraction (in log space for log distributions)."""
     lo, hi = float(spec.low), float(spec.high)  # type: ignore[arg-type]
     if spec.log:
@@ -494,7 +494,7 @@ def collect_parcoords(exp: Experiment) -> Parcoords:
     for p in exp.params:
         if searched[p].dropna().nunique() < 2 or t.empty:
             continue
-        spec = exp.space.get(p, ParamSpec(p))
+        spec = exp.space.get(p, ParamAxis(p))
         if pd.api.types.is_numeric_dtype(searched[p]) and spec.kind != "categorical":
             dims.append(_numeric_dimension(p, t[p].astype(float), spec.log))
         else:

@@ -44,8 +44,9 @@ class ReportError(ValueError):
 
 
 @dataclass
-class ParamSpec:
-    """What space.yaml says about one searched parameter."""
+class ParamAxis:
+    """How the report places one searched parameter: its role from space.yaml, its scale (numeric
+    bounds, log) or its listed values."""
     name: str
     role: str = "nuisance"  # scientific | nuisance
     kind: str = "numeric"  # numeric | categorical | constant
@@ -65,7 +66,7 @@ class Experiment:
     per_frame: pd.DataFrame  # experiment, trial_id, epoch, frame, psnr
     frames_png: dict[str, Path]  # trial_id -> frames.png
     params: list[str]  # searched parameter columns, in CSV order
-    space: dict[str, ParamSpec]  # from space.yaml ({} when it is missing)
+    space: dict[str, ParamAxis]  # from space.yaml ({} when it is missing)
     summary: dict[str, Any]  # summary.json ({} when missing)
     study_path: Path | None  # optuna.db
     num_epoch: int  # full budget of one trial
@@ -73,7 +74,7 @@ class Experiment:
 
     @property
     def scientific(self) -> list[str]:
-        return [p for p in self.params if self.space.get(p, ParamSpec(p)).role == "scientific"]
+        return [p for p in self.params if self.space.get(p, ParamAxis(p)).role == "scientific"]
 
     @property
     def comparison(self) -> dict[str, Any] | None:
@@ -185,15 +186,15 @@ def _read_yaml(path: Path, notes: list[str]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _param_specs(raw: dict[str, Any], path: Path) -> dict[str, ParamSpec]:
-    specs: dict[str, ParamSpec] = {}
+def _param_specs(raw: dict[str, Any], path: Path) -> dict[str, ParamAxis]:
+    specs: dict[str, ParamAxis] = {}
     params = raw.get("parameters") or {}
     if not isinstance(params, dict):
         return specs
     for name, p in params.items():
         if not isinstance(p, dict):
             continue
-        spec = ParamSpec(str(name), role=str(p.get("role", "nuisance")))
+        spec = ParamAxis(str(name), role=str(p.get("role", "nuisance")))
         if "values" in p and isinstance(p["values"], list):
             spec.kind, spec.values = "categorical", list(p["values"])
         elif "value" in p:
@@ -226,7 +227,7 @@ def _num_epoch(summary: dict, raw_space: dict, epochs: pd.DataFrame, notes: list
 
 # ---- trials.csv -----------------------------------------------------------
 
-def _read_trials_csv(path: Path, space: dict[str, ParamSpec], notes: list[str]
+def _read_trials_csv(path: Path, space: dict[str, ParamAxis], notes: list[str]
                      ) -> tuple[pd.DataFrame, list[str]]:
     text = path.read_text(errors="replace")
     lines = list(csv.reader(text.splitlines()))
@@ -252,7 +253,7 @@ def _read_trials_csv(path: Path, space: dict[str, ParamSpec], notes: list[str]
     return _run_columns(df, params, space, notes), params
 
 
-def _name_columns(header: list[str], space: dict[str, ParamSpec], notes: list[str]
+def _name_columns(header: list[str], space: dict[str, ParamAxis], notes: list[str]
                   ) -> tuple[list[str], list[str]]:
     """Column names for the frame, and which of them are searched parameters.
 
@@ -312,7 +313,7 @@ def _typed(df: pd.DataFrame, params: list[str], notes: list[str]) -> pd.DataFram
     return df.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
 
 
-def _run_columns(df: pd.DataFrame, params: list[str], space: dict[str, ParamSpec], notes: list[str]
+def _run_columns(df: pd.DataFrame, params: list[str], space: dict[str, ParamAxis], notes: list[str]
                  ) -> pd.DataFrame:
     """phase, stratum and seed, also for folders written before they existed."""
     phase = df["phase"].astype(str).str.strip().str.lower() if "phase" in df else pd.Series("", index=df.index)
@@ -331,12 +332,12 @@ def _run_columns(df: pd.DataFrame, params: list[str], space: dict[str, ParamSpec
     return df
 
 
-def _strata(df: pd.DataFrame, params: list[str], space: dict[str, ParamSpec]) -> pd.Series:
+def _strata(df: pd.DataFrame, params: list[str], space: dict[str, ParamAxis]) -> pd.Series:
     """The stratum of each row from its scientific values, worded as search/strata.py
     words it (`Cyclical`; `kl_anneal_type=Cyclical, kl_anneal_cycle=2` for several).
     Without a scientific parameter: kl_anneal_type when it was searched (what the
     report compared before strata existed), else one stratum for all trials."""
-    scientific = [p for p in params if space.get(p, ParamSpec(p)).role == "scientific"]
+    scientific = [p for p in params if space.get(p, ParamAxis(p)).role == "scientific"]
     if not scientific:
         if KL in params:
             return df[KL].map(lambda v: NOT_SAMPLED if _missing(v) else _key_text(v)).astype(object)

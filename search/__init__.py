@@ -4,6 +4,6 @@ Only the light search-space loader is re-exported here; the runner and the
 trainable import Ray and Optuna, so they are imported from their own modules.
 """
 from search.errors import SpaceError
-from search.space import ParamSpec, SearchSpace, load_space
+from search.space import SearchParameter, SearchSpace, load_space
 
-__all__ = ["ParamSpec", "SearchSpace", "SpaceError", "load_space"]
+__all__ = ["SearchParameter", "SearchSpace", "SpaceError", "load_space"]

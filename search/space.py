@@ -88,8 +88,9 @@ _MISSING = object()
 # The parsed space
 # --------------------------------------------------------------------------- #
 @dataclass(frozen=True)
-class ParamSpec:
-    """One searched parameter. `low`/`high` are the bounds actually sampled
+class SearchParameter:
+    """One searched parameter as declared in the space: its distribution, its `when`
+    condition and its role. `low`/`high` are the bounds actually sampled
     (for q kinds: the first and last multiple of q inside [min, max])."""
 
     name: str
@@ -210,7 +211,7 @@ class SearchSpace:
     sampler: SamplerSpec
     asha: AshaSpec | None      # None: no early stopping
     fixed: dict[str, Any]      # TrainConfig fields, already of the field's type
-    parameters: list[ParamSpec]  # in sampling order: a parameter comes after those its `when` names
+    parameters: list[SearchParameter]  # in sampling order: a parameter comes after those its `when` names
     raw: dict[str, Any]        # the mapping read from the file
     strata_mode: str = "free"  # balanced: round-robin over the strata; free: as the sampler draws
     reeval_seeds: int = 0      # extra training seeds for each stratum's best configuration
@@ -281,7 +282,7 @@ class SearchSpace:
                 for kind in candidates("kl_anneal_type") for cycle in candidates("kl_anneal_cycle")
                 for ratio in candidates("kl_anneal_ratio")]
 
-    def parameter(self, name: str) -> ParamSpec:
+    def parameter(self, name: str) -> SearchParameter:
         for p in self.parameters:
             if p.name == name:
                 return p
@@ -686,10 +687,10 @@ class _Parser:
                 self.fail(f"{name} (the TrainConfig default; set fixed.{name})", value, rule)
 
     # --- parameters -------------------------------------------------------------
-    def parameters(self, value: Any, fixed: dict[str, Any], synthetic: str | None) -> list[ParamSpec]:
+    def parameters(self, value: Any, fixed: dict[str, Any], synthetic: str | None) -> list[SearchParameter]:
         if not isinstance(value, dict) or not value:
             self.fail("parameters", value, "must be a mapping with at least one parameter")
-        specs: dict[str, ParamSpec] = {}
+        specs: dict[str, SearchParameter] = {}
         raw_when: dict[str, Any] = {}
         for name, spec in value.items():
             specs[name] = self.param(str(name), spec, fixed, synthetic)
@@ -699,7 +700,7 @@ class _Parser:
                 specs[name] = dataclasses.replace(specs[name], when=self.when(name, when, specs, fixed))
         return self.dependency_order(specs)
 
-    def param(self, name: str, spec: Any, fixed: dict[str, Any], synthetic: str | None) -> ParamSpec:
+    def param(self, name: str, spec: Any, fixed: dict[str, Any], synthetic: str | None) -> SearchParameter:
         key = f"parameters.{name}"
         self.known_field(name, key)
         if name == "num_epoch":
@@ -725,13 +726,13 @@ class _Parser:
                 raise SpaceError(f"{self.path}: {key}.{k} is missing, but distribution {kind} needs {list(extra)}")
         if kind == CATEGORICAL:
             choices = self.categorical(name, key, spec["values"], ftype, fixed, synthetic)
-            return ParamSpec(name=name, kind=kind, field_type=ftype, choices=choices, role=role)
+            return SearchParameter(name=name, kind=kind, field_type=ftype, choices=choices, role=role)
         if kind == CONSTANT:
             if ftype == "list[int]":
                 self.fail(key, spec["value"], f"{name} is a list field: put it under fixed")
             choice = self.field_value(name, spec["value"], f"{key}.value", fixed)
             self.check_length(synthetic, name, choice, f"{key}.value")
-            return ParamSpec(name=name, kind=kind, field_type=ftype, choices=(choice,), role=role)
+            return SearchParameter(name=name, kind=kind, field_type=ftype, choices=(choice,), role=role)
         param = self.numeric(name, key, kind, spec, ftype, fixed, role)
         self.check_length(synthetic, name, param.high, f"{key}.max")
         return param
@@ -769,7 +770,7 @@ class _Parser:
         return tuple(choices)
 
     def numeric(self, name: str, key: str, kind: str, spec: dict, ftype: str, fixed: dict,
-                role: str) -> ParamSpec:
+                role: str) -> SearchParameter:
         if ftype not in ("int", "float"):
             self.fail(f"{key}.distribution", kind, f"{name} is a {ftype} field: list its choices under values")
         lo = self.number(spec["min"], f"{key}.min")
@@ -798,7 +799,7 @@ class _Parser:
                 self.fail(f"{key}.q", q, f"leaves one multiple of q ({_show(lo)}) in [min, max], so nothing is searched")
         lo = self.field_value(name, lo, f"{key}.min", fixed)
         hi = self.field_value(name, hi, f"{key}.max", fixed)
-        return ParamSpec(name=name, kind=kind, field_type=ftype, low=lo, high=hi, q=q, log=log, role=role)
+        return SearchParameter(name=name, kind=kind, field_type=ftype, low=lo, high=hi, q=q, log=log, role=role)
 
     def grid_ends(self, key: str, lo: float, hi: float, q: float) -> tuple[float, float]:
         """First and last multiple of q inside [lo, hi] (with float slack: 0.3 / 0.1 = 2.9999999999999996)."""
@@ -813,7 +814,7 @@ class _Parser:
         if rule:
             self.fail(key, value, rule)
 
-    def when(self, name: str, when: Any, specs: dict[str, ParamSpec], fixed: dict) -> dict[str, tuple]:
+    def when(self, name: str, when: Any, specs: dict[str, SearchParameter], fixed: dict) -> dict[str, tuple]:
         key = f"parameters.{name}.when"
         if not isinstance(when, dict) or not when:
             self.fail(key, when, "must be a mapping {other_parameter: value or [values]}")
@@ -848,9 +849,9 @@ class _Parser:
             resolved[dep] = tuple(values)
         return resolved
 
-    def dependency_order(self, specs: dict[str, ParamSpec]) -> list[ParamSpec]:
+    def dependency_order(self, specs: dict[str, SearchParameter]) -> list[SearchParameter]:
         """File order, except that a parameter follows every parameter its `when` names."""
-        ordered: list[ParamSpec] = []
+        ordered: list[SearchParameter] = []
         placed: set[str] = set()
         pending = list(specs.values())
         while pending:

@@ -52,7 +52,7 @@ def stratum_key(values: Mapping[str, Any], scientific: Sequence[str]) -> str:
 def enumerate_strata(parameters: Sequence[Any]) -> list[Stratum]:
     """Every allowed combination of the scientific parameters' values, in file order.
 
-    `parameters` are search.space.ParamSpec objects in sampling order (a
+    `parameters` are search.space.SearchParameter objects in sampling order (a
     parameter after those its `when` names); the scientific ones must be
     categorical or constant and their conditions must name scientific
     parameters only (search.space checks both before calling this).
