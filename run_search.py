@@ -34,6 +34,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment STORAGE_PATH/NAME")
     p.add_argument("--dry-run", action="store_true", help="validate, print the space and the plan, start nothing")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray Tune's own tables and logs here (default: in STORAGE_PATH/NAME/ray.log)")
     p.add_argument("--dashboard-host", default="127.0.0.1",
                    help="interface the Ray dashboard binds to (default 127.0.0.1: this machine only)")
     return p.parse_args(argv)
@@ -100,26 +102,57 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return _run(plan, args, user_errors)
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it is inside it (what a user types)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def viewer_commands(run_dir: Path) -> list[str]:
+    """The commands that open a run in TensorBoard and in optuna-dashboard."""
+    return [f"TensorBoard: tensorboard --logdir {_shown(run_dir)}",
+            f"Optuna dashboard: optuna-dashboard sqlite:///{_shown(run_dir / 'optuna.db')}"]
+
+
 def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException], ...]) -> int:
-    from search.runner import check_data, connect, prepare_data, run_search
+    from search.runner import RAY_LOG, check_data, connect, prepare_data, run_search
 
     try:
         data = prepare_data(plan)
         check_data(plan, data)
     except user_errors as err:
         return _fail(str(err))
-    print(plan.describe(), flush=True)
+    print(plan.describe())
+    for notice in plan.space.notices:
+        print(f"W&B sweep file: {notice}")
+    print(viewer_commands(plan.run_dir)[0])
+    log_path = None if args.verbose else plan.run_dir / RAY_LOG
+    if log_path is not None:
+        print(f"Ray's own output: {_shown(log_path)} (--verbose shows it here)")
+    sys.stdout.flush()
     import ray
 
-    try:
-        url = connect(args.address, args.dashboard_host)
-        print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running (install ray[default])", flush=True)
-        outcome = run_search(plan, data)
-    except user_errors as err:
-        return _fail(str(err))
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
+    from search.console import ray_output_to
+    from search.runner import make_console
+
+    error: Optional[BaseException] = None
+    with ray_output_to(log_path) as out:
+        try:
+            url = connect(args.address, args.dashboard_host)
+            print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running (install ray[default])",
+                  file=out, flush=True)
+            # --verbose: Ray's tables share the screen, so the progress line is printed, not redrawn.
+            console = make_console(plan, stream=out, live=False if args.verbose else None)
+            outcome = run_search(plan, data, console=console)
+        except user_errors as err:
+            error = err
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+    if error is not None:
+        return _fail(str(error))
     print()
     if outcome.best_trial is None:
         print(f"no trial produced a finite {plan.space.metric}; see {outcome.trials_csv}")
@@ -138,6 +171,10 @@ def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException],
     if not args.no_report:
         report = _write_report(plan.run_dir)
         print(f"report: {report}" if report else "report: not written (the reports package is not available)")
+    for line in viewer_commands(plan.run_dir):
+        print(line)
+    if log_path is not None:
+        print(f"Ray's own output: {_shown(log_path)}")
     return 0
 
 

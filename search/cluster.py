@@ -72,6 +72,18 @@ def check_fits(cpu: float, gpu: float, nodes: Iterable[NodeResources]) -> None:
                             f"both (most GPUs on a node: {max_gpu:g})")
 
 
+def cluster_concurrency(cpu: float, gpu: float, nodes: Iterable[NodeResources]) -> int:
+    """How many trials of {cpu, gpu} the cluster holds at once (at least 1): a space
+    without trials.max_concurrent runs that many at a time."""
+    total = 0
+    for n in nodes:
+        fit = math.floor(n.cpu / cpu + 1e-9)
+        if gpu > 0:
+            fit = min(fit, math.floor(n.gpu / gpu + 1e-9))
+        total += max(fit, 0)
+    return max(total, 1)
+
+
 def check_cluster(cpu: float, gpu: float) -> list[NodeResources]:
     nodes = alive_nodes()
     check_fits(cpu, gpu, nodes)

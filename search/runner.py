@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from cvae.config import TrainConfig
 from cvae.data import DataError, LabData
-from search.cluster import ResourceError, check_cluster, check_request
+from search.cluster import ResourceError, alive_nodes, check_cluster, check_request, cluster_concurrency
 from search.errors import SpaceError
 from search.sampler import make_sampler
 from search.space import SearchSpace, load_space
@@ -24,6 +24,7 @@ from search.space import SearchSpace, load_space
 logger = logging.getLogger(__name__)
 
 NUM_CHECKPOINTS_KEPT = 2
+RAY_LOG = "ray.log"  # Ray's own console output (search.console), in the run folder
 # ASHA and the Optuna bridge count budget in the trainer's epochs: equal to
 # Ray's training_iteration for a fresh trial, and still right after a trial
 # resumes from a checkpoint.
@@ -42,7 +43,7 @@ class SearchPlan:
     storage_path: Path  # absolute
     data_root: Path
     num_samples: int
-    max_concurrent: int
+    max_concurrent: Optional[int]  # None until run_search sizes it to the cluster
     cpu: float
     gpu: float
     resume: bool = False
@@ -76,7 +77,9 @@ class SearchPlan:
             "plan:",
             f"  run folder:  {self.run_dir}{' (resume)' if self.resume else ''}",
             f"  data:        {self.data_root}{synthetic}",
-            f"  trials:      {self.num_samples}, {self.max_concurrent} at a time, "
+            f"  trials:      {self.num_samples}, "
+            f"{'as many at a time as the cluster allows' if self.max_concurrent is None else self.max_concurrent}"
+            f"{'' if self.max_concurrent is None else ' at a time'}, "
             f"{self.cpu:g} CPU + {self.gpu:g} GPU each, strata {space.strata_mode}",
             f"  re-eval:     {reeval}",
             f"  sampler:     {space.sampler.type} (seed {space.sampler.seed}), study {self.run_dir / 'optuna.db'}",
@@ -91,7 +94,7 @@ def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optio
               max_concurrent: Optional[int] = None, cpus_per_trial: Optional[float] = None,
               gpus_per_trial: Optional[float] = None, resume: bool = False) -> SearchPlan:
     """Load and validate the space, apply overrides, check the run folder. Starts nothing."""
-    space = load_space(space_path)
+    space = load_space(space_path, data=data)
     plan = SearchPlan(
         space=space, name=name or space.name, storage_path=Path(storage_path).resolve(),
         data_root=Path(data) if data else Path(space.data_root),
@@ -107,7 +110,7 @@ def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optio
 def _check_plan(plan: SearchPlan) -> None:
     if plan.num_samples < 1:
         raise RunError(f"--num-samples is {plan.num_samples}, but must be >= 1")
-    if plan.max_concurrent < 1:
+    if plan.max_concurrent is not None and plan.max_concurrent < 1:
         raise RunError(f"--max-concurrent is {plan.max_concurrent}, but must be >= 1")
     space = plan.space
     if plan.num_samples != space.num_samples:
@@ -127,7 +130,7 @@ def _check_plan(plan: SearchPlan) -> None:
 
         # ResumeError (a ValueError, exit 2) naming what is missing; before Ray starts.
         check_experiment_dir(run_dir)
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name != RAY_LOG for p in run_dir.iterdir()):
         raise RunError(f"{run_dir}: already holds a search; pass --resume to continue it "
                        f"or --name NEW to start another")
     if plan.data_root.exists() and not plan.data_root.is_dir():
@@ -285,7 +288,17 @@ def make_recorder(plan: SearchPlan, data: LabData):
         strata=[s.key for s in plan.space.strata()], scientific=plan.space.scientific_parameters())
 
 
-def build_tuner(plan: SearchPlan, data: LabData):
+def make_console(plan: SearchPlan, stream=None, live: Optional[bool] = None):
+    """The one-line-per-trial console and its progress line (search.console)."""
+    from search.console import ConsoleCallback
+
+    return ConsoleCallback(metric=plan.space.metric, mode=plan.space.mode, num_epoch=plan.num_epoch,
+                           num_search=plan.num_samples, max_reeval=plan.space.max_reeval_trials,
+                           param_names=tuple(p.name for p in plan.space.parameters if p.kind != "constant"),
+                           stream=stream, live=live)
+
+
+def build_tuner(plan: SearchPlan, data: LabData, console=None):
     from ray import tune
 
     from search.results import ResultsCallback
@@ -303,12 +316,12 @@ def build_tuner(plan: SearchPlan, data: LabData):
             print(f"resume: reconciled {plan.run_dir}: {resume_plan}", flush=True)
         tuner = tune.Tuner.restore(str(plan.run_dir), trainable=trainable,
                                    resume_unfinished=True, resume_errored=True)
-        _fresh_callbacks(tuner, plan, data)
+        _fresh_callbacks(tuner, plan, data, console)
         return tuner
     recorder = make_recorder(plan, data)
     run_config = tune.RunConfig(
         name=plan.name, storage_path=str(plan.storage_path),
-        callbacks=[ResultsCallback(recorder)],
+        callbacks=[ResultsCallback(recorder), *([console] if console is not None else [])],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=NUM_CHECKPOINTS_KEPT),
         failure_config=tune.FailureConfig(max_failures=plan.space.max_failures),
     )
@@ -322,18 +335,20 @@ def build_tuner(plan: SearchPlan, data: LabData):
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def _fresh_callbacks(tuner, plan: SearchPlan, data: LabData) -> None:
+def _fresh_callbacks(tuner, plan: SearchPlan, data: LabData, console=None) -> None:
     """Replace the unpickled ResultsCallback by one writing to this run folder.
 
     The pickled callback holds the absolute run_dir of the first session: after
     the folder was moved it would write trials.csv to the old place (or fail).
     A fresh recorder reloads trials.csv/summary.json in setup(), so nothing is lost.
     """
+    from search.console import ConsoleCallback
     from search.results import ResultsCallback
 
     run_config = tuner._local_tuner.get_run_config()  # Tuner.restore accepts no new RunConfig
-    others = [cb for cb in (run_config.callbacks or []) if not isinstance(cb, ResultsCallback)]
-    run_config.callbacks = [*others, ResultsCallback(make_recorder(plan, data))]
+    others = [cb for cb in (run_config.callbacks or []) if not isinstance(cb, (ResultsCallback, ConsoleCallback))]
+    run_config.callbacks = [*others, ResultsCallback(make_recorder(plan, data)),
+                            *([console] if console is not None else [])]
 
 
 @dataclass
@@ -349,14 +364,18 @@ class SearchOutcome:
     comparison: dict[str, Any] = field(default_factory=dict)            # summary.json's comparison block
 
 
-def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True) -> SearchOutcome:
-    """Run (or resume) the search in an initialised Ray and write the result files."""
+def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True, console=None) -> SearchOutcome:
+    """Run (or resume) the search in an initialised Ray and write the result files.
+
+    `console`: a search.console.ConsoleCallback (run_search.py's one-line-per-trial output), or None."""
     if check_resources:
         check_cluster(plan.cpu, plan.gpu)
+    if plan.max_concurrent is None:
+        plan.max_concurrent = cluster_concurrency(plan.cpu, plan.gpu, alive_nodes())
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     if not plan.resume:
         shutil.copyfile(plan.space.path, plan.run_dir / "space.yaml")
-    tuner = build_tuner(plan, data)
+    tuner = build_tuner(plan, data, console)
     tuner.fit()
     # The callback flushed everything to disk; reading it back works the same
     # for a fresh run and for a resumed one (whose callback was unpickled).

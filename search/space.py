@@ -21,6 +21,11 @@ Parameters use W&B-sweep syntax (`values`, `value`, `distribution` with
 | q_log_uniform_values   | round(exp(U(log min, log max))/q)*q | suggest_int(log=True) for q=1 on an integer field;    |
 |                        |                                    | else suggest_float(log=True) over the multiples of q  |
 |                        |                                    | in [min, max], rounded to the nearest one             |
+| log_uniform            | exp(U(min, max)): min/max exponents | log_uniform_values over [e^min, e^max]                |
+| q_log_uniform          | round(exp(U(min, max)) / q) * q    | q_log_uniform_values over [e^min, e^max]              |
+| inv_log_uniform        | exp(-U(min, max))                  | log_uniform_values over [e^-max, e^-min]              |
+| inv_log_uniform_values | 1/X, X log-uniform in [1/max, 1/min] | log_uniform_values over [min, max] (the same law)   |
+| normal, q_normal, log_normal, q_log_normal, beta, q_beta, categorical_w_probabilities | | refused: unbounded or weighted draws |
 
 W&B's rounding can step outside [min, max] (min=0.05, q=0.1 can give 0.0);
 here every value stays inside the bounds, on a multiple of q. For the rounded
@@ -29,6 +34,14 @@ rounded value; Ray's OptunaSearch lays the returned dict over the recorded
 values, so the trial trains with the rounded one. As in W&B, `q` defaults to
 1 and a missing `distribution` is inferred: values -> categorical, value ->
 constant, integer min/max -> int_uniform, other min/max -> uniform.
+
+A W&B sweep file runs unchanged: `method` (bayes | random | grid) picks the
+sampler (tpe | random | grid) when no `sampler` block does, `run_cap` is
+trials.num_samples, `early_terminate: {type: hyperband, min_iter | max_iter,
+eta, s}` becomes ASHA (see `_Parser.hyperband`), `program`, `command`,
+`entity`, `project` and `metric.target` are ignored; `SearchSpace.notices`
+says each of these in one line. `data` may be left out when --data is given,
+`trials` altogether (16 samples, as many at a time as the cluster allows).
 
 This module imports no Ray and no Optuna: it only calls the `suggest_*`
 methods of the trial object it is handed.
@@ -54,21 +67,32 @@ from search.strata import Stratum, enumerate_strata, stratum_key
 if TYPE_CHECKING:
     import optuna
 
+# W&B sweep keys: `method` and `run_cap` are read (the sampler, num_samples); the
+# others name W&B's agent and server and are ignored with one line saying so.
+WANDB_METHODS = {"bayes": "tpe", "random": "random", "grid": "grid"}
+WANDB_IGNORED_KEYS = ("program", "command", "entity", "project")
 TOP_LEVEL_KEYS = ("name", "description", "metric", "data", "trials", "sampler",
-                  "early_terminate", "reeval", "fixed", "parameters")
+                  "early_terminate", "reeval", "fixed", "parameters", "method", "run_cap", *WANDB_IGNORED_KEYS)
 PARAM_KEYS = ("values", "value", "distribution", "min", "max", "q", "when", "role")
 CATEGORICAL, CONSTANT = "categorical", "constant"
 INT_UNIFORM, UNIFORM, Q_UNIFORM = "int_uniform", "uniform", "q_uniform"
 LOG_UNIFORM_VALUES, Q_LOG_UNIFORM_VALUES = "log_uniform_values", "q_log_uniform_values"
 NUMERIC_KINDS = (INT_UNIFORM, UNIFORM, Q_UNIFORM, LOG_UNIFORM_VALUES, Q_LOG_UNIFORM_VALUES)
 DISTRIBUTIONS = (CATEGORICAL, CONSTANT, *NUMERIC_KINDS)
-# W&B distributions left out, with what to write instead.
-_UNSUPPORTED_DISTRIBUTIONS = {
-    "log_uniform": "W&B's log_uniform takes natural-log exponents as min/max; "
-                   "write log_uniform_values with the values themselves",
-    "q_log_uniform": "W&B's q_log_uniform takes natural-log exponents as min/max; "
-                     "write q_log_uniform_values with the values themselves",
+# W&B distributions that are one of the above with other bounds: name -> (kind, bounds).
+# W&B's log_uniform / q_log_uniform / inv_log_uniform take natural-log exponents as
+# min/max (exp(U(min, max)), resp. exp(-U(min, max))); inv_log_uniform_values draws
+# 1 / X with X log-uniform in [1/max, 1/min], which is log-uniform in [min, max].
+WANDB_ALIASES = {
+    "log_uniform": (LOG_UNIFORM_VALUES, "exp"),
+    "q_log_uniform": (Q_LOG_UNIFORM_VALUES, "exp"),
+    "inv_log_uniform": (LOG_UNIFORM_VALUES, "exp-neg"),
+    "inv_log_uniform_values": (LOG_UNIFORM_VALUES, "values"),
 }
+SUPPORTED_DISTRIBUTIONS = (*DISTRIBUTIONS, *WANDB_ALIASES)
+# W&B distributions Optuna cannot express: unbounded or weighted draws.
+UNSUPPORTED_DISTRIBUTIONS = ("normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta",
+                             "categorical_w_probabilities")
 ROLES = ("scientific", "nuisance")
 METRICS = ("val_psnr", "train_loss", "train_mse", "train_kl")  # per-epoch metrics of cvae.train worth optimising
 GOALS = {"maximize": "max", "minimize": "min"}
@@ -79,7 +103,7 @@ DEFAULT_REEVAL_SEEDS = 3
 # fixed seed + REEVAL_SEED_STEP * i: distinct from the original run's seed and
 # from each other.
 REEVAL_SEED_STEP = 1000
-EARLY_TERMINATE = ("asha", "none")
+EARLY_TERMINATE = ("asha", "hyperband", "none")  # hyperband: W&B's, mapped onto ASHA
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the name becomes the folder runs/<name>
 _MISSING = object()
 
@@ -103,6 +127,7 @@ class SearchParameter:
     log: bool = False
     when: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # all must hold
     role: str = "nuisance"
+    wandb: str | None = None                  # the W&B distribution as written, when it was an alias
 
     @property
     def conditional(self) -> bool:
@@ -159,7 +184,8 @@ class SearchParameter:
         if self.kind == CONSTANT:
             return f"constant {_show(self.choices[0])}"
         text = f"{self.kind} [{_show(self.low)}, {_show(self.high)}]"
-        return text + (f" step {_show(self.q)}" if self.q is not None else "")
+        text += f" step {_show(self.q)}" if self.q is not None else ""
+        return text + (f" (W&B {self.wandb})" if self.wandb else "")
 
     def when_text(self) -> str:
         parts = []
@@ -181,6 +207,7 @@ class AshaSpec:
     reduction_factor: float
     max_t: int  # = num_epoch
     brackets: int = 1  # Hyperband-style brackets (Ray's AsyncHyperBandScheduler `brackets`)
+    source: str | None = None  # how a W&B `early_terminate: {type: hyperband}` became this spec
 
     def rungs(self, bracket: int = 0) -> list[float]:
         """Epochs at which ASHA compares trials, computed as Ray's
@@ -203,7 +230,7 @@ class SearchSpace:
     data_root: Path            # as written, relative to the working directory
     synthetic: str | None      # cvae.synthetic preset generated when data_root is missing
     num_samples: int           # search trials (re-evaluation runs come on top)
-    max_concurrent: int
+    max_concurrent: int | None  # None: as many at a time as the cluster's CPUs/GPUs allow
     cpu: float
     gpu: float                 # fractional GPUs share one device
     max_failures: int
@@ -215,6 +242,8 @@ class SearchSpace:
     raw: dict[str, Any]        # the mapping read from the file
     strata_mode: str = "free"  # balanced: round-robin over the strata; free: as the sampler draws
     reeval_seeds: int = 0      # extra training seeds for each stratum's best configuration
+    # W&B sweep keys read or ignored, one line each ("program, command: W&B-only, ignored").
+    notices: list[str] = field(default_factory=list)
 
     @property
     def num_epoch(self) -> int:
@@ -301,7 +330,11 @@ class SearchSpace:
     def train_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
         """The fixed values and `sampled` laid over TrainConfig's defaults."""
         try:
-            return TrainConfig.from_dict({**self.fixed, **sampled}, source=f"{self.path} (trial config)")
+            # Unconditional constants (W&B's `value:`) belong to every trial's config, the
+            # base config ({}: what the data is decoded for) included.
+            constants = {p.name: p.choices[0] for p in self.parameters if p.kind == CONSTANT and not p.when}
+            return TrainConfig.from_dict({**self.fixed, **constants, **sampled},
+                                         source=f"{self.path} (trial config)")
         except ConfigError as err:
             raise SpaceError(str(err)) from None
 
@@ -314,7 +347,7 @@ class SearchSpace:
             f"  metric:   {self.metric} ({'maximize' if self.mode == 'max' else 'minimize'})",
             f"  data:     {self.data_root}" + (f" (synthetic preset '{self.synthetic}' generated if missing)"
                                                if self.synthetic else " (must exist; not generated)"),
-            f"  trials:   {self.num_samples} samples, {self.max_concurrent} at a time, "
+            f"  trials:   {self.num_samples} samples, {self._concurrency_text()}, "
             f"{_show(self.cpu)} CPU + {_show(self.gpu)} GPU each, "
             f"retried up to {self.max_failures} times on failure, checkpoint every {self.checkpoint_every} epoch(s)",
             f"  sampler:  {self._sampler_text()}",
@@ -340,7 +373,15 @@ class SearchSpace:
         lines.append(f"fixed ({len(self.fixed)}; every other TrainConfig field keeps its default):")
         for key, value in self.fixed.items():
             lines.append(f"  {key} = {_show(value)}")
+        if self.notices:
+            lines.append("W&B sweep keys:")
+            lines += [f"  {n}" for n in self.notices]
         return "\n".join(lines)
+
+    def _concurrency_text(self) -> str:
+        if self.max_concurrent is None:
+            return "as many at a time as the cluster's CPUs/GPUs allow"
+        return f"{self.max_concurrent} at a time"
 
     def _sampler_text(self) -> str:
         s = self.sampler
@@ -375,9 +416,10 @@ class SearchSpace:
         a = self.asha
         rungs = ", ".join(_show(r) for r in a.rungs())
         brackets = f", {a.brackets} brackets" if a.brackets > 1 else ""
+        source = f" [{a.source}]" if a.source else ""
         return (f"ASHA per stratum, grace period {a.grace_period}, reduction factor {_show(a.reduction_factor)}, "
                 f"max_t {a.max_t} (num_epoch){brackets}: trials compared at epochs {rungs}, "
-                "never before their KL warm-up ends")
+                f"never before their KL warm-up ends{source}")
 
 
 # --------------------------------------------------------------------------- #
@@ -425,11 +467,14 @@ def _read_yaml(path: Path) -> Any:
         raise SpaceError(f"{path}: not valid YAML: {err}") from None
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    """Read and check a search-space YAML file; raise SpaceError on the first broken rule."""
+def load_space(path: str | Path, data: str | Path | None = None) -> SearchSpace:
+    """Read and check a search-space YAML file; raise SpaceError on the first broken rule.
+
+    `data` is the command line's --data: it replaces data.root, and makes the
+    `data` block optional (a W&B sweep file has none)."""
     path = Path(path)
     raw = _read_yaml(path)
-    return _Parser(path).space(raw)
+    return _Parser(path, data=Path(data) if data is not None else None).space(raw)
 
 
 # --------------------------------------------------------------------------- #
@@ -438,8 +483,11 @@ def load_space(path: str | Path) -> SearchSpace:
 class _Parser:
     """Checks one file's mapping; every failure names self.path and a key path."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, data: Path | None = None) -> None:
         self.path = path
+        self.data_override = data
+        self.notices: list[str] = []
+        self.samples_key = "trials.num_samples"  # where num_samples was written (run_cap in a W&B file)
 
     # --- generic checks ---------------------------------------------------------
     def fail(self, key: str, value: Any, rule: str) -> NoReturn:
@@ -481,8 +529,13 @@ class _Parser:
     def space(self, raw: Any) -> SearchSpace:
         if raw is None:
             raise SpaceError(f"{self.path}: the file is empty, but a search space needs at least "
-                             "name, data, trials and parameters")
-        top = self.mapping(raw, "", TOP_LEVEL_KEYS, required=("name", "data", "trials", "parameters"))
+                             "name and parameters")
+        top = self.mapping(raw, "", TOP_LEVEL_KEYS, required=("name", "parameters"))
+        top = dict(top)  # hoist_constant_epochs edits it; space.raw stays what the file says
+        ignored = [k for k in WANDB_IGNORED_KEYS if k in top]
+        if ignored:
+            self.notices.append(f"{', '.join(ignored)}: W&B agent/server keys, ignored "
+                                "(each trial trains cvae.train in a Ray worker)")
         name = top["name"]
         if not isinstance(name, str) or not _NAME_RE.match(name):
             self.fail("name", name, "must be a folder name (letters, digits, '.', '_', '-'): runs/<name> is written")
@@ -490,10 +543,11 @@ class _Parser:
         if description is not None and not isinstance(description, str):
             self.fail("description", description, "must be text")
         metric, mode = self.metric(top.get("metric", {"name": "val_psnr", "goal": "maximize"}))
-        data_root, synthetic = self.data(top["data"])
-        trials = self.trials(top["trials"])
-        sampler = self.sampler(top.get("sampler", {}))
-        fixed = self.fixed(top.get("fixed") or {})
+        data_root, synthetic = self.data(top.get("data"))
+        trials_raw = self.with_run_cap(top.get("trials"), top.get("run_cap", _MISSING))
+        trials = self.trials(trials_raw)
+        sampler = self.sampler(top.get("sampler"), top.get("method", _MISSING))
+        fixed = self.fixed(self.hoist_constant_epochs(top))
         num_epoch = fixed.get("num_epoch", TrainConfig().num_epoch)
         asha = self.early_terminate(top.get("early_terminate", {"type": "none"}), num_epoch)
         parameters = self.parameters(top["parameters"], fixed, synthetic)
@@ -503,9 +557,37 @@ class _Parser:
         space = SearchSpace(
             path=self.path, name=name, description=description, metric=metric, mode=mode,
             data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
-            fixed=fixed, parameters=parameters, raw=raw, reeval_seeds=reeval_seeds, **trials)
-        self.study_design(space, top["trials"])
+            fixed=fixed, parameters=parameters, raw=raw, reeval_seeds=reeval_seeds, notices=self.notices,
+            **trials)
+        self.study_design(space, trials_raw)
         return space
+
+    def hoist_constant_epochs(self, top: dict) -> dict:
+        """`fixed`, plus W&B's way of fixing the epoch count: parameters.num_epoch: {value: N}."""
+        fixed = top.get("fixed") or {}
+        params = top.get("parameters")
+        spec = params.get("num_epoch") if isinstance(params, dict) else None
+        if not (isinstance(spec, dict) and set(spec) == {"value"} and isinstance(fixed, dict)):
+            return fixed
+        if "num_epoch" in fixed:
+            self.fail("parameters.num_epoch.value", spec["value"], "num_epoch is also fixed: give it once")
+        top["parameters"] = {k: v for k, v in params.items() if k != "num_epoch"}
+        self.notices.append(f"parameters.num_epoch: {{value: {_show(spec['value'])}}} -> fixed.num_epoch "
+                            "(every trial's budget and ASHA's max_t)")
+        return {**fixed, "num_epoch": spec["value"]}
+
+    def with_run_cap(self, trials: Any, run_cap: Any) -> Any:
+        """The trials block with W&B's run_cap as its num_samples."""
+        trials = {} if trials is None else trials
+        if run_cap is _MISSING:
+            return trials
+        cap = self.integer(run_cap, "run_cap", 1)
+        if isinstance(trials, dict) and "num_samples" in trials and trials["num_samples"] != cap:
+            self.fail("run_cap", cap, f"trials.num_samples is {_show(trials['num_samples'])}: "
+                                      "give the number of trials once")
+        self.samples_key = "run_cap"
+        self.notices.append(f"run_cap: {cap} -> trials.num_samples {cap}")
+        return {**trials, "num_samples": cap} if isinstance(trials, dict) else trials
 
     def reeval(self, value: Any, has_scientific: bool) -> int:
         # A strategy study (a scientific parameter) re-runs its winners by default; a
@@ -542,7 +624,7 @@ class _Parser:
         if mode == "balanced":
             n = len(space.strata())
             if space.num_samples < 2 * n:
-                self.fail("trials.num_samples", space.num_samples,
+                self.fail(self.samples_key, space.num_samples,
                           f"must be >= {2 * n} so that each of the {n} strata "
                           f"({', '.join(s.key for s in space.strata())}) gets at least 2 trials")
 
@@ -557,26 +639,34 @@ class _Parser:
                           "are not supported with it")
         size = space.grid_size()
         if "num_samples" in trials and space.num_samples != size:
-            self.fail("trials.num_samples", space.num_samples,
+            self.fail(self.samples_key, space.num_samples,
                       f"must be {size} (the number of combinations of the values) for sampler grid, "
                       "or left out")
         space.num_samples = size
 
     def metric(self, value: Any) -> tuple[str, str]:
-        m = self.mapping(value, "metric", ("name", "goal"), required=("name", "goal"))
+        m = self.mapping(value, "metric", ("name", "goal", "target"), required=("name", "goal"))
+        if "target" in m:
+            self.notices.append(f"metric.target: {_show(m['target'])}, ignored (every trial runs; "
+                                "the search stops after num_samples trials)")
         name = self.choice(m["name"], "metric.name", METRICS)
         goal = self.choice(m["goal"], "metric.goal", tuple(GOALS))
         return name, GOALS[goal]
 
     def data(self, value: Any) -> tuple[Path, str | None]:
-        d = self.mapping(value, "data", ("root", "synthetic"), required=("root",))
-        root = d["root"]
-        if not isinstance(root, str) or not root:
+        if value is None:
+            if self.data_override is None:
+                raise SpaceError(f"{self.path}: data is missing, but it is required unless --data DIR is given "
+                                 "(write data: {root: DIR} in the file, or pass --data)")
+            return self.data_override, None
+        d = self.mapping(value, "data", ("root", "synthetic"), required=() if self.data_override else ("root",))
+        root = d.get("root")
+        if root is not None and (not isinstance(root, str) or not root):
             self.fail("data.root", root, "must be a folder path")
         synthetic = d.get("synthetic")
         if synthetic is not None:
             synthetic = self.choice(synthetic, "data.synthetic", tuple(PRESETS))
-        return Path(root), synthetic
+        return (self.data_override if self.data_override is not None else Path(root)), synthetic
 
     def trials(self, value: Any) -> dict[str, Any]:
         t = self.mapping(value, "trials", ("num_samples", "max_concurrent", "resources", "max_failures",
@@ -586,7 +676,8 @@ class _Parser:
         gpu = self.resource(res.get("gpu", 0), "trials.resources.gpu", zero_ok=True)
         return dict(
             num_samples=self.integer(t.get("num_samples", 16), "trials.num_samples", 1),
-            max_concurrent=self.integer(t.get("max_concurrent", 1), "trials.max_concurrent", 1),
+            max_concurrent=(None if t.get("max_concurrent") is None
+                            else self.integer(t["max_concurrent"], "trials.max_concurrent", 1)),
             cpu=cpu, gpu=gpu,
             max_failures=self.integer(t.get("max_failures", 2), "trials.max_failures", 0),
             checkpoint_every=self.integer(t.get("checkpoint_every", 1), "trials.checkpoint_every", 1),
@@ -601,9 +692,17 @@ class _Parser:
             self.fail(key, value, "must be a fraction below 1 or a whole number (Ray's resource rule)")
         return amount
 
-    def sampler(self, value: Any) -> SamplerSpec:
-        s = self.mapping(value, "sampler", ("type", "seed", "n_startup_trials"))
-        kind = self.choice(s.get("type", "tpe"), "sampler.type", SAMPLERS)
+    def sampler(self, value: Any, method: Any = _MISSING) -> SamplerSpec:
+        s = self.mapping({} if value is None else value, "sampler", ("type", "seed", "n_startup_trials"))
+        default = "tpe"
+        if method is not _MISSING:  # W&B's method picks the sampler when the sampler block does not
+            method = self.choice(method, "method", tuple(WANDB_METHODS))
+            default = WANDB_METHODS[method]
+            if "type" in s and s["type"] != default:
+                self.fail("method", method, f"it selects sampler type {default}, and sampler.type is "
+                                            f"{_show(s['type'])}: give one of them")
+            self.notices.append(f"method: {method} -> sampler type {default}")
+        kind = self.choice(s.get("type", default), "sampler.type", SAMPLERS)
         seed = s.get("seed")
         if seed is not None:
             seed = self.integer(seed, "sampler.seed", 0)
@@ -615,6 +714,8 @@ class _Parser:
         return SamplerSpec(type=kind, seed=seed, n_startup_trials=startup)
 
     def early_terminate(self, value: Any, num_epoch: int) -> AshaSpec | None:
+        if isinstance(value, dict) and value.get("type") == "hyperband":
+            return self.hyperband(value, num_epoch)
         e = self.mapping(value, "early_terminate", ("type", "grace_period", "reduction_factor", "brackets"))
         kind = self.choice(e.get("type", "none"), "early_terminate.type", EARLY_TERMINATE)
         if kind == "none":
@@ -636,6 +737,55 @@ class _Parser:
                       f"must be <= {len(asha.rungs())}: with grace period {grace} and reduction factor "
                       f"{_show(rf)} over {num_epoch} epochs, bracket {brackets} would have no rung")
         return asha
+
+    def hyperband(self, value: dict, num_epoch: int) -> AshaSpec:
+        """W&B's `early_terminate: {type: hyperband}` as ASHA.
+
+        W&B stops a run at fixed iterations ("brackets"): min_iter, min_iter*eta,
+        min_iter*eta^2, ... or, from above, max_iter/eta^s, ..., max_iter/eta. ASHA
+        compares trials at grace_period * reduction_factor^k up to max_t = num_epoch:
+        the same epochs with grace_period = min_iter (or the lowest of the max_iter
+        brackets) and reduction_factor = eta, in one ASHA bracket.
+        """
+        key = "early_terminate"
+        e = self.mapping(value, key, ("type", "min_iter", "max_iter", "eta", "s", "strict"))
+        eta = self.number(e.get("eta", 3), f"{key}.eta")  # W&B's default eta is 3
+        if eta <= 1:
+            self.fail(f"{key}.eta", eta, "must be > 1")
+        if ("min_iter" in e) == ("max_iter" in e):
+            raise SpaceError(f"{self.path}: {key} has {'both' if 'min_iter' in e else 'neither'} min_iter and "
+                             "max_iter, but type hyperband needs exactly one of them")
+        notes = []
+        if "min_iter" in e:
+            grace = self.integer(e["min_iter"], f"{key}.min_iter", 1)
+            written = f"min_iter {grace}, eta {_show(eta)}"
+            if "s" in e:
+                s = self.integer(e["s"], f"{key}.s", 1)
+                written += f", s {s}"
+                notes.append("s is not used with min_iter: the rungs go up to num_epoch")
+        else:
+            max_iter = self.integer(e["max_iter"], f"{key}.max_iter", 1)
+            if "s" not in e:
+                raise SpaceError(f"{self.path}: {key}.s is missing, but type hyperband with max_iter needs s "
+                                 "(the number of brackets below max_iter)")
+            s = self.integer(e["s"], f"{key}.s", 1)
+            grace = int(max_iter / eta ** s)  # W&B's lowest bracket, int() as W&B does
+            if grace < 1:
+                self.fail(f"{key}.s", s, f"must leave max_iter / eta^s >= 1 (it is {max_iter / eta ** s:.3g})")
+            written = f"max_iter {max_iter}, eta {_show(eta)}, s {s}"
+            if max_iter != num_epoch:
+                notes.append(f"max_iter {max_iter} only places the rungs: every trial's budget is "
+                             f"num_epoch = {num_epoch}")
+        if "strict" in e:
+            notes.append("strict is ignored")
+        if grace > num_epoch:
+            self.fail(f"{key}.{'min_iter' if 'min_iter' in e else 's'}", e.get("min_iter", e.get("s")),
+                      f"gives a first rung at epoch {grace}, after num_epoch ({num_epoch}): ASHA would never "
+                      "compare trials")
+        source = (f"W&B hyperband ({written}) -> ASHA grace_period {grace}, reduction_factor {_show(eta)}, "
+                  f"brackets 1" + (f"; {'; '.join(notes)}" if notes else ""))
+        self.notices.append(f"early_terminate: {source}")
+        return AshaSpec(grace_period=grace, reduction_factor=eta, max_t=num_epoch, brackets=1, source=source)
 
     # --- fixed values -----------------------------------------------------------
     def fixed(self, value: Any) -> dict[str, Any]:
@@ -712,8 +862,15 @@ class _Parser:
         if not isinstance(spec, dict):
             self.fail(key, spec, f"must be a mapping such as {{values: [...]}} (to fix a value, "
                                  f"write {{value: ...}} or put it under fixed)")
+        if spec.get("distribution") in UNSUPPORTED_DISTRIBUTIONS:
+            self.fail(f"{key}.distribution", spec["distribution"],
+                      "Optuna cannot draw it (unbounded or weighted); supported: "
+                      f"{', '.join(SUPPORTED_DISTRIBUTIONS)}")
         self.mapping(spec, key, PARAM_KEYS)
         kind = self.kind(key, spec)
+        wandb = None
+        if kind in WANDB_ALIASES:
+            wandb, (kind, spec) = kind, self.wandb_alias(key, kind, spec)
         ftype = _field_type(name)
         role = self.choice(spec.get("role", "nuisance"), f"{key}.role", ROLES)
         extra = {CATEGORICAL: ("values",), CONSTANT: ("value",)}.get(kind, ("min", "max"))
@@ -735,7 +892,25 @@ class _Parser:
             return SearchParameter(name=name, kind=kind, field_type=ftype, choices=(choice,), role=role)
         param = self.numeric(name, key, kind, spec, ftype, fixed, role)
         self.check_length(synthetic, name, param.high, f"{key}.max")
-        return param
+        return dataclasses.replace(param, wandb=wandb) if wandb else param
+
+    def wandb_alias(self, key: str, alias: str, spec: dict) -> tuple[str, dict]:
+        """A W&B distribution as the kind it is, with min/max as values."""
+        kind, bounds = WANDB_ALIASES[alias]
+        if bounds == "values":
+            return kind, spec
+        for k in ("min", "max"):
+            if k not in spec:
+                raise SpaceError(f"{self.path}: {key}.{k} is missing, but distribution {alias} needs min and max "
+                                 "(natural-log exponents)")
+        lo, hi = self.number(spec["min"], f"{key}.min"), self.number(spec["max"], f"{key}.max")
+        if lo >= hi:
+            self.fail(f"{key}.min", lo, f"must be < max ({_show(hi)})")
+        if max(abs(lo), abs(hi)) > 700:
+            self.fail(f"{key}.max" if abs(hi) > 700 else f"{key}.min", hi if abs(hi) > 700 else lo,
+                      f"is an exponent for {alias} (the value is e^max): it must be within +-700")
+        lo, hi = (math.exp(lo), math.exp(hi)) if bounds == "exp" else (math.exp(-hi), math.exp(-lo))
+        return kind, {**spec, "min": _tidy(lo), "max": _tidy(hi)}
 
     def kind(self, key: str, spec: dict) -> str:
         kind = spec.get("distribution")
@@ -749,9 +924,7 @@ class _Parser:
                 return INT_UNIFORM if ints else UNIFORM
             raise SpaceError(f"{self.path}: {key} has no values, value or min/max, but a parameter needs "
                              "values (categorical), value (constant) or min and max (a range)")
-        if kind in _UNSUPPORTED_DISTRIBUTIONS:
-            self.fail(f"{key}.distribution", kind, _UNSUPPORTED_DISTRIBUTIONS[kind])
-        return self.choice(kind, f"{key}.distribution", DISTRIBUTIONS)
+        return self.choice(kind, f"{key}.distribution", SUPPORTED_DISTRIBUTIONS)
 
     def categorical(self, name: str, key: str, values: Any, ftype: str, fixed: dict,
                     synthetic: str | None) -> tuple[Any, ...]:
