@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import torch
 
+from cvae.precision import bf16_support, choose_precision
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _START = time.perf_counter()
 # CPU flags that decide which precisions are fast (bf16 needs avx512_bf16 or AMX).
@@ -43,8 +45,17 @@ def _lscpu() -> dict[str, str]:
 
 
 def cpu_bf16_native() -> bool:
-    """True where oneDNN has real bf16 kernels (avx512_bf16 / AMX); elsewhere bf16 is emulated and slow."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """True where the CPU computes bf16 natively (AMX, avx512_bf16 or Arm bf16: cvae.precision's
+    reading of torch.cpu.get_capabilities); elsewhere bf16 is emulated and slow. Native is not
+    the same as faster: what `precision: auto` picks is `auto_precision()`."""
+    s = bf16_support()
+    return s.cpu_amx_bf16 or s.cpu_avx512_bf16 or s.cpu_arm_bf16
+
+
+def auto_precision(device_type: str = "cpu") -> dict[str, str]:
+    """What `precision: auto` resolves to here, and why (the trainer's own rule)."""
+    name, reason = choose_precision(device_type, bf16_support())
+    return {"precision": name, "reason": reason}
 
 
 def machine_info() -> dict[str, Any]:
@@ -56,7 +67,11 @@ def machine_info() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cpu_flags": {flag: flag in flags for flag in _FLAGS_OF_INTEREST},
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "mkldnn_bf16_supported": cpu_bf16_native(),
+        "mkldnn_bf16_supported": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "bf16_support": bf16_support().as_dict(),
+        "cpu_bf16_native": cpu_bf16_native(),
+        "auto_precision": {"cpu": auto_precision("cpu"),
+                           **({"cuda": auto_precision("cuda")} if torch.cuda.is_available() else {})},
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
     }

@@ -29,6 +29,7 @@ from cvae.config import ConfigError, TrainConfig
 from cvae.data import DataError, LabData, load_lab_data, train_sequences
 from cvae.metrics import psnr_per_frame
 from cvae.model import CVAE
+from cvae.precision import DTYPE_NAMES, resolve_precision
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.step import decode_chunk_frames, generate, sequence_loss
 
@@ -37,8 +38,6 @@ __all__ = ["Trainer", "fit", "TrainConfig", "ConfigError", "resolve_device", "re
 
 METRIC_KEYS = ("epoch", "val_psnr", "val_psnr_per_frame", "train_loss", "train_mse", "train_kl", "beta",
                "tfr", "teacher_forcing", "lr", "epoch_time_s", "val_time_s", "validated", "diverged")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
 # --- execution settings ----------------------------------------------------------
@@ -50,25 +49,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device is 'cuda', but no CUDA device is available (use device: cpu or auto)")
     return torch.device(device)
-
-
-def _cpu_has_amx() -> bool:
-    # bf16 only pays off on CPUs with AMX tiles (measured ~3x faster there); on AVX2/AVX512
-    # without AMX, oneDNN emulates it and fp32 is as fast or faster.
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """auto: bf16 on CUDA devices that support it and on CPUs with AMX, else fp32."""
-    if precision != "auto":
-        return _DTYPES[precision]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if _cpu_has_amx() else torch.float32
 
 
 def _apply_threads(cfg: TrainConfig) -> None:
@@ -91,7 +71,7 @@ def execution_settings(cfg: TrainConfig, device: torch.device | str) -> dict[str
     device = torch.device(device)
     threads = cfg.torch_threads if cfg.torch_threads is not None else torch.get_num_threads()
     return {"torch_threads": threads, "device": device.type,
-            "precision": _DTYPE_NAMES[resolve_precision(cfg.precision, device)]}
+            "precision": DTYPE_NAMES[resolve_precision(cfg.precision, device)]}
 
 
 def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

@@ -210,13 +210,13 @@ def draw_schedules(sched: pd.DataFrame) -> go.Figure:
             fig.add_trace(go.Scatter(x=g["epoch"], y=g["beta"], mode="lines", name=name, legendgroup=name,
                                      line=line, hovertemplate="epoch %{x}: beta %{y:.3g}<extra>" + name + "</extra>"),
                           row=1, col=1)
-        if "tfr" in g:
-            fig.add_trace(go.Scatter(x=g["epoch"], y=g["tfr"], mode="lines", name=name, legendgroup=name,
+        if "tfr_at_epoch" in g:
+            fig.add_trace(go.Scatter(x=g["epoch"], y=g["tfr_at_epoch"], mode="lines", name=name, legendgroup=name,
                                      showlegend="beta" not in g, line=line,
                                      hovertemplate="epoch %{x}: tfr %{y:.3g}<extra>" + name + "</extra>"), row=2, col=1)
             if "teacher_forcing" in g:
                 on = g[g["teacher_forcing"].astype(float) == 1]
-                fig.add_trace(go.Scatter(x=on["epoch"], y=on["tfr"], mode="markers", legendgroup=name,
+                fig.add_trace(go.Scatter(x=on["epoch"], y=on["tfr_at_epoch"], mode="markers", legendgroup=name,
                                          name=f"{name}: teacher forcing on", showlegend=False,
                                          marker=dict(color=col, size=8, symbol="circle"),
                                          hovertemplate="epoch %{x}: teacher forcing on<extra>" + name + "</extra>"),

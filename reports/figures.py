@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -178,11 +178,11 @@ def _losses(es: ExperimentSet, best: pd.DataFrame) -> Section:
 
 
 def _schedules(es: ExperimentSet, best: pd.DataFrame) -> Section:
-    sched = collect_epoch_metrics(es, best, ["beta", "tfr", "teacher_forcing"])
+    sched = collect_epoch_metrics(es, best, ["beta", "tfr_at_epoch", "teacher_forcing"])
     s = Section("schedules", "KL weight and teacher-forcing schedules",
                 "What each strategy's best trial used: beta per epoch (top) and the teacher-forcing ratio "
                 "(bottom); filled markers are the epochs the coin flip turned teacher forcing on.")
-    if not sched.empty and {"beta", "tfr"} & set(sched.columns):
+    if not sched.empty and {"beta", "tfr_at_epoch"} & set(sched.columns):
         s.parts.append(draw_schedules(sched))
     return s
 
@@ -242,8 +242,4 @@ def _frames(es: ExperimentSet) -> Section:
             "onerror=\"this.dataset.loaded = '0'\">"
             f"<figcaption>{esc(title)}</figcaption></figure>")
     return s
-
-
-def iter_figures(sections: Iterable[Section]) -> list[go.Figure]:
-    return [f for s in sections for f in s.figures]
 

@@ -7,7 +7,6 @@ report prints, never a crash. Only a folder without trials.csv is an error.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -18,23 +17,11 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
-# Metrics Trainer.run_epoch reports each epoch (CONTRACTS.md), in CSV order.
-METRICS = ("val_psnr", "train_loss", "train_mse", "train_kl", "beta", "tfr", "teacher_forcing",
-           "lr", "epoch_time_s", "val_time_s", "validated", "diverged")
-BOOL_METRICS = ("validated", "diverged")
-STATUSES = ("completed", "stopped", "diverged", "failed", "running")
-# Columns between `epoch` and the parameters (issue 11): which phase a run belongs
-# to, its stratum (combination of scientific values) and its training seed.
-# Older folders lack them: phase is then "search", the stratum is computed from
-# the scientific parameters and the seed is unknown.
-RUN_COLUMNS = ("phase", "stratum", "seed")
-PHASES = ("search", "reeval")
-KL = "kl_anneal_type"
+from search.contract import (AT_EPOCH, BOOL_METRICS, KL, METRIC_COLUMN, PHASES, RUN_COLUMNS, STATUSES, STUDY_COLUMNS,
+                             read_trials_table)
+
 NOT_SAMPLED = "not sampled"
 ALL_TRIALS = "all trials"  # the stratum of an old folder with neither a scientific parameter nor kl_anneal_type
-# A searched parameter that is also a metric name (lr, tfr) keeps its name for the
-# searched value; the per-epoch metric gets this suffix.
-AT_EPOCH = "_at_epoch"
 LOG_DISTRIBUTIONS = ("log_uniform_values", "q_log_uniform_values", "log_uniform")
 DEFAULT_NUM_EPOCH = 70  # TrainConfig's default, used only when nothing on disk says
 
@@ -229,61 +216,36 @@ def _num_epoch(summary: dict, raw_space: dict, epochs: pd.DataFrame, notes: list
 
 def _read_trials_csv(path: Path, space: dict[str, ParamAxis], notes: list[str]
                      ) -> tuple[pd.DataFrame, list[str]]:
-    text = path.read_text(errors="replace")
-    lines = list(csv.reader(text.splitlines()))
-    if not lines:
+    """trials.csv through search.contract's reader: today's column names whatever the
+    folder's age (the per-epoch `lr`/`tfr` are `lr_at_epoch`/`tfr_at_epoch`)."""
+    table = read_trials_table(path)
+    if not table.columns:
         notes.append("trials.csv is empty: no trial has reported an epoch yet")
-        return pd.DataFrame(columns=["trial_id", "status", "epoch", *RUN_COLUMNS]), []
-    header, body = lines[0], lines[1:]
+        return pd.DataFrame(columns=[*RUN_COLUMNS, *STUDY_COLUMNS]), []
     for col in ("trial_id", "epoch"):
-        if col not in header:
+        if col not in table.columns:
             raise ReportError(f"{path}: column {col!r} is missing; expected the header "
                               "trial_id,status,epoch,phase,stratum,seed,<parameters>,<metrics> "
                               "(docs/CONTRACTS.md)")
-    columns, params = _name_columns(header, space, notes)
-    good = [r for r in body if len(r) == len(header)]
-    if len(good) < len(body):
-        bad = [r for r in body if len(r) != len(header)]
+    if table.skipped:
         # A row cut short at the end of the file is a search still writing; say so plainly.
-        notes.append(f"trials.csv: skipped {len(bad)} incomplete row(s) "
+        notes.append(f"trials.csv: skipped {table.skipped} incomplete row(s) "
                      "(the search may still be writing the file)")
-    df = pd.DataFrame(good, columns=columns, dtype=object)
+    params = list(table.params)
+    df = pd.DataFrame(table.rows, columns=table.columns, dtype=object)
+    for p, column in METRIC_COLUMN.items():
+        # An old file with one column for both the searched value and the per-epoch
+        # metric: it is the metric; the parameter comes from each trial's first epoch.
+        if p in params and column not in df:
+            df = df.rename(columns={p: column})
+        elif not (p in space and p not in params and column in df):
+            continue
+        params = [q for q in params if q != p] + [p]
+        notes.append(f"trials.csv has one {p!r} column for both the searched value and the "
+                     f"per-epoch metric; each trial's searched {p} is taken from its first epoch")
     df = df[df["trial_id"].astype(str).str.len() > 0]
     df = _typed(df, params, notes)
     return _run_columns(df, params, space, notes), params
-
-
-def _name_columns(header: list[str], space: dict[str, ParamAxis], notes: list[str]
-                  ) -> tuple[list[str], list[str]]:
-    """Column names for the frame, and which of them are searched parameters.
-
-    The contract puts parameters before metrics, so when a name appears twice
-    (lr searched and lr reported) the first is the parameter, the second the metric.
-    """
-    fixed = ("trial_id", "status", "epoch", *RUN_COLUMNS)
-    first_metric = (header.index("val_psnr") if "val_psnr" in header
-                    else next((i for i, c in enumerate(header) if c in METRICS), len(header)))
-    seen: set[str] = set()
-    columns: list[str] = []
-    params: list[str] = []
-    for i, c in enumerate(header):
-        if c in seen:
-            columns.append(c + AT_EPOCH)
-        elif c in fixed:
-            columns.append(c)
-        elif c in space or i < first_metric:
-            columns.append(c)
-            params.append(c)
-        else:
-            columns.append(c)
-        seen.add(c)
-    for p in params:
-        if p in METRICS and p + AT_EPOCH not in columns:
-            # One column serves both: keep it as the metric, derive the parameter below.
-            notes.append(f"trials.csv has one {p!r} column for both the searched value and the "
-                         f"per-epoch metric; each trial's searched {p} is taken from its first epoch")
-            columns[columns.index(p)] = p + AT_EPOCH
-    return columns, params
 
 
 def _typed(df: pd.DataFrame, params: list[str], notes: list[str]) -> pd.DataFrame:
@@ -304,7 +266,7 @@ def _typed(df: pd.DataFrame, params: list[str], notes: list[str]) -> pd.DataFram
             df[p] = df["trial_id"].map(first)
         df[p] = _param_column(df[p])
     for c in df.columns:
-        if c in ("experiment", "trial_id", "status", "epoch", *RUN_COLUMNS) or c in params:
+        if c in ("experiment", *RUN_COLUMNS, *STUDY_COLUMNS) or c in params:
             continue
         if c in BOOL_METRICS:
             df[c] = df[c].astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))

@@ -8,7 +8,6 @@ for the same (trial, epoch) replace the old ones (no duplicates).
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -23,41 +22,18 @@ import yaml
 from ray.tune import Callback
 
 from search.comparison import RunOutcome, build_comparison
+from search.contract import (METRICS, STUDY_COLUMNS, SUMMARY_JSON, TRIALS_CSV, EpochRow, parse_cell,  # noqa: F401
+                             read_trials_csv, read_trials_table, write_trials_csv)
 from search.status import COMPLETED, FAILED, RUNNING, STATUSES, classify_end
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, stratum_key
 from search.trainable import EXECUTION_KEYS, FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY, training_params
 
-# Metrics of Trainer.run_epoch in the order trials.csv lists them (CONTRACTS.md).
-METRIC_COLUMNS = (
-    "val_psnr", "train_loss", "train_mse", "train_kl", "beta", "tfr",
-    "teacher_forcing", "lr", "epoch_time_s", "val_time_s", "validated", "diverged",
-)
-# Columns between `epoch` and the parameters: which part of the study a run is.
-STUDY_COLUMNS = (PHASE_KEY, STRATUM_KEY, "seed")
 # Keys a trial reports that are about where it ran, not how it trained.
 INFO_KEYS = ("node_id", "data_zero_copy", *EXECUTION_KEYS)
 
 
 def _iso_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _cell(value: Any) -> Any:
-    return "" if value is None else value
-
-
-def _parse_cell(text: str) -> Any:
-    """trials.csv cell -> Python value (numbers, booleans, empty = None)."""
-    if text == "":
-        return None
-    if text in ("True", "False"):
-        return text == "True"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 @dataclass
@@ -108,34 +84,15 @@ class SearchRecorder:
             summary = json.loads(summary_path.read_text())
             self.started_at = summary.get("started_at", self.started_at)
             self._wall_before = float(summary.get("wall_time_s", 0.0) or 0.0)
-        csv_path = self.run_dir / "trials.csv"
+        csv_path = self.run_dir / TRIALS_CSV
         if not csv_path.exists():
             return
-        with csv_path.open(newline="") as handle:
-            lines = list(csv.reader(handle))
-        if not lines:
-            return
-        header = lines[0]
-        n_params = len(self.param_names)
-        # Folders written before issue 11 have no study columns after `epoch`.
-        n_study = len(STUDY_COLUMNS) if tuple(header[3:3 + len(STUDY_COLUMNS)]) == STUDY_COLUMNS else 0
-        first_param = 3 + n_study
-        for line in lines[1:]:
-            if len(line) != len(header):
-                continue  # a row cut short by a kill mid-write
-            # Positional: a name can be both a parameter and a metric (lr).
-            trial_id, status, epoch = line[0], line[1], int(line[2])
-            params = {name: _parse_cell(text) for name, text in
-                      zip(self.param_names, line[first_param:first_param + n_params]) if text != ""}
-            metrics = {name: _parse_cell(text) for name, text in
-                       zip(header[first_param + n_params:], line[first_param + n_params:])}
-            record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params))
-            record.status = status or RUNNING
-            record.rows[epoch] = metrics
-            if n_study:
-                record.phase = line[3] or SEARCH
-                record.stratum = line[4]
-                record.seed = _parse_cell(line[5])
+        for row in read_trials_table(csv_path).epoch_rows():  # rows cut short by a kill are skipped
+            params = {k: v for k, v in row.params.items() if k in self.param_names}
+            record = self.trials.setdefault(row.trial_id, TrialRecord(row.trial_id, params))
+            record.status = row.status
+            record.rows[row.epoch] = row.metrics
+            record.phase, record.stratum, record.seed = row.phase, row.stratum, row.seed
             if not record.stratum:
                 record.stratum = stratum_key(params, self.scientific)
         for record in self.trials.values():
@@ -159,7 +116,7 @@ class SearchRecorder:
         for key, value in result.items():
             if key in ("epoch", PER_FRAME_KEY) or key in INFO_KEYS:
                 continue
-            if key in METRIC_COLUMNS:
+            if key in METRICS:
                 row[key] = value
         record.rows[epoch] = row
         if result.get("node_id"):
@@ -253,22 +210,10 @@ class SearchRecorder:
         self._write_summary(final)
 
     def _write_csv(self) -> None:
-        # When a parameter is also a metric (lr: searched value, and the value the
-        # LR scheduler set that epoch) the name appears twice: parameter first,
-        # metric second, as docs/CONTRACTS.md orders them.
-        header = ["trial_id", "status", "epoch", *STUDY_COLUMNS, *self.param_names, *METRIC_COLUMNS]
-        tmp = self.run_dir / ".trials.csv.tmp"
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            for record in sorted(self.trials.values(), key=lambda r: r.trial_id):
-                for epoch in sorted(record.rows):
-                    row = record.rows[epoch]
-                    writer.writerow([record.trial_id, record.status, epoch,
-                                     record.phase, record.stratum, _cell(record.seed),
-                                     *(_cell(record.params.get(p)) for p in self.param_names),
-                                     *(_cell(row.get(m)) for m in METRIC_COLUMNS)])
-        os.replace(tmp, self.run_dir / "trials.csv")
+        rows = (EpochRow(trial_id=r.trial_id, status=r.status, epoch=epoch, phase=r.phase, stratum=r.stratum,
+                         seed=r.seed, params=r.params, metrics=r.rows[epoch])
+                for r in sorted(self.trials.values(), key=lambda r: r.trial_id) for epoch in sorted(r.rows))
+        write_trials_csv(self.run_dir / TRIALS_CSV, self.param_names, rows)
 
     def status_counts(self, phase: str = SEARCH) -> dict[str, int]:
         """Trials per status, of one phase (the search's by default: they add up to num_samples)."""
@@ -315,7 +260,7 @@ class SearchRecorder:
             "comparison": self.comparison(),
             "started_at": self.started_at, "finished_at": _iso_now() if final else None,
         }
-        _atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False, default=str))
+        _atomic_write(self.run_dir / SUMMARY_JSON, json.dumps(summary, indent=2, allow_nan=False, default=str))
 
     def write_best_yaml(self, full_config: dict[str, Any]) -> Optional[Path]:
         best = self.best()
@@ -327,16 +272,6 @@ class SearchRecorder:
         path = self.run_dir / "best.yaml"
         _atomic_write(path, header + yaml.safe_dump(full_config, sort_keys=False))
         return path
-
-
-def read_trials_csv(run_dir: str | Path) -> list[dict[str, str]]:
-    """trials.csv rows as dicts of text cells. A name that is both a parameter and
-    a metric (lr, tfr) has two columns: the parameter keeps the name, the metric
-    (the value in force that epoch) is read as `<name>@epoch`."""
-    with (Path(run_dir) / "trials.csv").open(newline="") as handle:
-        header, *lines = list(csv.reader(handle))
-    names = [name + "@epoch" if name in header[:i] else name for i, name in enumerate(header)]
-    return [dict(zip(names, line)) for line in lines]
 
 
 def _finite_or_none(value: Any) -> Optional[float]:

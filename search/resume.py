@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from search.contract import TRIALS_CSV, csv_trial_ids, drop_trials
 
 logger = logging.getLogger(__name__)
 
@@ -281,25 +282,6 @@ def _trial_id_in_name(name: str) -> Optional[str]:
     """The trial id in a Ray trial folder name (`train_trial_275266ca_7_...`), or None."""
     match = _TRIAL_DIR_RE.match(name)
     return match.group(1) if match else None
-
-
-def _csv_trial_ids(csv_path: Path) -> set[str]:
-    if not csv_path.is_file():
-        return set()
-    with open(csv_path, newline="") as f:
-        return {row[0] for row in list(csv.reader(f))[1:] if row}
-
-
-def _drop_csv_trials(csv_path: Path, trial_ids: set[str]) -> None:
-    """Remove the rows of trials.csv whose first column (trial_id) is one of trial_ids."""
-    if not trial_ids or not csv_path.is_file():
-        return
-    with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
-    body = [r for r in rows[1:] if r and r[0] not in trial_ids]
-    if len(body) != len(rows) - 1:
-        with open(csv_path, "w", newline="") as f:
-            csv.writer(f).writerows([rows[0], *body])
 
 
 # --- the Optuna study ------------------------------------------------------------
@@ -521,13 +503,13 @@ def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_ur
         shutil.move(str(d), str(exp / ORPHAN_DIR / d.name))
         logger.info("moved %s (trial asked after the last save) to %s", d.name, ORPHAN_DIR)
     # Rows of trials Tune never saved, even where no folder was left.
-    plan.orphaned_trial_ids += sorted(_csv_trial_ids(exp / "trials.csv") - known_ids - set(plan.orphaned_trial_ids))
+    plan.orphaned_trial_ids += sorted(csv_trial_ids(exp / TRIALS_CSV) - known_ids - set(plan.orphaned_trial_ids))
     for trial_id in plan.orphaned_trial_ids:  # their per-trial files (frames, trial.json) go too
         files = exp / "trials" / trial_id
         if files.is_dir():
             (exp / ORPHAN_DIR / "trials").mkdir(parents=True, exist_ok=True)
             shutil.move(str(files), str(exp / ORPHAN_DIR / "trials" / trial_id))
-    _drop_csv_trials(exp / "trials.csv", set(plan.orphaned_trial_ids))
+    drop_trials(exp / TRIALS_CSV, set(plan.orphaned_trial_ids))
 
     # 6) write Tune's files last: a crash above leaves them as Tune wrote them
     fresh_study = _load_study(study_name, storage_url, study.sampler)

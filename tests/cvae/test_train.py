@@ -253,7 +253,8 @@ def test_trainer_applies_torch_threads_at_construction(restore_threads) -> None:
 
 
 def test_execution_settings_resolve_threads_device_and_precision(restore_threads, monkeypatch) -> None:
-    import cvae.train as train_module
+    import cvae.precision as precision_module
+    from cvae.precision import Bf16Support
 
     torch.set_num_threads(2)
     cpu = torch.device("cpu")
@@ -262,9 +263,9 @@ def test_execution_settings_resolve_threads_device_and_precision(restore_threads
     assert torch.get_num_threads() == 2  # it reports, it does not apply
     assert execution_settings(tiny_cfg(torch_threads=None), cpu)["torch_threads"] == 2
     # precision auto is recorded as what it resolves to on this device
-    monkeypatch.setattr(train_module, "_cpu_has_amx", lambda: True)
+    monkeypatch.setattr(precision_module, "bf16_support", lambda: Bf16Support(cpu_amx_bf16=True))
     assert execution_settings(tiny_cfg(precision="auto"), "cpu")["precision"] == "bf16"
-    monkeypatch.setattr(train_module, "_cpu_has_amx", lambda: False)
+    monkeypatch.setattr(precision_module, "bf16_support", lambda: Bf16Support())
     assert execution_settings(tiny_cfg(precision="auto"), "cpu")["precision"] == "fp32"
     # and it describes what a Trainer runs with
     trainer = Trainer(tiny_cfg(torch_threads=1, precision="bf16"), random_data())

@@ -97,11 +97,11 @@ def test_best_per_strategy_feeds_per_frame_losses_schedules(es: ExperimentSet) -
         ["Cyclical", TID(8), 22.0], ["Monotonic", TID(1), 21.0], ["None", TID(7), 17.2]]
     pf = c.collect_per_frame(es, best)
     assert pf.groupby("strategy")["psnr"].first().to_dict() == {"Cyclical": 25.0, "Monotonic": 24.0, "None": 20.2}
-    sched = c.collect_epoch_metrics(es, best, ["beta", "tfr", "teacher_forcing"])
+    sched = c.collect_epoch_metrics(es, best, ["beta", "tfr_at_epoch", "teacher_forcing"])
     cyc = sched[sched["strategy"] == "Cyclical"]
     assert cyc["beta"].tolist() == [0.0, 1.0, 0.0, 1.0]
     assert cyc["teacher_forcing"].tolist() == [1, 1, 0, 0]
-    assert cyc["tfr"].tolist() == [1.0, 1.0, 1.0, 1.0]  # tfr_d_step = 0
+    assert cyc["tfr_at_epoch"].tolist() == [1.0, 1.0, 1.0, 1.0]  # tfr_d_step = 0
     losses = c.collect_epoch_metrics(es, best, ["train_loss", "train_mse", "train_kl", "not_a_metric"])
     assert list(losses.columns[-3:]) == ["train_loss", "train_mse", "train_kl"]
     assert losses[losses["strategy"] == "None"]["train_mse"].tolist() == [0.5, 0.25, 0.5 / 3, 0.125]

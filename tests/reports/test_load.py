@@ -4,6 +4,7 @@ import csv
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from reports.load import ReportError, load_experiment, load_experiments
@@ -119,3 +120,18 @@ def test_load_experiments_concatenates_and_keeps_names_apart(run_dir: Path, make
     assert len(es.trials) == 20 and len(es.epochs) == 56
     assert sorted(es.trials["experiment"].unique()) == ["quick", "quick (2)"]
     assert set(es.per_frame["experiment"]) == {"quick", "quick (2)"}
+
+
+def test_todays_and_older_trials_csv_load_alike(run_dir: Path, tmp_path: Path) -> None:
+    # The fixture writes the older layout (the per-epoch lr under a second `lr` column);
+    # rewrite it in today's (unique names: lr_at_epoch, tfr_at_epoch) and compare.
+    from search.contract import METRIC_COLUMNS, read_trials_table, write_trials_csv
+
+    old = load_experiment(run_dir)
+    table = read_trials_table(run_dir / "trials.csv")
+    write_trials_csv(run_dir / "trials.csv", table.params, table.epoch_rows())
+    header = (run_dir / "trials.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and header[-len(METRIC_COLUMNS):] == list(METRIC_COLUMNS)
+    new = load_experiment(run_dir)
+    pd.testing.assert_frame_equal(old.epochs, new.epochs[list(old.epochs.columns)], check_dtype=False)
+    assert old.params == new.params and "lr_at_epoch" in new.epochs and "tfr_at_epoch" in new.epochs

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from search.results import METRIC_COLUMNS, SearchRecorder
+from search.contract import METRIC_COLUMNS
+from search.results import SearchRecorder
 
 
 def _recorder(run_dir, mode: str = "max") -> SearchRecorder:
@@ -62,3 +63,54 @@ def test_best_follows_mode_and_skips_diverged(tmp_path, mode, best):
     assert rec.classify_end("a", error=False) == "stopped"  # 1 of 3 epochs
     path = rec.write_best_yaml({"lr": rec.trials[best].params["lr"]})
     assert "lr:" in path.read_text()
+
+
+def test_trials_csv_opens_cleanly_in_pandas(tmp_path):
+    # Issue 14 item 4: unique column names, and the KL type None survives a plain read_csv
+    # (pandas reads the text "None" as missing by default, so it is written as its alias Without).
+    import pandas as pd
+
+    from search.contract import read_trials_csv
+
+    rec = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type", "lr", "tfr"], metric="val_psnr",
+                         mode="max", num_epoch=2, num_samples=3, fixed_config={"num_epoch": 2}, baseline_psnr=15.0,
+                         scientific=["kl_anneal_type"])
+    for trial, kl in (("a", "Cyclical"), ("b", "Monotonic"), ("c", "None")):
+        for epoch in (1, 2):
+            rec.add_result(trial, {"kl_anneal_type": kl, "lr": 0.002, "tfr": 0.5},
+                           _result(epoch, 20.0 + epoch, lr=0.002 / epoch))
+    rec.write()
+    df = pd.read_csv(tmp_path / "trials.csv")
+    assert df.columns.is_unique
+    assert list(df.columns[-len(METRIC_COLUMNS):]) == list(METRIC_COLUMNS)
+    assert df["kl_anneal_type"].notna().all() and df["stratum"].notna().all()
+    assert sorted(df.groupby("kl_anneal_type").size().index) == ["Cyclical", "Monotonic", "Without"]
+    none_rows = df[df["trial_id"] == "c"]
+    assert none_rows["kl_anneal_type"].tolist() == ["Without", "Without"]  # cvae.config's alias of None
+    assert none_rows["stratum"].tolist() == ["Without", "Without"]
+    # the parameter and the per-epoch value: one name each
+    assert df["lr"].tolist() == [0.002] * 6 and df["lr_at_epoch"].tolist() == [0.002, 0.001] * 3
+    assert df["tfr"].tolist() == [0.5] * 6 and df["tfr_at_epoch"].tolist() == [1.0] * 6
+    # the project's own reader (reports, resume) gives the value back as None
+    rows = [r for r in read_trials_csv(tmp_path) if r["trial_id"] == "c"]
+    assert {r["kl_anneal_type"] for r in rows} == {"None"} and {r["stratum"] for r in rows} == {"None"}
+    again = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type", "lr", "tfr"], metric="val_psnr",
+                           mode="max", num_epoch=2, num_samples=3, fixed_config={"num_epoch": 2},
+                           baseline_psnr=15.0, scientific=["kl_anneal_type"])
+    again.load_existing()
+    assert again.trials["c"].params["kl_anneal_type"] == "None" and again.trials["c"].stratum == "None"
+    assert again.trials["a"].rows[2]["lr"] == 0.001  # metrics keep the trainer's names inside the program
+
+
+def test_report_shows_none_for_the_without_spelling(tmp_path):
+    from reports.load import load_experiment
+
+    rec = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type"], metric="val_psnr", mode="max",
+                         num_epoch=1, num_samples=2, fixed_config={"num_epoch": 1}, baseline_psnr=15.0,
+                         scientific=["kl_anneal_type"])
+    rec.add_result("a", {"kl_anneal_type": "Cyclical"}, _result(1, 20.0))
+    rec.add_result("b", {"kl_anneal_type": "None"}, _result(1, 21.0))
+    rec.write(final=True)
+    exp = load_experiment(tmp_path)
+    assert sorted(exp.trials["kl_anneal_type"]) == ["Cyclical", "None"]
+    assert sorted(exp.trials["stratum"]) == ["Cyclical", "None"]

@@ -8,11 +8,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.results import read_trials_csv
 import yaml
 
 from cvae.config import TrainConfig
-from search.results import METRIC_COLUMNS
+from search.contract import METRIC_COLUMNS, read_trials_csv
 from search.runner import RunError, make_plan, prepare_data, run_search
 
 ray = pytest.importorskip("ray")
@@ -75,13 +74,15 @@ def test_trials_csv_has_one_row_per_trial_per_epoch(search_run):
     rows = read_trials_csv(plan.run_dir)
     header = list(rows[0])
     assert header[:3] == ["trial_id", "status", "epoch"]
-    assert header[3:6] == ["kl_anneal_type", "kl_anneal_cycle", "lr"]
-    # lr is searched and also a metric: it appears twice, parameter first
-    assert header[6:] == [m + "@epoch" if m == "lr" else m for m in METRIC_COLUMNS]
+    assert header[3:6] == ["phase", "stratum", "seed"]
+    assert header[6:9] == ["kl_anneal_type", "kl_anneal_cycle", "lr"]
+    # lr is searched and also a metric: the parameter is `lr`, the per-epoch value `lr_at_epoch`
+    assert header[9:] == list(METRIC_COLUMNS) and "lr_at_epoch" in header and len(set(header)) == len(header)
     by_trial: dict[str, list[int]] = {}
     for row in rows:
         by_trial.setdefault(row["trial_id"], []).append(int(row["epoch"]))
-        for metric in ("val_psnr", "train_loss", "train_mse", "train_kl", "beta", "tfr", "lr", "lr@epoch", "epoch_time_s"):
+        for metric in ("val_psnr", "train_loss", "train_mse", "train_kl", "beta", "tfr_at_epoch", "lr", "lr_at_epoch",
+                       "epoch_time_s"):
             assert row[metric] != "", (metric, row)
         # A conditional parameter is empty exactly when its condition fails.
         assert (row["kl_anneal_cycle"] == "") == (row["kl_anneal_type"] != "Cyclical"), row
