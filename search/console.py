@@ -73,7 +73,7 @@ class ConsoleCallback(Callback):
         self.ended: dict[str, str] = {}           # trial_id -> status
         self.best: Optional[tuple[float, str]] = None
         self.t0: Optional[float] = None
-        self._last_plain = 0.0
+        self._last_plain = -math.inf  # plain mode: the first trial end prints a progress line
         self._last_draw = 0.0
         self._drawn = False
 
@@ -157,7 +157,8 @@ class ConsoleCallback(Callback):
         epoch = last_epoch(last) or self.epochs.get(trial.trial_id, 0)
         self.epochs[trial.trial_id] = max(epoch, self.epochs.get(trial.trial_id, 0))
         value = last.get(self.metric)
-        shown = f"  {self.metric} {value:.2f}" if isinstance(value, (int, float)) and math.isfinite(value) else ""
+        shown = (f"  {self.metric} {value:.2f}" if status != FAILED and isinstance(value, (int, float))
+                 and math.isfinite(value) else "")
         what = {COMPLETED: f"completed {epoch}/{self.num_epoch} epochs",
                 STOPPED: f"stopped at epoch {epoch}/{self.num_epoch}",
                 DIVERGED: f"diverged at epoch {epoch}",
