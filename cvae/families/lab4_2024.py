@@ -1,0 +1,111 @@
+"""The 2024 Lab4 family (pose-conditioned dance CVAE): today's cvae.config / cvae.data /
+cvae.train / cvae.predict, unchanged, behind the `ModelFamily` interface."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from cvae.families import ModelFamily, arrays_to_tensors, register_family
+
+DATA_FIELDS = ("train_frames", "train_labels", "val_frames", "val_labels")
+
+
+@register_family
+class Lab4Family(ModelFamily):
+    name = "lab4-2024"
+    description = "Lab4 2024: pose-conditioned dance CVAE (1 given frame, pose labels, DESIGN.md)"
+    default_data_root = "data/synthetic-small"
+
+    @property
+    def config_class(self) -> type:  # type: ignore[override]
+        from cvae.config import TrainConfig
+
+        return TrainConfig
+
+    @property
+    def synthetic_presets(self) -> Mapping[str, Any]:  # type: ignore[override]
+        from cvae.synthetic import PRESETS
+
+        return PRESETS
+
+    def coerce_field(self, key: str, value: Any, source: str = "config") -> Any:
+        from cvae.config import coerce_field
+
+        return coerce_field(key, value, source)
+
+    def closest_field(self, name: str) -> str | None:
+        from cvae.config import closest_field
+
+        return closest_field(name)
+
+    def load_data(self, root: str | Path, cfg: Any, progress: bool = True) -> Any:
+        from cvae.data import load_lab_data
+
+        return load_lab_data(root, cfg.frame_H, cfg.frame_W, progress=progress)
+
+    def check_data(self, cfg: Any, data: Any, where: str) -> None:
+        from cvae.config import ConfigError
+
+        n_val = int(data.val_frames.shape[0])
+        if cfg.val_vi_len > n_val:
+            raise ConfigError(f"{where}: val_vi_len is {cfg.val_vi_len}, but the validation video has only "
+                              f"{n_val} frames (expected val_vi_len <= {n_val})")
+        n_train = int(data.train_frames.shape[0])
+        if cfg.train_vi_len > n_train:
+            raise ConfigError(f"{where}: train_vi_len is {cfg.train_vi_len}, but the training split has only "
+                              f"{n_train} frames")
+
+    def generate_synthetic(self, out: str | Path, preset: str, seed: int = 0, progress: bool = True) -> Path:
+        from cvae.synthetic import generate
+
+        return generate(out, preset=preset, seed=seed, progress=progress)
+
+    def length_rule(self, synthetic: str | None, name: str, value: Any) -> str | None:
+        from cvae.synthetic import PRESETS
+
+        if synthetic is None or synthetic not in PRESETS or name not in ("val_vi_len", "train_vi_len"):
+            return None
+        preset = PRESETS[synthetic]
+        if name == "val_vi_len" and value > preset.val_length:
+            return f"must be <= {preset.val_length}, the val video length of synthetic preset '{synthetic}'"
+        train_frames = sum(preset.train_video_lengths)
+        if name == "train_vi_len" and value > train_frames:
+            return f"must be <= {train_frames}, the train frames of synthetic preset '{synthetic}'"
+        return None
+
+    def share_data(self, data: Any) -> dict[str, Any]:
+        return {name: getattr(data, name).contiguous().numpy() for name in DATA_FIELDS}
+
+    def unshare_data(self, shared: Mapping[str, Any]) -> tuple[Any, bool]:
+        from cvae.data import LabData
+
+        return LabData(**arrays_to_tensors(shared, DATA_FIELDS)), all(
+            not shared[n].flags.writeable for n in DATA_FIELDS)
+
+    def baseline_psnr(self, data: Any, cfg: Any) -> float | None:
+        """Mean copy-first-frame PSNR of the validation video the trainer uses."""
+        from cvae.metrics import copy_first_frame_psnr
+
+        frames = data.val_frames[: cfg.val_vi_len]  # (T, 3, H, W)
+        if frames.shape[0] < 2:
+            return None
+        values = [v for v in copy_first_frame_psnr(frames) if math.isfinite(v)]
+        return float(sum(values) / len(values)) if values else None
+
+    def fit(self, cfg: Any, data: Any, on_epoch: Callable[[dict, Any], None] | None = None,
+            resume_from: str | Path | None = None, device: str | None = None,
+            validate_at: Sequence[int] = ()) -> Any:
+        from cvae.train import fit
+
+        return fit(cfg, data, on_epoch=on_epoch, resume_from=resume_from, device=device, validate_at=validate_at)
+
+    def train_main(self, argv: Sequence[str]) -> int:
+        from cvae.train import main
+
+        return main(list(argv))
+
+    def predict_main(self, argv: Sequence[str]) -> int:
+        from cvae.predict import main
+
+        return main(list(argv))
