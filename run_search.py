@@ -32,6 +32,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="GPUs per trial, fractions pack trials on one GPU (overrides trials.resources.gpu)")
     p.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting one")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment STORAGE_PATH/NAME")
+    p.add_argument("--force-resume", action="store_true",
+                   help="--resume even with ray/optuna versions resume was not tested with "
+                        "(its state files are copied to .resume-backup/ first)")
     p.add_argument("--dry-run", action="store_true", help="validate, print the space and the plan, start nothing")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     p.add_argument("--verbose", action="store_true",
@@ -87,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plan = make_plan(args.space, data=args.data, name=args.name, storage_path=args.storage_path,
                          num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                         resume=args.resume)
+                         resume=args.resume, force_resume=args.force_resume)
     except user_errors as err:
         return _fail(str(err))
     if args.dry_run:

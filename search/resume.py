@@ -38,12 +38,16 @@ What `reconcile_for_resume` does (the study is the source of truth for "finished
 
 API for the runner (in this order, in the driver, before Ray starts any trial):
 
-    from search.resume import check_experiment_dir, reconcile_for_resume, ResumeError
+    from search.resume import check_experiment_dir, check_versions, reconcile_for_resume, ResumeError
+    check_versions(force)                  # ResumeError unless ray/optuna are TESTED_VERSIONS (or force)
     check_experiment_dir(run_dir)          # ResumeError(ValueError) if not resumable (do it before ray.init)
     plan = reconcile_for_resume(run_dir, study_name=name, storage_url=f"sqlite:///{run_dir/'optuna.db'}")
     tuner = tune.Tuner.restore(str(run_dir), trainable=..., resume_unfinished=True, resume_errored=True)
     tuner.fit()
 
+Nothing in the folder changes before the version check; `reconcile_for_resume`
+checks again, then copies optuna.db, Tune's state files, trials.csv and
+summary.json to `.resume-backup/` (the last backup is kept) before its first change.
 `reconcile_for_resume` only needs the searcher's classes importable (the pickle
 refers to them: the OptunaSearch subclass and the define-by-run space callable).
 It is idempotent: running it twice, or after a SIGINT, changes nothing more.
@@ -65,7 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from search.contract import TRIALS_CSV, csv_trial_ids, drop_trials
+from search.contract import SUMMARY_JSON, TRIALS_CSV, csv_trial_ids, drop_trials
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,11 @@ _EXPERIMENT_STATE = "experiment_state-*.json"
 _SEARCHER_STATE = "searcher-state-*.pkl"
 _SEARCH_GEN_STATE = "search_gen_state-*.json"
 ORPHAN_DIR = ".orphaned"
+BACKUP_DIR = ".resume-backup"
+# Everything below reads and rewrites Tune's pickles and Optuna's SQLite tables through
+# private attributes and raw SQL: it is tested with exactly these versions. With any
+# other, `--resume` refuses (exit 2) before touching the folder unless --force-resume.
+TESTED_VERSIONS = {"ray": "2.58.0", "optuna": "5.0.0"}
 
 
 class ResumeError(ValueError):
@@ -130,6 +139,72 @@ def check_experiment_dir(experiment_dir: str | Path) -> Path:
         raise ResumeError(f"{exp}: cannot resume, not a search experiment folder: no {' and no '.join(missing)} "
                           "(expected the folder a search wrote, runs/<name>, after at least one state save)")
     return exp
+
+
+# --- the version guard and the backup ---------------------------------------------
+def installed_versions() -> dict[str, str]:
+    """The installed versions of the packages whose private state resume rewrites."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in TESTED_VERSIONS:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def check_versions(force: bool = False, installed: Optional[dict[str, str]] = None) -> Optional[str]:
+    """None when ray and optuna are the versions resume was tested with. Otherwise
+    ResumeError (exit 2), or with `force` the warning to print. Reads nothing on disk."""
+    installed = installed_versions() if installed is None else installed
+    odd = [f"{name} {installed.get(name)} (tested: {tested})" for name, tested in TESTED_VERSIONS.items()
+           if installed.get(name) != tested]
+    if not odd:
+        return None
+    what = ", ".join(odd)
+    if not force:
+        raise ResumeError(f"cannot resume safely with {what}: resume rewrites Tune's saved state and the Optuna "
+                          f"study through private APIs checked only with "
+                          f"{', '.join(f'{n} {v}' for n, v in TESTED_VERSIONS.items())}, and another version may "
+                          "corrupt the study. Nothing was changed. Install those versions (constraints.txt), or "
+                          f"pass --force-resume to try anyway (a copy of the state files goes to {BACKUP_DIR}/ first)")
+    return (f"warning: resuming with {what} because of --force-resume; the state files before the attempt are "
+            f"in {BACKUP_DIR}/")
+
+
+def backup_state(exp: Path) -> Path:
+    """Copy optuna.db, Tune's state files, trials.csv and summary.json to `exp/.resume-backup/`
+    (the previous backup is replaced once the new one is complete)."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    new = exp / f"{BACKUP_DIR}.new"
+    if new.exists():
+        shutil.rmtree(new)
+    new.mkdir()
+    names = ["tuner.pkl", TRIALS_CSV, SUMMARY_JSON]
+    for pattern in (_EXPERIMENT_STATE, _SEARCHER_STATE, _SEARCH_GEN_STATE):
+        names += sorted(p.name for p in exp.glob(pattern))
+    for name in names:
+        if (exp / name).is_file():
+            shutil.copy2(exp / name, new / name)
+    if (exp / "optuna.db").is_file():  # SQLite's own copy: consistent even with a journal left by the kill
+        src = sqlite3.connect(f"file:{exp / 'optuna.db'}?mode=ro", uri=True)
+        dst = sqlite3.connect(new / "optuna.db")
+        with dst:
+            src.backup(dst)
+        src.close()
+        dst.close()
+    (new / "backup.json").write_text(json.dumps(
+        {"made_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": installed_versions(),
+         "restore": "stop the search, copy these files back into the run folder"}, indent=2))
+    old = exp / BACKUP_DIR
+    if old.exists():
+        shutil.rmtree(old)
+    os.replace(new, old)
+    return old
 
 
 # --- reading Tune's state ------------------------------------------------------
@@ -424,11 +499,17 @@ def _close_unheard(study, frozen, last: Optional[dict[str, Any]], ray_status: st
 
 
 # --- the one entry point ---------------------------------------------------------------
-def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_url: str) -> ResumePlan:
-    """Make Tune's saved state, the searcher pickle and the Optuna study agree; see the module doc."""
+def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_url: str, *,
+                         force: bool = False) -> ResumePlan:
+    """Make Tune's saved state, the searcher pickle and the Optuna study agree; see the module doc.
+
+    First the version guard (`check_versions`: ResumeError unless `force`), then the
+    backup (`backup_state`), then the first change to the folder."""
+    check_versions(force)
     from optuna.trial import TrialState
 
     exp = check_experiment_dir(experiment_dir)
+    backup_state(exp)
     state_path = _newest(exp, _EXPERIMENT_STATE)
     searcher_path = _newest(exp, _SEARCHER_STATE)
     if searcher_path is None:

@@ -47,6 +47,7 @@ class SearchPlan:
     cpu: float
     gpu: float
     resume: bool = False
+    force_resume: bool = False  # resume even with ray/optuna versions resume was not tested with
 
     @property
     def run_dir(self) -> Path:
@@ -92,7 +93,8 @@ class SearchPlan:
 def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optional[str] = None,
               storage_path: str | Path = "runs", num_samples: Optional[int] = None,
               max_concurrent: Optional[int] = None, cpus_per_trial: Optional[float] = None,
-              gpus_per_trial: Optional[float] = None, resume: bool = False) -> SearchPlan:
+              gpus_per_trial: Optional[float] = None, resume: bool = False,
+              force_resume: bool = False) -> SearchPlan:
     """Load and validate the space, apply overrides, check the run folder. Starts nothing."""
     space = load_space(space_path, data=data)
     plan = SearchPlan(
@@ -102,7 +104,7 @@ def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optio
         max_concurrent=space.max_concurrent if max_concurrent is None else max_concurrent,
         cpu=space.cpu if cpus_per_trial is None else cpus_per_trial,
         gpu=space.gpu if gpus_per_trial is None else gpus_per_trial,
-        resume=resume)
+        resume=resume or force_resume, force_resume=force_resume)
     _check_plan(plan)
     return plan
 
@@ -126,9 +128,13 @@ def _check_plan(plan: SearchPlan) -> None:
     check_request(plan.cpu, plan.gpu, source="--cpus-per-trial/--gpus-per-trial or trials.resources")
     run_dir = plan.run_dir
     if plan.resume:
-        from search.resume import check_experiment_dir
+        from search.resume import check_experiment_dir, check_versions
 
-        # ResumeError (a ValueError, exit 2) naming what is missing; before Ray starts.
+        # ResumeError (a ValueError, exit 2) naming what is wrong; before Ray starts and
+        # before anything in the folder changes.
+        warning = check_versions(force=plan.force_resume)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         check_experiment_dir(run_dir)
     elif run_dir.exists() and any(p.name != RAY_LOG for p in run_dir.iterdir()):
         raise RunError(f"{run_dir}: already holds a search; pass --resume to continue it "
@@ -311,7 +317,8 @@ def build_tuner(plan: SearchPlan, data: LabData, console=None):
         # leaves the study ahead of Tune's last save); re-points the searcher at this
         # folder's optuna.db, so a moved run folder resumes too.
         resume_plan = reconcile_for_resume(plan.run_dir, study_name=plan.name,
-                                           storage_url=f"sqlite:///{plan.run_dir / 'optuna.db'}")
+                                           storage_url=f"sqlite:///{plan.run_dir / 'optuna.db'}",
+                                           force=plan.force_resume)
         if resume_plan.changed:
             print(f"resume: reconciled {plan.run_dir}: {resume_plan}", flush=True)
         tuner = tune.Tuner.restore(str(plan.run_dir), trainable=trainable,

@@ -1,0 +1,114 @@
+"""Resume refuses rather than corrupts (issue 13 item 3): the ray/optuna version guard,
+--force-resume, and the .resume-backup/ copy made before any change. No Ray start."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import run_search
+import search.resume as resume
+from search.resume import BACKUP_DIR, TESTED_VERSIONS, ResumeError, backup_state, check_versions
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fake_run_folder(runs: Path, name: str = "guard") -> Path:
+    run_dir = runs / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "tuner.pkl").write_bytes(b"not really a pickle")
+    (run_dir / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
+    (run_dir / "searcher-state-2026-01-01_00-00-00.pkl").write_bytes(b"searcher")
+    (run_dir / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(b"gen")
+    (run_dir / "trials.csv").write_text("trial_id,status,epoch\n")
+    (run_dir / "summary.json").write_text("{}")
+    con = sqlite3.connect(run_dir / "optuna.db")
+    con.execute("CREATE TABLE trials (trial_id INTEGER, state TEXT)")
+    con.execute("INSERT INTO trials VALUES (0, 'RUNNING')")
+    con.commit()
+    con.close()
+    return run_dir
+
+
+def _space(tmp_path: Path, tiny_fixed: dict) -> Path:
+    fixed = "\n".join(f"  {k}: {v}" for k, v in tiny_fixed.items())
+    path = tmp_path / "guard.yaml"
+    path.write_text(f"""\
+name: guard
+metric: {{name: val_psnr, goal: maximize}}
+data: {{root: {tmp_path / 'data'}, synthetic: small}}
+trials: {{num_samples: 2, max_concurrent: 1, resources: {{cpu: 1, gpu: 0}}}}
+fixed:
+{fixed}
+parameters:
+  lr: {{distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}}
+""")
+    return path
+
+
+def test_versions_resume_was_tested_with_pass_and_others_are_refused() -> None:
+    assert check_versions(installed=dict(TESTED_VERSIONS)) is None
+    assert check_versions() is None  # this checkout's venv is the tested pair
+    odd = {**TESTED_VERSIONS, "ray": "2.59.0"}
+    with pytest.raises(ResumeError) as err:
+        check_versions(installed=odd)
+    message = str(err.value)
+    assert "ray 2.59.0 (tested: 2.58.0)" in message and "--force-resume" in message and "Nothing was changed" in message
+    warning = check_versions(force=True, installed=odd)
+    assert warning.startswith("warning:") and "ray 2.59.0" in warning and BACKUP_DIR in warning
+    with pytest.raises(ResumeError, match="optuna 4.9.0"):
+        check_versions(installed={**TESTED_VERSIONS, "optuna": "4.9.0"})
+
+
+def test_resume_with_a_faked_version_exits_2_and_changes_nothing(tmp_path, tiny_fixed, monkeypatch, capsys) -> None:
+    run_dir = _fake_run_folder(tmp_path / "runs")
+    before = _snapshot(run_dir)
+    monkeypatch.setattr(resume, "installed_versions", lambda: {**TESTED_VERSIONS, "optuna": "5.1.0.dev0"})
+    code = run_search.main(["--space", str(_space(tmp_path, tiny_fixed)), "--storage-path", str(tmp_path / "runs"),
+                            "--resume", "--no-report"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot resume safely with optuna 5.1.0.dev0 (tested: 5.0.0)" in err and "--force-resume" in err
+    assert _snapshot(run_dir) == before  # not a byte, not a timestamp
+    assert not (run_dir / BACKUP_DIR).exists()
+    # reconcile_for_resume (what the runner calls) refuses the same way, before its backup
+    with pytest.raises(ResumeError):
+        resume.reconcile_for_resume(run_dir, study_name="guard", storage_url=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert _snapshot(run_dir) == before
+
+
+def test_force_resume_warns_and_goes_on_to_the_folder_checks(tmp_path, tiny_fixed, monkeypatch, capsys) -> None:
+    from search.runner import make_plan
+
+    run_dir = _fake_run_folder(tmp_path / "runs")
+    monkeypatch.setattr(resume, "installed_versions", lambda: {**TESTED_VERSIONS, "ray": "3.0.0"})
+    plan = make_plan(_space(tmp_path, tiny_fixed), storage_path=tmp_path / "runs", force_resume=True)
+    assert plan.resume and plan.force_resume  # --force-resume implies --resume
+    assert "warning: resuming with ray 3.0.0" in capsys.readouterr().err
+    assert run_search.parse_args(["--space", "s.yaml", "--force-resume"]).force_resume
+    assert not (run_dir / BACKUP_DIR).exists()  # the plan changes nothing; the backup comes with the first change
+
+
+def test_backup_copies_the_state_files_and_keeps_the_last_one(tmp_path) -> None:
+    run_dir = _fake_run_folder(tmp_path / "runs")
+    first = backup_state(run_dir)
+    assert first == run_dir / BACKUP_DIR
+    names = {p.name for p in first.iterdir()}
+    assert names == {"tuner.pkl", "experiment_state-2026-01-01_00-00-00.json",
+                     "searcher-state-2026-01-01_00-00-00.pkl", "search_gen_state-2026-01-01_00-00-00.json",
+                     "trials.csv", "summary.json", "optuna.db", "backup.json"}
+    con = sqlite3.connect(first / "optuna.db")
+    assert con.execute("SELECT state FROM trials").fetchall() == [("RUNNING",)]
+    con.close()
+    assert json.loads((first / "backup.json").read_text())["versions"]["ray"]
+    # a second resume replaces it with the folder as it is then
+    (run_dir / "trials.csv").write_text("trial_id,status,epoch\nt,running,1\n")
+    backup_state(run_dir)
+    assert (run_dir / BACKUP_DIR / "trials.csv").read_text().endswith("t,running,1\n")
+    assert not (run_dir / f"{BACKUP_DIR}.new").exists()
