@@ -485,11 +485,30 @@ def generate(out_dir: str | Path, preset: str | Preset = "small", seed: int = 0,
     return out
 
 
+def _bair_preset(argv: Sequence[str]) -> bool:
+    """Whether --preset names a BAIR preset (bair-small, bair-lab: cvae.bair.synthetic writes those)."""
+    from cvae.bair.synthetic import PRESETS as BAIR_PRESETS
+
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--preset=") else (
+            argv[i + 1] if arg == "--preset" and i + 1 < len(argv) else None)
+        if value is not None:
+            return value in BAIR_PRESETS
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _bair_preset(argv):  # the 2023 family's data (processed BAIR layout)
+        from cvae.bair.synthetic import main as bair_main
+
+        return bair_main(argv)
     parser = argparse.ArgumentParser(prog="python -m cvae.synthetic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output folder (created; must not exist or be empty)")
-    parser.add_argument("--preset", default="small", choices=sorted(PRESETS),
-                        help="small: CPU demo (384 train frames); lab: the real Lab4 counts")
+    parser.add_argument("--preset", default="small", choices=sorted(PRESETS) + ["bair-lab", "bair-small"],
+                        help="small: CPU demo (384 train frames); lab: the real Lab4 counts; "
+                             "bair-small / bair-lab: BAIR robot pushing (cvae.bair.synthetic, --out "
+                             "defaults to data/<preset>)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: 1 for small, all cores for lab)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")

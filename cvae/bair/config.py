@@ -1,0 +1,233 @@
+"""BairConfig: every training field of the 2023 BAIR template, with its defaults.
+
+Shared fields (kl_anneal_*, kl_weight, tfr*, optimizer, lr, batch_size, num_epoch,
+seed) have the names and meaning of cvae.config.TrainConfig, so a KL x teacher-
+forcing study means the same thing for both families. The template's own fields
+keep the template's names (n_past, n_future, g_dim, ...). The template's spellings
+of shared fields are accepted as aliases (ALIASES): tfr_start_decay_epoch,
+tfr_decay_step, kl_anneal_cyclical (true -> Cyclical, false -> Monotonic), niter.
+
+Template defaults (facts sheet section 3) where they differ from the 2024 family:
+lr 0.002, batch 12, niter 300, epoch_size 600, tfr 1.0 with no decay
+(tfr_start_decay_epoch 0, tfr_decay_step 0), kl_anneal_cyclical off (= Monotonic),
+kl_anneal_ratio 0.5, kl_anneal_cycle 3, seed 1, no gradient clipping, no LR schedule.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from cvae.config import (DEVICES, KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES, OPTIMIZERS, PRECISIONS, TFR_DECAYS,
+                         ConfigError)
+
+FRAME_SIZE = 64  # the VGG64 encoder needs 64 x 64 frames
+COND_DIM = 7     # action (4) then end-effector position (3), per frame
+SEQUENCE_FRAMES = 30  # frames per sequence on disk
+# The template's spellings -> ours. kl_anneal_cyclical is a bool mapped onto kl_anneal_type.
+ALIASES = {"tfr_start_decay_epoch": "tfr_sde", "tfr_decay_step": "tfr_d_step", "niter": "num_epoch",
+           "kl_anneal_cyclical": "kl_anneal_type"}
+
+
+@dataclass
+class BairConfig:
+    # optimisation (template: one Adam over all modules, betas (0.9, 0.999))
+    lr: float = 0.002
+    optimizer: str = "Adam"
+    beta1: float = 0.9
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    batch_size: int = 12
+    num_epoch: int = 300
+    epoch_size: int = 600           # training iterations per epoch (random sequences each)
+    grad_clip: float = 0.0          # 0: off, as in the template
+    # sequence
+    n_past: int = 2
+    n_future: int = 10
+    n_eval: int = 30                # frames an evaluation may read (the template's T); predict uses n_past + n_future
+    last_frame_skip: bool = False
+    # model (template: g 128, z 64, rnn 256, predictor 2 layers, posterior 1 layer)
+    g_dim: int = 128
+    z_dim: int = 64
+    rnn_size: int = 256
+    predictor_rnn_layers: int = 2
+    posterior_rnn_layers: int = 1
+    # Multiplies the VGG channel widths 64/128/256/512 (1.0 = the template); < 1 for CPU demos.
+    width: float = 1.0
+    # teacher forcing (shared names; template: tfr 1, decay from epoch 0 by 0 per epoch)
+    tfr: float = 1.0
+    tfr_sde: int = 0
+    tfr_d_step: float = 0.0
+    tfr_decay: str = "linear"
+    tfr_lower_bound: float = 0.0
+    # KL annealing (shared names; template: kl_anneal_cyclical off -> Monotonic, ratio 0.5, cycle 3)
+    kl_anneal_type: str = "Monotonic"
+    kl_anneal_cycle: int = 3
+    kl_anneal_ratio: float = 0.5
+    kl_weight: float = 1.0          # multiplies the annealed beta (1.0 = the template)
+    # validation
+    val_every: int = 5              # the template validates every 5 epochs (and on the last)
+    val_batch_size: int = 32
+    # execution
+    precision: str = "fp32"
+    seed: int = 1
+    device: str = "auto"
+    torch_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.kl_anneal_type = KL_ANNEAL_ALIASES.get(self.kl_anneal_type, self.kl_anneal_type)
+        _check_values(self)
+
+    @property
+    def seq_len(self) -> int:
+        """Frames a training or validation sequence uses: n_past given + n_future predicted."""
+        return self.n_past + self.n_future
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "BairConfig":
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of BairConfig fields, got {type(values).__name__}")
+        converted: dict[str, Any] = {}
+        for key, value in values.items():
+            name, value = resolve_alias(str(key), value, source)
+            if name in converted:
+                raise ConfigError(f"{source}: {key} and {name} both set {name}; give it once")
+            converted[name] = coerce_field(name, value, source)
+        try:
+            return cls(**converted)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "BairConfig":
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if isinstance(values, dict):
+            values = {k: v for k, v in values.items() if k != "model"}
+        return cls.from_dict(values, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "BairConfig":
+        return BairConfig.from_dict({**self.to_dict(), **changes})
+
+
+def resolve_alias(key: str, value: Any, source: str = "config") -> tuple[str, Any]:
+    """(field name, value) for a key that may be a template spelling."""
+    if key == "kl_anneal_cyclical":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: kl_anneal_cyclical is {value!r}, but must be true or false "
+                              "(the template's flag: true = Cyclical, false = Monotonic)")
+        return "kl_anneal_type", "Cyclical" if value else "Monotonic"
+    return ALIASES.get(key, key), value
+
+
+def closest_field(name: str) -> str | None:
+    matches = difflib.get_close_matches(name, BairConfig.field_names() + list(ALIASES), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _field_type(name: str) -> str:
+    return next(str(f.type) for f in dataclasses.fields(BairConfig) if f.name == name)
+
+
+def coerce_field(key: str, value: Any, source: str = "config") -> Any:
+    """Check one field's type; the key may be a template alias (its value is returned for the field)."""
+    key, value = resolve_alias(key, value, source)
+    if key not in BairConfig.field_names():
+        hint = closest_field(key)
+        suggestion = f" (did you mean '{hint}'?)" if hint else ""
+        raise ConfigError(f"{source}: unknown BairConfig field '{key}' (model bair-2023){suggestion}")
+    kind = _field_type(key)
+    where = f"{source}: {key}"
+    if kind == "int | None":
+        if value is None:
+            return None
+        kind = "int"
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} is {value!r}, but must be true or false")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where} is {value!r}, but must be an integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} is {value!r}, but must be a number")
+        return float(value)
+    if kind == "str":
+        if value is None and key == "kl_anneal_type":
+            return "None"  # YAML reads a bare None as null
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} is {value!r}, but must be a string")
+        return value
+    raise AssertionError(f"unhandled field type {kind} for {key}")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_values(cfg: BairConfig) -> None:
+    def finite(name: str) -> float:
+        value = getattr(cfg, name)
+        _require(math.isfinite(value), f"{name} is {value!r}, but must be a finite number")
+        return value
+
+    _require(finite("lr") > 0, f"lr is {cfg.lr!r}, but must be > 0")
+    _require(0 <= finite("beta1") < 1, f"beta1 is {cfg.beta1!r}, but must be in [0, 1)")
+    _require(finite("weight_decay") >= 0, f"weight_decay is {cfg.weight_decay!r}, but must be >= 0")
+    _require(finite("momentum") >= 0, f"momentum is {cfg.momentum!r}, but must be >= 0")
+    # BatchNorm1d in the LSTMs' output needs more than one value per channel in training.
+    _require(cfg.batch_size >= 2, f"batch_size is {cfg.batch_size}, but must be >= 2 (the LSTMs end in BatchNorm1d)")
+    _require(cfg.num_epoch >= 1, f"num_epoch is {cfg.num_epoch}, but must be >= 1")
+    _require(cfg.epoch_size >= 1, f"epoch_size is {cfg.epoch_size}, but must be >= 1")
+    _require(finite("grad_clip") >= 0, f"grad_clip is {cfg.grad_clip!r}, but must be >= 0 (0 turns clipping off)")
+    _require(cfg.n_past >= 1, f"n_past is {cfg.n_past}, but must be >= 1")
+    _require(cfg.n_future >= 1, f"n_future is {cfg.n_future}, but must be >= 1")
+    _require(cfg.n_past + cfg.n_future <= SEQUENCE_FRAMES,
+             f"n_past + n_future is {cfg.n_past + cfg.n_future}, but must be <= {SEQUENCE_FRAMES} "
+             f"(frames per sequence on disk)")
+    _require(1 <= cfg.n_eval <= SEQUENCE_FRAMES, f"n_eval is {cfg.n_eval}, but must be in [1, {SEQUENCE_FRAMES}]")
+    for name in ("g_dim", "z_dim", "rnn_size", "predictor_rnn_layers", "posterior_rnn_layers"):
+        _require(getattr(cfg, name) >= 1, f"{name} is {getattr(cfg, name)}, but must be >= 1")
+    _require(0 < finite("width") <= 4 and round(64 * cfg.width) >= 1,
+             f"width is {cfg.width!r}, but must be in (0, 4] with 64 * width >= 1 channel")
+    _require(0 <= finite("tfr") <= 1, f"tfr is {cfg.tfr!r}, but must be in [0, 1]")
+    _require(cfg.tfr_sde >= 0, f"tfr_sde is {cfg.tfr_sde}, but must be >= 0")
+    _require(0 <= finite("tfr_d_step") <= 1, f"tfr_d_step is {cfg.tfr_d_step!r}, but must be in [0, 1]")
+    _require(cfg.tfr_decay in TFR_DECAYS, f"tfr_decay is {cfg.tfr_decay!r}, but must be one of {list(TFR_DECAYS)}")
+    _require(0 <= finite("tfr_lower_bound") <= 1, f"tfr_lower_bound is {cfg.tfr_lower_bound!r}, but must be in [0, 1]")
+    _require(cfg.kl_anneal_type in KL_ANNEAL_TYPES,
+             f"kl_anneal_type is {cfg.kl_anneal_type!r}, but must be one of {list(KL_ANNEAL_TYPES)} "
+             f"(or the aliases {list(KL_ANNEAL_ALIASES)})")
+    _require(cfg.kl_anneal_cycle >= 1, f"kl_anneal_cycle is {cfg.kl_anneal_cycle}, but must be >= 1")
+    _require(0 < finite("kl_anneal_ratio") <= 1, f"kl_anneal_ratio is {cfg.kl_anneal_ratio!r}, but must be in (0, 1]")
+    _require(finite("kl_weight") >= 0, f"kl_weight is {cfg.kl_weight!r}, but must be >= 0")
+    _require(cfg.optimizer in OPTIMIZERS, f"optimizer is {cfg.optimizer!r}, but must be one of {list(OPTIMIZERS)}")
+    _require(cfg.precision in PRECISIONS, f"precision is {cfg.precision!r}, but must be one of {list(PRECISIONS)}")
+    _require(cfg.device in DEVICES, f"device is {cfg.device!r}, but must be one of {list(DEVICES)}")
+    _require(cfg.val_every >= 1, f"val_every is {cfg.val_every}, but must be >= 1")
+    _require(cfg.val_batch_size >= 1, f"val_batch_size is {cfg.val_batch_size}, but must be >= 1")
+    threads = cfg.torch_threads
+    _require(threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1),
+             f"torch_threads is {threads!r}, but must be an integer >= 1 (or null for torch's default)")
