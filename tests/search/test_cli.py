@@ -32,13 +32,13 @@ def test_dry_run_prints_space_and_plan_and_starts_no_ray(tmp_path, tiny_data, ma
     code = ("import sys; sys.path.insert(0, '.'); import run_search; "
             "rc = run_search.main(sys.argv[1:]); "
             "print('RAY_IMPORTED', 'ray' in sys.modules); sys.exit(rc)")
-    proc = _run("--space", str(space), "--storage-path", str(tmp_path / "runs"), "--num-samples", "3",
+    proc = _run("--space", str(space), "--storage-path", str(tmp_path / "runs"), "--num-samples", "7",
                 "--dry-run", code=code)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "search space 'dry'" in out  # space.describe()
     assert "kl_anneal_cycle" in out and "when kl_anneal_type" in out
-    assert "trials:      3, 2 at a time" in out  # the plan, with the --num-samples override
+    assert "trials:      7, 2 at a time" in out  # the plan, with the --num-samples override
     assert str(tmp_path / "runs" / "dry") in out
     assert "RAY_IMPORTED False" in out  # Ray was not even imported, let alone started
     assert not (tmp_path / "runs").exists()
