@@ -79,6 +79,8 @@ _SEARCHER_STATE = "searcher-state-*.pkl"
 _SEARCH_GEN_STATE = "search_gen_state-*.json"
 ORPHAN_DIR = ".orphaned"
 BACKUP_DIR = ".resume-backup"
+# What a run folder can hold before Tune's first save (the driver killed during start-up).
+STARTUP_FILES = ("space.yaml", "ray.log", "optuna.db", "summary.json", TRIALS_CSV, BACKUP_DIR, f"{BACKUP_DIR}.new")
 # Everything below reads and rewrites Tune's pickles and Optuna's SQLite tables through
 # private attributes and raw SQL: it is tested with exactly these versions. With any
 # other, `--resume` refuses (exit 2) before touching the folder unless --force-resume.
@@ -205,6 +207,40 @@ def backup_state(exp: Path) -> Path:
         shutil.rmtree(old)
     os.replace(new, old)
     return old
+
+
+# --- a search stopped during start-up -----------------------------------------------
+def nothing_saved(experiment_dir: str | Path) -> bool:
+    """True for a run folder that exists but holds no search to continue: a driver killed
+    during start-up left it before Tune saved anything (no tuner.pkl, no experiment
+    state, no trial folder) and before any trial reported (no trials.csv row). Reads only."""
+    exp = Path(experiment_dir)
+    if not exp.is_dir():
+        return False
+    names = {p.name for p in exp.iterdir()}
+    # only what run_search.py writes before Tune's first save, with its space.yaml or ray.log
+    # among it (so a folder someone else made is never taken for one)
+    return (bool(names & {"space.yaml", "ray.log"}) and names <= set(STARTUP_FILES)
+            and not csv_trial_ids(exp / TRIALS_CSV))
+
+
+def set_aside_unsaved(exp: Path, keep: tuple[str, ...] = ()) -> Optional[Path]:
+    """Move what a start-up-killed search left (space.yaml, an empty optuna.db, ...) into
+    `.resume-backup/`, so the search can start afresh in the same folder. None when empty."""
+    leftovers = [p for p in exp.iterdir() if p.name not in (BACKUP_DIR, *keep)]
+    if not leftovers:
+        return None
+    new = exp / f"{BACKUP_DIR}.new"
+    if new.exists():
+        shutil.rmtree(new)
+    new.mkdir()
+    for p in leftovers:
+        if p.name != new.name:
+            shutil.move(str(p), str(new / p.name))
+    if (exp / BACKUP_DIR).exists():
+        shutil.rmtree(exp / BACKUP_DIR)
+    os.replace(new, exp / BACKUP_DIR)
+    return exp / BACKUP_DIR
 
 
 # --- reading Tune's state ------------------------------------------------------

@@ -109,6 +109,13 @@ def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optio
     return plan
 
 
+def _only_startup_leftovers(run_dir: Path) -> bool:
+    """The folder holds nothing but Ray's log, or what a search killed during start-up left."""
+    from search.resume import nothing_saved
+
+    return all(p.name == RAY_LOG for p in run_dir.iterdir()) or nothing_saved(run_dir)
+
+
 def _check_plan(plan: SearchPlan) -> None:
     if plan.num_samples < 1:
         raise RunError(f"--num-samples is {plan.num_samples}, but must be >= 1")
@@ -128,15 +135,22 @@ def _check_plan(plan: SearchPlan) -> None:
     check_request(plan.cpu, plan.gpu, source="--cpus-per-trial/--gpus-per-trial or trials.resources")
     run_dir = plan.run_dir
     if plan.resume:
-        from search.resume import check_experiment_dir, check_versions
+        from search.resume import check_experiment_dir, check_versions, nothing_saved
 
         # ResumeError (a ValueError, exit 2) naming what is wrong; before Ray starts and
         # before anything in the folder changes.
         warning = check_versions(force=plan.force_resume)
         if warning:
             print(warning, file=sys.stderr, flush=True)
-        check_experiment_dir(run_dir)
-    elif run_dir.exists() and any(p.name != RAY_LOG for p in run_dir.iterdir()):
+        if nothing_saved(run_dir):
+            # Killed during start-up, before Tune saved anything or a trial reported:
+            # nothing to continue, so the search starts afresh (run_search sets the leftovers aside).
+            print(f"resume: {run_dir} holds no saved search (it was stopped during start-up): "
+                  "starting the search afresh", flush=True)
+            plan.resume = False
+        else:
+            check_experiment_dir(run_dir)
+    elif run_dir.exists() and not _only_startup_leftovers(run_dir):
         raise RunError(f"{run_dir}: already holds a search; pass --resume to continue it "
                        f"or --name NEW to start another")
     if plan.data_root.exists() and not plan.data_root.is_dir():
@@ -381,6 +395,12 @@ def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True,
         plan.max_concurrent = cluster_concurrency(plan.cpu, plan.gpu, alive_nodes())
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     if not plan.resume:
+        from search.resume import set_aside_unsaved
+
+        # A start killed before Tune saved anything: its leftovers (space.yaml, an optuna.db
+        # with no finished trial) go to .resume-backup/, and the search starts afresh here.
+        if any(p.name != RAY_LOG for p in plan.run_dir.iterdir()):
+            set_aside_unsaved(plan.run_dir, keep=(RAY_LOG,))
         shutil.copyfile(plan.space.path, plan.run_dir / "space.yaml")
     tuner = build_tuner(plan, data, console)
     tuner.fit()

@@ -112,3 +112,39 @@ def test_backup_copies_the_state_files_and_keeps_the_last_one(tmp_path) -> None:
     backup_state(run_dir)
     assert (run_dir / BACKUP_DIR / "trials.csv").read_text().endswith("t,running,1\n")
     assert not (run_dir / f"{BACKUP_DIR}.new").exists()
+
+
+def test_a_search_killed_during_start_up_starts_afresh_on_resume(tmp_path, tiny_fixed, capsys) -> None:
+    # What a driver killed before Tune's first save leaves: space.yaml, an optuna.db, ray.log.
+    from search.resume import nothing_saved
+    from search.runner import RunError, make_plan
+
+    space = _space(tmp_path, tiny_fixed)
+    run_dir = tmp_path / "runs" / "guard"
+    run_dir.mkdir(parents=True)
+    (run_dir / "space.yaml").write_text(space.read_text())
+    (run_dir / "optuna.db").write_bytes(b"")
+    (run_dir / "ray.log").write_text("starting\n")
+    assert nothing_saved(run_dir)
+    plan = make_plan(space, storage_path=tmp_path / "runs", resume=True)
+    assert not plan.resume and "starting the search afresh" in capsys.readouterr().out
+    assert make_plan(space, storage_path=tmp_path / "runs").run_dir == run_dir  # a plain start is allowed too
+    assert sorted(p.name for p in run_dir.iterdir()) == ["optuna.db", "ray.log", "space.yaml"]  # the plan moved nothing
+    resume.set_aside_unsaved(run_dir, keep=("ray.log",))
+    assert sorted(p.name for p in run_dir.iterdir()) == [BACKUP_DIR, "ray.log"]
+    assert sorted(p.name for p in (run_dir / BACKUP_DIR).iterdir()) == ["optuna.db", "space.yaml"]
+    # anything else is not taken for such a folder: a folder someone made, or one Tune saved into
+    (run_dir / "notes.txt").write_text("mine")
+    (run_dir / "space.yaml").write_text(space.read_text())
+    assert not nothing_saved(run_dir)
+    with pytest.raises(RunError, match="already holds a search"):
+        make_plan(space, storage_path=tmp_path / "runs")
+    (run_dir / "notes.txt").unlink()
+    (run_dir / "tuner.pkl").write_bytes(b"x")
+    assert not nothing_saved(run_dir)
+    # killed earlier still: only the console's ray.log
+    only_log = tmp_path / "runs" / "early"
+    only_log.mkdir()
+    (only_log / "ray.log").write_text("")
+    assert nothing_saved(only_log)
+    assert not nothing_saved(tmp_path / "runs" / "absent")  # a mistyped name stays an error
