@@ -51,10 +51,6 @@ class LabData:
     val_frames: torch.Tensor    # uint8 (M, 3, H, W)
     val_labels: torch.Tensor    # uint8 (M, 3, H, W)
 
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        return int(self.train_frames.shape[2]), int(self.train_frames.shape[3])
-
 
 # --- listing ------------------------------------------------------------------
 def _check_root(root: Path) -> None:

@@ -30,11 +30,6 @@ def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float =
     return 20 * math.log10(data_range) - 10 * torch.log10(mse)
 
 
-def mean_psnr(per_frame: list[float] | torch.Tensor) -> float:
-    values = torch.as_tensor(per_frame, dtype=torch.float64)
-    return float(values.mean())
-
-
 def copy_first_frame_psnr(frames: torch.Tensor, data_range: float = 1.0) -> list[float]:
     """PSNR of frames 1..T-1 when every one is predicted by frame 0.
 

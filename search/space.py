@@ -129,10 +129,6 @@ class SearchParameter:
     role: str = "nuisance"
     wandb: str | None = None                  # the W&B distribution as written, when it was an alias
 
-    @property
-    def conditional(self) -> bool:
-        return bool(self.when)
-
     def applies(self, sampled: Mapping[str, Any]) -> bool:
         """Whether this parameter is drawn, given the values drawn before it."""
         return all(sampled.get(dep, _MISSING) in allowed for dep, allowed in self.when.items())

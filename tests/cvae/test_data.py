@@ -128,7 +128,7 @@ def test_train_sequences_rejects_bad_arguments() -> None:
 def test_synthetic_round_trip(tiny_synthetic: Path) -> None:
     lab = load_lab_data(tiny_synthetic, 16, 32, progress=False, cache=False)
     assert lab.train_frames.shape == lab.train_labels.shape == (17, 3, 16, 32)
-    assert lab.val_frames.shape == (6, 3, 16, 32) and lab.frame_size == (16, 32)
+    assert lab.val_frames.shape == (6, 3, 16, 32) and lab.train_frames.shape[2:] == (16, 32)
     # Frame 12 decoded by the loader equals PIL's own bilinear resize of frame12.png.
     with Image.open(tiny_synthetic / "train" / "train_img" / "frame12.png") as img:
         expected = torch.from_numpy(np.array(img.convert("RGB").resize((32, 16), Image.BILINEAR))).permute(2, 0, 1)
