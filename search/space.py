@@ -58,9 +58,9 @@ from typing import TYPE_CHECKING, Any, Mapping, NoReturn
 
 import yaml
 
-from cvae.config import KL_ANNEAL_ALIASES, ConfigError, TrainConfig, closest_field, coerce_field
+from cvae.config import ConfigError
+from cvae.families import DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_names, get_family
 from cvae.schedules import kl_warmup_end
-from cvae.synthetic import PRESETS
 from search.errors import SpaceError
 from search.strata import Stratum, enumerate_strata, stratum_key
 
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 # others name W&B's agent and server and are ignored with one line saying so.
 WANDB_METHODS = {"bayes": "tpe", "random": "random", "grid": "grid"}
 WANDB_IGNORED_KEYS = ("program", "command", "entity", "project")
-TOP_LEVEL_KEYS = ("name", "description", "metric", "data", "trials", "sampler",
+TOP_LEVEL_KEYS = ("name", "description", "model", "metric", "data", "trials", "sampler",
                   "early_terminate", "reeval", "fixed", "parameters", "method", "run_cap", *WANDB_IGNORED_KEYS)
 PARAM_KEYS = ("values", "value", "distribution", "min", "max", "q", "when", "role")
 CATEGORICAL, CONSTANT = "categorical", "constant"
@@ -240,10 +240,17 @@ class SearchSpace:
     reeval_seeds: int = 0      # extra training seeds for each stratum's best configuration
     # W&B sweep keys read or ignored, one line each ("program, command: W&B-only, ignored").
     notices: list[str] = field(default_factory=list)
+    # The model family (`model:` in the file; cvae.families): its config class checks
+    # every fixed and searched field, and it decodes the data and trains each trial.
+    model: str = DEFAULT_FAMILY
+
+    @property
+    def family(self) -> ModelFamily:
+        return get_family(self.model)
 
     @property
     def num_epoch(self) -> int:
-        return self.fixed.get("num_epoch", TrainConfig().num_epoch)
+        return self.fixed.get("num_epoch", self.family.default_config().num_epoch)
 
     def parameter_names(self) -> list[str]:
         return [p.name for p in self.parameters]
@@ -261,7 +268,7 @@ class SearchSpace:
 
     @property
     def base_seed(self) -> int:
-        return int(self.fixed.get("seed", TrainConfig().seed))
+        return int(self.fixed.get("seed", self.family.default_config().seed))
 
     def reeval_seed(self, index: int) -> int:
         """Training seed of re-run `index` (1-based) of a best configuration."""
@@ -289,7 +296,7 @@ class SearchSpace:
 
     def _kl_settings(self, stratum_values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """KL schedules a stratum's trials can get: the corners of the searched ranges."""
-        defaults = TrainConfig()
+        defaults = self.family.default_config()
 
         def candidates(name: str) -> list[Any]:
             if name in stratum_values:
@@ -323,14 +330,14 @@ class SearchSpace:
                 sampled[param.name] = param.sample(trial)
         return sampled
 
-    def train_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
-        """The fixed values and `sampled` laid over TrainConfig's defaults."""
+    def train_config(self, sampled: Mapping[str, Any]) -> Any:
+        """The fixed values and `sampled` laid over the family's config defaults (a TrainConfig for lab4-2024)."""
         try:
             # Unconditional constants (W&B's `value:`) belong to every trial's config, the
             # base config ({}: what the data is decoded for) included.
             constants = {p.name: p.choices[0] for p in self.parameters if p.kind == CONSTANT and not p.when}
-            return TrainConfig.from_dict({**self.fixed, **constants, **sampled},
-                                         source=f"{self.path} (trial config)")
+            return self.family.config_from_dict({**self.fixed, **constants, **sampled},
+                                                source=f"{self.path} (trial config)")
         except ConfigError as err:
             raise SpaceError(str(err)) from None
 
@@ -340,6 +347,7 @@ class SearchSpace:
         if self.description:
             lines.append(f"  {self.description.strip()}")
         lines += [
+            f"  model:    {self.model} ({self.family.description})",
             f"  metric:   {self.metric} ({'maximize' if self.mode == 'max' else 'minimize'})",
             f"  data:     {self.data_root}" + (f" (synthetic preset '{self.synthetic}' generated if missing)"
                                                if self.synthetic else " (must exist; not generated)"),
@@ -366,7 +374,7 @@ class SearchSpace:
         for p in self.parameters:
             cond = f"  when {p.when_text()}" if p.when else ""
             lines.append(f"  {p.name:<{width}}  {p.role:<10}  {p.distribution_text()}{cond}")
-        lines.append(f"fixed ({len(self.fixed)}; every other TrainConfig field keeps its default):")
+        lines.append(f"fixed ({len(self.fixed)}; every other {type(self.family.default_config()).__name__} field keeps its default):")
         for key, value in self.fixed.items():
             lines.append(f"  {key} = {_show(value)}")
         if self.notices:
@@ -484,6 +492,7 @@ class _Parser:
         self.data_override = data
         self.notices: list[str] = []
         self.samples_key = "trials.num_samples"  # where num_samples was written (run_cap in a W&B file)
+        self.family: ModelFamily = get_family(DEFAULT_FAMILY)
 
     # --- generic checks ---------------------------------------------------------
     def fail(self, key: str, value: Any, rule: str) -> NoReturn:
@@ -521,6 +530,19 @@ class _Parser:
             self.fail(key, value, f"must be one of {list(allowed)}{_did_you_mean(str(value), allowed)}")
         return value
 
+    @property
+    def config_name(self) -> str:
+        return self.family.config_class.__name__
+
+    def model(self, value: Any) -> ModelFamily:
+        """The `model:` key: a registered model family (cvae.families)."""
+        if not isinstance(value, str):
+            self.fail("model", value, f"must be one of {family_names()}")
+        try:
+            return get_family(value)
+        except UnknownFamilyError:
+            self.fail("model", value, f"must be one of {family_names()}{_did_you_mean(value, tuple(family_names()))}")
+
     # --- the whole file ---------------------------------------------------------
     def space(self, raw: Any) -> SearchSpace:
         if raw is None:
@@ -538,13 +560,14 @@ class _Parser:
         description = top.get("description")
         if description is not None and not isinstance(description, str):
             self.fail("description", description, "must be text")
+        self.family = self.model(top.get("model", DEFAULT_FAMILY))
         metric, mode = self.metric(top.get("metric", {"name": "val_psnr", "goal": "maximize"}))
         data_root, synthetic = self.data(top.get("data"))
         trials_raw = self.with_run_cap(top.get("trials"), top.get("run_cap", _MISSING))
         trials = self.trials(trials_raw)
         sampler = self.sampler(top.get("sampler"), top.get("method", _MISSING))
         fixed = self.fixed(self.hoist_constant_epochs(top))
-        num_epoch = fixed.get("num_epoch", TrainConfig().num_epoch)
+        num_epoch = fixed.get("num_epoch", self.family.default_config().num_epoch)
         asha = self.early_terminate(top.get("early_terminate", {"type": "none"}), num_epoch)
         parameters = self.parameters(top["parameters"], fixed, synthetic)
         self.check_synthetic_lengths(synthetic, fixed, {p.name for p in parameters})
@@ -554,7 +577,7 @@ class _Parser:
             path=self.path, name=name, description=description, metric=metric, mode=mode,
             data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
             fixed=fixed, parameters=parameters, raw=raw, reeval_seeds=reeval_seeds, notices=self.notices,
-            **trials)
+            model=self.family.name, **trials)
         self.study_design(space, trials_raw)
         return space
 
@@ -661,7 +684,7 @@ class _Parser:
             self.fail("data.root", root, "must be a folder path")
         synthetic = d.get("synthetic")
         if synthetic is not None:
-            synthetic = self.choice(synthetic, "data.synthetic", tuple(PRESETS))
+            synthetic = self.choice(synthetic, "data.synthetic", tuple(self.family.synthetic_presets))
         return (self.data_override if self.data_override is not None else Path(root)), synthetic
 
     def trials(self, value: Any) -> dict[str, Any]:
@@ -786,33 +809,33 @@ class _Parser:
     # --- fixed values -----------------------------------------------------------
     def fixed(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            self.fail("fixed", value, "must be a mapping of TrainConfig fields to values")
+            self.fail("fixed", value, f"must be a mapping of {self.config_name} fields to values")
         fixed: dict[str, Any] = {}
         for key, v in value.items():
             self.known_field(str(key), f"fixed.{key}")
             fixed[key] = self.field_value(key, v, f"fixed.{key}", {})
         try:  # fields that are fine alone may clash together (frame size)
-            TrainConfig(**fixed)
+            self.family.check_fields(fixed)
         except ConfigError as err:
             raise SpaceError(f"{self.path}: fixed: {err}") from None
         return fixed
 
     def known_field(self, name: str, key: str) -> None:
-        if name not in TrainConfig.field_names():
-            hint = closest_field(name)
+        if name not in self.family.field_names():
+            hint = self.family.closest_field(name)
             suggestion = f" (did you mean '{hint}'?)" if hint else ""
-            raise SpaceError(f"{self.path}: {key} is not a TrainConfig field, "
+            raise SpaceError(f"{self.path}: {key} is not a {self.config_name} field, "
                              f"but every fixed or searched name must be one{suggestion}")
 
     def field_value(self, name: str, value: Any, key: str, fixed: Mapping[str, Any]) -> Any:
         """`value` converted to field `name`'s type, checked by TrainConfig with `fixed` around it."""
         try:
-            value = coerce_field(name, value, source="")
+            value = self.family.coerce_field(name, value, source="")
         except ConfigError as err:
             self.fail(key, value, _rule_of(err))
-        value = KL_ANNEAL_ALIASES.get(value, value) if name == "kl_anneal_type" else value
+        value = self.family.canonical_value(name, value)
         try:
-            TrainConfig(**{**fixed, name: value})
+            self.family.check_fields({**fixed, name: value})
         except ConfigError as err:
             rule = _rule_of(err)
             self.fail(key, value, f"{name} {rule}" if rule.startswith("must") else rule)
@@ -821,16 +844,18 @@ class _Parser:
     def check_synthetic_lengths(self, synthetic: str | None, fixed: Mapping[str, Any], searched: set[str]) -> None:
         """A synthetic preset has a known size: catch clip lengths it cannot serve now, not in a trial.
         (Searched lengths were checked with their parameter.)"""
-        defaults = TrainConfig()
+        defaults = self.family.default_config()
         for name in ("val_vi_len", "train_vi_len"):
+            if not hasattr(defaults, name):
+                continue
             if name in searched:
                 continue
             value = fixed.get(name, getattr(defaults, name))
-            rule = _length_rule(synthetic, name, value)
+            rule = self.family.length_rule(synthetic, name, value)
             if rule:
                 if name in fixed:
                     self.fail(f"fixed.{name}", value, rule)
-                self.fail(f"{name} (the TrainConfig default; set fixed.{name})", value, rule)
+                self.fail(f"{name} (the {self.config_name} default; set fixed.{name})", value, rule)
 
     # --- parameters -------------------------------------------------------------
     def parameters(self, value: Any, fixed: dict[str, Any], synthetic: str | None) -> list[SearchParameter]:
@@ -867,7 +892,7 @@ class _Parser:
         wandb = None
         if kind in WANDB_ALIASES:
             wandb, (kind, spec) = kind, self.wandb_alias(key, kind, spec)
-        ftype = _field_type(name)
+        ftype = self.family.field_type(name)
         role = self.choice(spec.get("role", "nuisance"), f"{key}.role", ROLES)
         extra = {CATEGORICAL: ("values",), CONSTANT: ("value",)}.get(kind, ("min", "max"))
         extra += ("q",) if kind in (Q_UNIFORM, Q_LOG_UNIFORM_VALUES) else ()
@@ -979,7 +1004,7 @@ class _Parser:
         return first, last
 
     def check_length(self, synthetic: str | None, name: str, value: Any, key: str) -> None:
-        rule = _length_rule(synthetic, name, value)
+        rule = self.family.length_rule(synthetic, name, value)
         if rule:
             self.fail(key, value, rule)
 
@@ -1008,10 +1033,10 @@ class _Parser:
             values: list[Any] = []
             for v in wanted_list:
                 try:
-                    c = coerce_field(dep, v, source="")
+                    c = self.family.coerce_field(dep, v, source="")
                 except ConfigError as err:
                     self.fail(dkey, v, _rule_of(err))
-                c = KL_ANNEAL_ALIASES.get(c, c) if dep == "kl_anneal_type" else c
+                c = self.family.canonical_value(dep, c)
                 if not target.can_take(c):
                     self.fail(dkey, v, f"{dep} never takes it ({target.distribution_text()})")
                 values.append(c)
@@ -1039,24 +1064,6 @@ class _Parser:
 # --------------------------------------------------------------------------- #
 # Small helpers
 # --------------------------------------------------------------------------- #
-def _field_type(name: str) -> str:
-    # cvae.config uses `from __future__ import annotations`: the types are strings.
-    return next(str(f.type) for f in dataclasses.fields(TrainConfig) if f.name == name)
-
-
-def _length_rule(synthetic: str | None, name: str, value: Any) -> str | None:
-    """Why clip length `value` of field `name` is too long for a synthetic preset, or None."""
-    if synthetic is None or name not in ("val_vi_len", "train_vi_len"):
-        return None
-    preset = PRESETS[synthetic]
-    if name == "val_vi_len" and value > preset.val_length:
-        return f"must be <= {preset.val_length}, the val video length of synthetic preset '{synthetic}'"
-    train_frames = sum(preset.train_video_lengths)
-    if name == "train_vi_len" and value > train_frames:
-        return f"must be <= {train_frames}, the train frames of synthetic preset '{synthetic}'"
-    return None
-
-
 def _rule_of(err: ConfigError) -> str:
     """'<source>: lr is -1.0, but must be > 0' -> 'must be > 0'."""
     text = str(err)
