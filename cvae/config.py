@@ -118,6 +118,12 @@ class TrainConfig:
             values = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if isinstance(values, dict) and "model" in values:  # a best.yaml names its model family
+            values = dict(values)
+            model = values.pop("model")
+            if model != "lab4-2024":
+                raise ConfigError(f"{path}: model is {model!r}, but a TrainConfig is the lab4-2024 family's "
+                                  f"config (python -m cvae.train --config {path} reads the model key)")
         return cls.from_dict(values, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -99,9 +99,35 @@ def predict(checkpoint: str | Path, data: str | Path, out: str | Path, device: s
     return written
 
 
+def _model_name(argv: Sequence[str]) -> str | None:
+    """--model, else the `family` a checkpoint records (bair-2023 writes it), else None (lab4-2024)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    pre.add_argument("--checkpoint")
+    known, _ = pre.parse_known_args(list(argv))
+    if known.model is not None or known.checkpoint is None:
+        return known.model
+    try:
+        return load_checkpoint(known.checkpoint).get("family")
+    except CheckpointError:
+        return None  # reported by the family's own loader, naming the file
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from cvae.families import DEFAULT_FAMILY, UnknownFamilyError, family_names, get_family
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        family = get_family(_model_name(argv))
+    except UnknownFamilyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if family.name != DEFAULT_FAMILY:  # another model family predicts itself (cvae.families)
+        return family.predict_main(argv)
     parser = argparse.ArgumentParser(prog="python -m cvae.predict",
                                      description="Generate the Lab4 test videos (GIFs) and submission.csv from a checkpoint.")
+    parser.add_argument("--model", default=None, choices=family_names(),
+                        help="model family (default: the checkpoint's, else lab4-2024)")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by cvae.train (last.pt / best.pt)")
     parser.add_argument("--data", required=True, help="dataset root holding test/test_img and test/test_label")
     parser.add_argument("--out", required=True, help="folder for pred_seq*.gif and submission.csv")

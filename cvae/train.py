@@ -374,8 +374,37 @@ def _settings_line(cfg: TrainConfig, device: torch.device, flags: set[str]) -> s
             f"precision {used['precision']} ({origin('precision', None)})")
 
 
+def _model_name(argv: Sequence[str]) -> str | None:
+    """--model, else the config file's `model:` key (a search's best.yaml writes it), else None."""
+    import yaml
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(list(argv))
+    if known.model is not None or known.config is None:
+        return known.model
+    try:
+        values = yaml.safe_load(Path(known.config).read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # the family's own loader reports it, naming the file
+    return values.get("model") if isinstance(values, dict) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from cvae.families import DEFAULT_FAMILY, UnknownFamilyError, family_names, get_family
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        family = get_family(_model_name(argv))
+    except UnknownFamilyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if family.name != DEFAULT_FAMILY:  # another model family trains itself (cvae.families)
+        return family.train_main(argv)
     parser = argparse.ArgumentParser(prog="python -m cvae.train", description="Train the Lab4 CVAE on one configuration.")
+    parser.add_argument("--model", default=None, choices=family_names(),
+                        help="model family (default: the config's model key, else lab4-2024)")
     parser.add_argument("--config", required=True, help="YAML file of TrainConfig fields (e.g. a search's best.yaml)")
     parser.add_argument("--data", default="data/synthetic-small", help="dataset root in the Lab4 layout")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="overrides the config's device")

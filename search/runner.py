@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from cvae.config import TrainConfig
-from cvae.data import DataError, LabData
+from cvae.data import DataError
 from search.cluster import ResourceError, alive_nodes, check_cluster, check_request, cluster_concurrency
 from search.errors import SpaceError
 from search.sampler import make_sampler
@@ -161,47 +160,33 @@ def _check_plan(plan: SearchPlan) -> None:
 
 
 # --- data ---------------------------------------------------------------------
-def prepare_data(plan: SearchPlan, progress: bool = True) -> LabData:
-    """Generate the synthetic dataset if asked and missing, then decode it once."""
-    from cvae.data import load_lab_data
-
+def prepare_data(plan: SearchPlan, progress: bool = True) -> Any:
+    """Generate the synthetic dataset if asked and missing, then decode it once (the space's model family does both)."""
+    family = plan.space.family
     if not plan.data_root.exists():
-        from cvae.synthetic import generate
-
         print(f"data: {plan.data_root} is missing; generating synthetic preset '{plan.space.synthetic}'",
               flush=True)
-        generate(plan.data_root, preset=plan.space.synthetic, seed=0, progress=progress)
+        family.generate_synthetic(plan.data_root, preset=plan.space.synthetic, seed=0, progress=progress)
     base = plan.space.train_config({})
-    return load_lab_data(plan.data_root, base.frame_H, base.frame_W, progress=progress)
+    return family.load_data(plan.data_root, base, progress=progress)
 
 
-def check_data(plan: SearchPlan, data: LabData) -> None:
+def check_data(plan: SearchPlan, data: Any) -> None:
     """Refuse, before Ray starts, fixed settings the dataset cannot satisfy.
 
     Otherwise every trial would fail the same way inside Ray, after retries.
     """
-    from cvae.config import ConfigError
-
     base = plan.space.train_config({})
-    n_val = int(data.val_frames.shape[0])
-    if base.val_vi_len > n_val:
-        raise ConfigError(f"{plan.space.path}: val_vi_len is {base.val_vi_len}, but the validation video in "
-                          f"{plan.data_root} has only {n_val} frames (expected val_vi_len <= {n_val})")
-    n_train = int(data.train_frames.shape[0])
-    if base.train_vi_len > n_train:
-        raise ConfigError(f"{plan.space.path}: train_vi_len is {base.train_vi_len}, but the training split in "
-                          f"{plan.data_root} has only {n_train} frames")
+    plan.space.family.check_data(base, data, where=f"{plan.space.path} (data {plan.data_root})")
 
 
-def baseline_psnr(data: LabData, cfg: TrainConfig) -> Optional[float]:
-    """Mean copy-first-frame PSNR of the validation video the trainer uses."""
-    from cvae.metrics import copy_first_frame_psnr
+def baseline_psnr(data: Any, cfg: Any, family: Any = None) -> Optional[float]:
+    """The family's copy baseline on the validation data the trainer uses (lab4-2024, the
+    default: copy the first frame; bair-2023: copy the last given frame)."""
+    from cvae.families import get_family
 
-    frames = data.val_frames[: cfg.val_vi_len]  # (T, 3, H, W)
-    if frames.shape[0] < 2:
-        return None
-    values = [v for v in copy_first_frame_psnr(frames) if math.isfinite(v)]
-    return float(sum(values) / len(values)) if values else None
+    value = (family or get_family()).baseline_psnr(data, cfg)
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 # --- Ray ---------------------------------------------------------------------------
@@ -278,7 +263,9 @@ def make_scheduler(plan: SearchPlan):
     if asha is None:
         return FIFOScheduler()
     # A partial of a module-level function: Tune pickles the scheduler with the experiment.
-    earliest = functools.partial(earliest_stop_epoch, fixed=dict(plan.space.fixed),
+    # `fixed`: the base config (the fixed values over the family's defaults), where a trial's
+    # KL settings come from when it did not sample them.
+    earliest = functools.partial(earliest_stop_epoch, fixed=plan.space.train_config({}).to_dict(),
                                  grace_period=asha.grace_period, num_epoch=plan.num_epoch)
     return ScheduleAwareASHA(time_attr=TIME_ATTR, metric=plan.space.metric, mode=plan.space.mode,
                              max_t=plan.num_epoch, grace_period=asha.grace_period,
@@ -286,25 +273,25 @@ def make_scheduler(plan: SearchPlan):
                              earliest_stop=earliest)
 
 
-def make_trainable(plan: SearchPlan, data: LabData):
+def make_trainable(plan: SearchPlan, data: Any):
     from ray import tune
 
-    from search.trainable import share_data, train_trial
+    from search.trainable import train_trial
 
     # with_parameters puts the arrays in the object store once; every trial on
     # a node maps that one copy.
-    wrapped = tune.with_parameters(train_trial, data=share_data(data), space=plan.space)
+    wrapped = tune.with_parameters(train_trial, data=plan.space.family.share_data(data), space=plan.space)
     return tune.with_resources(wrapped, {"cpu": plan.cpu, "gpu": plan.gpu})
 
 
-def make_recorder(plan: SearchPlan, data: LabData):
+def make_recorder(plan: SearchPlan, data: Any):
     from search.results import SearchRecorder
 
     base = plan.space.train_config({})
     return SearchRecorder(
         plan.run_dir, name=plan.name, param_names=plan.space.parameter_names(), metric=plan.space.metric,
         mode=plan.space.mode, num_epoch=plan.num_epoch, num_samples=plan.num_samples,
-        fixed_config=base.to_dict(), baseline_psnr=baseline_psnr(data, base), data_root=str(plan.data_root),
+        fixed_config=base.to_dict(), baseline_psnr=baseline_psnr(data, base, plan.space.family), data_root=str(plan.data_root),
         strata=[s.key for s in plan.space.strata()], scientific=plan.space.scientific_parameters())
 
 
@@ -318,7 +305,7 @@ def make_console(plan: SearchPlan, stream=None, live: Optional[bool] = None):
                            stream=stream, live=live)
 
 
-def build_tuner(plan: SearchPlan, data: LabData, console=None):
+def build_tuner(plan: SearchPlan, data: Any, console=None):
     from ray import tune
 
     from search.results import ResultsCallback
@@ -356,7 +343,7 @@ def build_tuner(plan: SearchPlan, data: LabData, console=None):
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def _fresh_callbacks(tuner, plan: SearchPlan, data: LabData, console=None) -> None:
+def _fresh_callbacks(tuner, plan: SearchPlan, data: Any, console=None) -> None:
     """Replace the unpickled ResultsCallback by one writing to this run folder.
 
     The pickled callback holds the absolute run_dir of the first session: after
@@ -385,7 +372,7 @@ class SearchOutcome:
     comparison: dict[str, Any] = field(default_factory=dict)            # summary.json's comparison block
 
 
-def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True, console=None) -> SearchOutcome:
+def run_search(plan: SearchPlan, data: Any, *, check_resources: bool = True, console=None) -> SearchOutcome:
     """Run (or resume) the search in an initialised Ray and write the result files.
 
     `console`: a search.console.ConsoleCallback (run_search.py's one-line-per-trial output), or None."""
@@ -416,7 +403,7 @@ def run_search(plan: SearchPlan, data: LabData, *, check_resources: bool = True,
         cfg = plan.space.train_config(record.params)
         # What the trial's numbers depend on besides its configuration (threads,
         # device, resolved precision), so `cvae.train --config best.yaml` reproduces it.
-        best_yaml = recorder.write_best_yaml({**cfg.to_dict(), **record.execution})
+        best_yaml = recorder.write_best_yaml({"model": plan.space.model, **cfg.to_dict(), **record.execution})
     return SearchOutcome(run_dir=plan.run_dir, best_trial=best[0] if best else None,
                          best_value=best[2] if best else None, best_yaml=best_yaml,
                          trials_csv=plan.run_dir / "trials.csv", summary_json=plan.run_dir / "summary.json",

@@ -138,7 +138,7 @@ def asha_epochs(space: SearchSpace, config: dict[str, Any] | None = None) -> lis
     if config is not None:
         from search.scheduler import earliest_stop_epoch
 
-        epochs.add(earliest_stop_epoch(training_params(config), fixed=space.fixed,
+        epochs.add(earliest_stop_epoch(training_params(config), fixed=space.train_config({}).to_dict(),
                                        grace_period=space.asha.grace_period, num_epoch=space.num_epoch))
     return sorted(epochs)
 
@@ -185,20 +185,20 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
     import ray
     from ray import tune
 
-    from cvae.train import fit
+    # The space's model family (cvae.families) trains the trial: no family is named here.
+    family = space.family
+    fit = family.fit
 
     # Ray logs "Checkpoint successfully created at: ..." at INFO for every epoch of
     # every trial, which buries the progress table; warnings still come through.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    from cvae.train import execution_settings
-
     device = _trial_device()
-    cfg: TrainConfig = space.train_config(training_params(config))
+    cfg = space.train_config(training_params(config))
     # The trial's CPU share sets its threads (unless the space fixes torch_threads):
     # the reduction order, and so the numbers, depend on it.
     cfg = cfg.replace(torch_threads=cfg.torch_threads or _cpu_share(), device=device)
-    execution = execution_settings(cfg, torch.device(device))
-    lab_data, zero_copy = unshare_data(data)
+    execution = family.execution_settings(cfg, torch.device(device))
+    lab_data, zero_copy = family.unshare_data(data)
     node_id = ray.get_runtime_context().get_node_id()
     every = max(1, int(getattr(space, "checkpoint_every", 1) or 1))
 

@@ -40,6 +40,7 @@ from PIL import Image
 from cvae.bair.config import FRAME_SIZE, SEQUENCE_FRAMES
 
 PNG_COMPRESS_LEVEL = 1
+EE_RADIUS = 4.5  # px at z = 0; + 3 px at z = 1
 _SPLIT_IDS = {"train": 0, "validate": 1, "test": 2}
 
 
@@ -126,8 +127,8 @@ def render(scene: Scene, position: np.ndarray, gripper: float) -> np.ndarray:
     ee = to_pixels(position[:2])
     z = float(position[2])
     base = np.array([FRAME_SIZE / 2, -6.0], np.float32)
-    _blend(canvas, _coverage(_segment_distance(base, ee), 2.0 + 1.5 * z), scene.arm_colour * 0.8)
-    ee_r = 3.5 + 3.0 * z
+    _blend(canvas, _coverage(_segment_distance(base, ee), 2.5 + 1.5 * z), scene.arm_colour * 0.8)
+    ee_r = EE_RADIUS + 3.0 * z
     dist = np.hypot(_XX - ee[0], _YY - ee[1])
     _blend(canvas, _coverage(dist, ee_r), scene.arm_colour)
     centre = np.array([0.1, 0.1, 0.1] if gripper < 0 else [0.95, 0.95, 0.95], np.float32)
@@ -144,7 +145,7 @@ def sequence(rng: np.random.Generator, frames: int = SEQUENCE_FRAMES
     colours = np.array([[0.85, 0.15, 0.15], [0.15, 0.35, 0.85], [0.95, 0.8, 0.1], [0.15, 0.7, 0.25]],
                        np.float32)[rng.permutation(4)[:k]]
     scene = Scene(table=draw_table(rng), objects=objects, radii=radii, colours=colours,
-                  arm_colour=rng.uniform(0.45, 0.7, size=1).astype(np.float32).repeat(3))
+                  arm_colour=rng.uniform(0.1, 0.25, size=1).astype(np.float32).repeat(3))
     pos = np.array([*rng.uniform(-0.8, 0.8, size=2), rng.uniform(0.0, 1.0)], np.float32)
     vel = np.zeros(3, np.float32)
     waypoint = pos.copy()
@@ -164,11 +165,11 @@ def sequence(rng: np.random.Generator, frames: int = SEQUENCE_FRAMES
             if rng.random() < 0.2:
                 gripper = -gripper
         direction = waypoint - pos
-        vel = 0.6 * vel + 0.4 * np.clip(direction, -0.12, 0.12)
+        vel = 0.5 * vel + 0.5 * np.clip(direction, -0.3, 0.3)
         new = np.clip(pos + vel, [-0.95, -0.95, 0.0], [0.95, 0.95, 1.0]).astype(np.float32)
         # push: a low end-effector moves any object it overlaps out of its way
         if new[2] < 0.5:
-            ee_r = (3.5 + 3.0 * new[2]) / 28.0
+            ee_r = (EE_RADIUS + 3.0 * new[2]) / 28.0
             for j in range(len(scene.objects)):
                 d = scene.objects[j] - new[:2]
                 dist = float(np.linalg.norm(d))
