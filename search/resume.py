@@ -534,6 +534,12 @@ def _close_unheard(study, frozen, last: Optional[dict[str, Any]], ray_status: st
     study.tell(frozen.number, value, state=state)
 
 
+def restored_run_config(tuner) -> Any:
+    """The RunConfig of a `Tuner.restore`d tuner, to swap its callbacks (Tune's private
+    `_local_tuner`: here so that every private API resume relies on is in this module)."""
+    return tuner._local_tuner.get_run_config()
+
+
 # --- the one entry point ---------------------------------------------------------------
 def reconcile_for_resume(experiment_dir: str | Path, study_name: str, storage_url: str, *,
                          force: bool = False) -> ResumePlan:

@@ -353,7 +353,9 @@ def _fresh_callbacks(tuner, plan: SearchPlan, data: Any, console=None) -> None:
     from search.console import ConsoleCallback
     from search.results import ResultsCallback
 
-    run_config = tuner._local_tuner.get_run_config()  # Tuner.restore accepts no new RunConfig
+    from search.resume import restored_run_config
+
+    run_config = restored_run_config(tuner)  # Tuner.restore accepts no new RunConfig
     others = [cb for cb in (run_config.callbacks or []) if not isinstance(cb, (ResultsCallback, ConsoleCallback))]
     run_config.callbacks = [*others, ResultsCallback(make_recorder(plan, data)),
                             *([console] if console is not None else [])]
