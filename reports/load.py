@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from search.contract import (AT_EPOCH, BOOL_METRICS, KL, METRIC_COLUMN, PHASES, RUN_COLUMNS, STATUSES, STUDY_COLUMNS,
-                             read_trials_table)
+                             SUMMARY_JSON, TRIALS_CSV, read_trials_table)
 
 NOT_SAMPLED = "not sampled"
 ALL_TRIALS = "all trials"  # the stratum of an old folder with neither a scientific parameter nor kl_anneal_type
@@ -85,7 +85,7 @@ class ExperimentSet:
 
 def load_experiment(run_dir: str | Path, name: str | None = None) -> Experiment:
     run_dir = Path(run_dir)
-    csv_path = run_dir / "trials.csv"
+    csv_path = run_dir / TRIALS_CSV
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such experiment folder; expected runs/<name>/ "
                           "as written by run_search.py (with trials.csv inside)")
@@ -93,7 +93,7 @@ def load_experiment(run_dir: str | Path, name: str | None = None) -> Experiment:
         raise ReportError(f"{run_dir}: no trials.csv in this folder; expected an experiment folder "
                           "written by run_search.py (runs/<name>/trials.csv, one row per trial per epoch)")
     notes: list[str] = []
-    summary = _read_summary(run_dir / "summary.json", notes)
+    summary = _read_summary(run_dir / SUMMARY_JSON, notes)
     raw_space = _read_yaml(run_dir / "space.yaml", notes)
     space = _param_specs(raw_space, run_dir / "space.yaml")
     name = name or str(summary.get("name") or raw_space.get("name") or run_dir.name)

@@ -79,7 +79,7 @@ class SearchRecorder:
     # --- input ------------------------------------------------------------
     def load_existing(self) -> None:
         """Pick up trials.csv and summary.json of an interrupted run (resume)."""
-        summary_path = self.run_dir / "summary.json"
+        summary_path = self.run_dir / SUMMARY_JSON
         if summary_path.exists():
             summary = json.loads(summary_path.read_text())
             self.started_at = summary.get("started_at", self.started_at)

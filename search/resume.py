@@ -80,7 +80,7 @@ _SEARCH_GEN_STATE = "search_gen_state-*.json"
 ORPHAN_DIR = ".orphaned"
 BACKUP_DIR = ".resume-backup"
 # What a run folder can hold before Tune's first save (the driver killed during start-up).
-STARTUP_FILES = ("space.yaml", "ray.log", "optuna.db", "summary.json", TRIALS_CSV, BACKUP_DIR, f"{BACKUP_DIR}.new")
+STARTUP_FILES = ("space.yaml", "ray.log", "optuna.db", SUMMARY_JSON, TRIALS_CSV, BACKUP_DIR, f"{BACKUP_DIR}.new")
 # Everything below reads and rewrites Tune's pickles and Optuna's SQLite tables through
 # private attributes and raw SQL: it is tested with exactly these versions. With any
 # other, `--resume` refuses (exit 2) before touching the folder unless --force-resume.

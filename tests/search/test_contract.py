@@ -57,3 +57,17 @@ def test_reader_skips_rows_cut_short_and_gives_none_back(tmp_path) -> None:
     assert row == contract.EpochRow("t1", "running", 1, "search", "None", 3, {"kl_anneal_type": "None"},
                                     {**{m: None for m in contract.METRICS}, "val_psnr": 20.5, "lr": 1e-3,
                                      "validated": True})
+
+
+def test_summary_json_has_the_contract_fields(tmp_path) -> None:
+    import json
+
+    from search.results import SearchRecorder
+
+    rec = SearchRecorder(tmp_path, name="r", param_names=["lr"], metric="val_psnr", mode="max", num_epoch=1,
+                         num_samples=1, fixed_config={"num_epoch": 1}, baseline_psnr=15.0)
+    rec.add_result("a", {"lr": 0.01}, {"epoch": 1, "val_psnr": 20.0, "validated": True, "diverged": False})
+    rec.write(final=True)
+    summary = json.loads((tmp_path / contract.SUMMARY_JSON).read_text())
+    assert tuple(summary) == contract.SUMMARY_FIELDS
+    assert [k if k != "val_psnr" else "<metric>" for k in summary["best"]] == list(contract.BEST_FIELDS)
