@@ -22,8 +22,8 @@ import yaml
 from ray.tune import Callback
 
 from search.comparison import RunOutcome, build_comparison
-from search.contract import (METRICS, STUDY_COLUMNS, SUMMARY_JSON, TRIALS_CSV, EpochRow, parse_cell,  # noqa: F401
-                             read_trials_csv, read_trials_table, write_trials_csv)
+from search.contract import METRICS, SUMMARY_JSON, TRIALS_CSV, EpochRow, read_trials_table, write_trials_csv
+from search.contract import read_trials_csv  # noqa: F401  (its old home: tests and users import it from here)
 from search.status import COMPLETED, FAILED, RUNNING, STATUSES, classify_end
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, stratum_key
 from search.trainable import EXECUTION_KEYS, FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY, training_params
