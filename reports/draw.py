@@ -57,10 +57,11 @@ def _epoch_ticks(fig: go.Figure, epochs: pd.Series) -> None:
 
 
 def _baseline(fig: go.Figure, baselines: dict[str, float | None], **kw: Any) -> None:
-    """Dashed grey line(s): the copy-first-frame PSNR, what doing nothing scores."""
+    """Dashed grey line(s): the PSNR of repeating the last given frame (lab4-2024 gives one frame,
+    so it is the copy-first-frame baseline; bair-2023 gives n_past), what doing nothing scores."""
     for exp, b in baselines.items():
         if b is not None and math.isfinite(b):
-            label = "copy-first-frame baseline" + (f" ({esc(exp)})" if len(baselines) > 1 else "")
+            label = "copy-last-given-frame baseline" + (f" ({esc(exp)})" if len(baselines) > 1 else "")
             fig.add_hline(y=b, line=dict(color=BASELINE_COLOUR, dash="dash", width=1),
                           annotation_text=f"{label}: {b:.2f} dB", annotation_position="bottom right",
                           annotation_font_color=BASELINE_COLOUR, **kw)

@@ -83,7 +83,7 @@ def _comparison(es: ExperimentSet) -> Section:
     s = Section("reeval", "Re-evaluated best configurations",
                 "Each strategy's best configuration from the search, run again at the full budget with other "
                 "training seeds: open diamond = the search's own run, dots = the re-runs, bar = their mean with "
-                "its Student t interval (level in the legend); the dashed line is the copy-first-frame baseline. Grey strategies have fewer "
+                "its Student t interval (level in the legend); the dashed line is the copy-last-given-frame baseline. Grey strategies have fewer "
                 "than 2 full-budget runs: not enough evidence, not a loss.")
     for e in es.experiments:
         c = collect_comparison(e)

@@ -326,7 +326,7 @@ def summary_table(summaries: list[Summary]) -> str:
         "search trials", "completed", "stopped early (ASHA)", "diverged", "failed", "running / interrupted",
         "re-evaluation runs",
         "epochs spent / full budget", "epochs saved by ASHA", "wall time", "trial compute time (sum)",
-        "best trial", "best val_psnr (dB)", "copy-first-frame baseline (dB)", "best configuration")}
+        "best trial", "best val_psnr (dB)", "copy-last-given-frame baseline (dB)", "best configuration")}
     for s in summaries:
         c = s.counts
         vals = [s.n_trials, c["completed"], c["stopped"], c["diverged"], c["failed"], c["running"],
