@@ -138,7 +138,9 @@ def direct_worker(spec_path: Path, out_path: Path) -> int:
     trials = []
     trainers = []
     for config in spec["configs"]:
-        cfg = TrainConfig.from_dict({**fixed, **config}, source="bench/overhead.py direct")
+        from search.trainable import training_params  # the trial config minus the study keys (phase, stratum)
+
+        cfg = TrainConfig.from_dict({**fixed, **training_params(config)}, source="bench/overhead.py direct")
         epochs: list[dict[str, float]] = []
         t0 = time.time()
         trainer = fit(cfg, data, on_epoch=lambda m, _t: epochs.append(

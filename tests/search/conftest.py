@@ -16,12 +16,13 @@ TINY_FIXED = {
 def write_space(path: Path, *, name: str, data_root: Path, num_samples: int = 6, max_concurrent: int = 2,
                 cpu: float = 1, gpu: float = 0, grace: int = 1, rf: float = 2, sampler: str = "random",
                 fixed: dict | None = None, extra: str = "", reeval_seeds: int = 0,
-                strata: str | None = None) -> Path:
+                strata: str | None = None, scientific: bool = True) -> Path:
     """A tiny space over three KL strata. Re-evaluation is off unless asked for
     (reeval_seeds), so a test's trial count is num_samples."""
     fixed = {**TINY_FIXED, **(fixed or {})}
     fixed_yaml = "\n".join(f"  {k}: {v}" for k, v in fixed.items())
     strata_yaml = f", strata: {strata}" if strata else ""
+    role = ", role: scientific" if scientific else ""
     path.write_text(f"""\
 name: {name}
 metric: {{name: val_psnr, goal: maximize}}
@@ -33,7 +34,7 @@ early_terminate: {{type: asha, grace_period: {grace}, reduction_factor: {rf}}}
 fixed:
 {fixed_yaml}
 parameters:
-  kl_anneal_type: {{values: [Cyclical, Monotonic, None], role: scientific}}
+  kl_anneal_type: {{values: [Cyclical, Monotonic, None]{role}}}
   kl_anneal_cycle: {{distribution: int_uniform, min: 1, max: 3, when: {{kl_anneal_type: Cyclical}}}}
   lr: {{distribution: log_uniform_values, min: 1.0e-5, max: 3.0e-2}}
 {extra}""")

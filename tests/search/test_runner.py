@@ -30,7 +30,10 @@ def search_run(ray_session, tiny_data, make_space, tmp_path_factory):
     base = tmp_path_factory.mktemp("search")
     data_root = base / "data"
     shutil.copytree(tiny_data, data_root)
-    space = make_space(base / "tiny.yaml", name="tiny", data_root=data_root)
+    # One stratum (no scientific parameter) and short KL warm-ups (ratio 0.3: beta peaks
+    # at epoch 2 of 3), so ASHA compares all 6 trials and can stop the weak ones.
+    space = make_space(base / "tiny.yaml", name="tiny", data_root=data_root, scientific=False,
+                       fixed={"kl_anneal_ratio": 0.3})
     plan = make_plan(space, storage_path=base / "runs")
     data = prepare_data(plan, progress=False)
     # Trials must use the decoded copy in the object store: with the folder
