@@ -64,3 +64,18 @@ def test_bair_synthetic_presets_belong_to_the_bair_family(tmp_path):
     text = "name: t\nmodel: bair-2023\ndata: {root: data/x, synthetic: small}\nparameters: {lr: {values: [0.1, 0.2]}}\n"
     with pytest.raises(SpaceError, match="data.synthetic is 'small', but must be one of \\['bair-small', 'bair-lab'\\]"):
         load_space(write(tmp_path, text))
+
+
+def test_run_search_refuses_broken_bair_data_before_ray_starts(tmp_path, capsys):
+    """A missing CSV in the processed BAIR layout: exit 2 naming the file, no run folder made."""
+    import run_search
+    from cvae.bair.synthetic import BairPreset, generate
+
+    root = generate(tmp_path / "broken", BairPreset(2, 1, 1, 2), seed=0, progress=False)
+    missing = next((root / "validate").glob("*/0")) / "actions.csv"
+    missing.unlink()
+    code = run_search.main(["--space", str(REPO / "spaces" / "bair-quick.yaml"), "--data", str(root),
+                            "--storage-path", str(tmp_path / "runs")])
+    assert code == 2
+    assert f"{missing}: file missing" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
