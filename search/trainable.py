@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from cvae.config import TrainConfig
 from cvae.data import LabData
 from search.space import SearchSpace
 
@@ -125,7 +124,7 @@ EXECUTION_KEYS = ("torch_threads", "device", "precision")
 
 
 def training_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's config without the study keys: TrainConfig fields only."""
+    """A trial's config without the study keys: the model family's config fields only."""
     return {k: v for k, v in config.items() if k not in STUDY_KEYS}
 
 
