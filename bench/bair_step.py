@@ -6,7 +6,9 @@
 One step = forward, loss, backward, Adam step, teacher forcing on and off, for
   per_step   the template's loop: one encoder call per frame (cvae.bair.step.sequence_loss_reference)
   batched    cvae.bair.step.sequence_loss: under teacher forcing the encoder runs once over all
-             B x T ground-truth frames and the decoder once over all B x (T-1) steps
+             B x T ground-truth frames and the decoder once over all B x (T-1) steps. Without
+             teacher forcing it runs the per-step loop since bench/results/bair_step.json
+             (2026-11-26) measured the batched free-running variant slower (x0.84 demo, x0.73 template)
 and, in the same run, the 2024 family's default step (cvae.step.sequence_loss) at the dims of
 spaces/quick.yaml for scale. Variants are interleaved inside each repetition so a noisy shared
 machine slows them alike. Writes bench/results/bair_step.json (smoke: bair_step.smoke.json).

@@ -16,7 +16,9 @@ frames and the decoder once over all B*(T-1) steps; only the two small LSTMs loo
 over time. In train mode BatchNorm therefore normalises over B*T frames instead
 of B per call (the template's per-step calls): a deliberate difference, the same
 one the 2024 family's batched step makes. `sequence_loss_reference` is the
-per-step loop, the oracle (tests compare the two in eval mode).
+per-step loop, the oracle (tests compare the two in eval mode). Free running
+(teacher forcing off) runs that loop: measured faster than the batched
+alternative (bench/bair_step.py, see `sequence_loss`).
 """
 from __future__ import annotations
 
@@ -46,42 +48,28 @@ def sequence_loss(model: SVG, frames: torch.Tensor, cond: torch.Tensor, beta: fl
     """(loss, mse, kl) of one batch: mse = sum over steps of the per-step MSE (mean over
     B*3*64*64), kl = sum over steps of KL_i / B, loss = mse + beta * kl.
     eps: optional (B, T-1, z) reparameterisation noise."""
+    if not teacher_forcing:
+        # Free running needs each prediction encoded in turn; encoding the ground truth in one
+        # call besides measured slower than the per-step loop (bench/bair_step.py: x0.84 at the
+        # demo dims, x0.73 at the template's), so the loop runs.
+        return sequence_loss_reference(model, frames, cond, beta, False, n_past, last_frame_skip, eps)
     B, T = frames.shape[:2]
     model.init_hidden(B, frames.device)
     h_all, skips_all = model.encoder(frames.flatten(0, 1))          # (B*T, g), 4 x (B*T, c, s, s)
     h_all = h_all.view(B, T, -1)
     skips_all = [s.unflatten(0, (B, T)) for s in skips_all]         # 4 x (B, T, c, s, s)
-    mse = frames.new_zeros((), dtype=torch.float32)
     kl = frames.new_zeros((), dtype=torch.float32)
-    if teacher_forcing:
-        preds = []
-        for i in range(1, T):
-            z, mu, logvar = model.posterior(h_all[:, i], None if eps is None else eps[:, i - 1])
-            preds.append(model.frame_predictor(torch.cat([h_all[:, i - 1], z, cond[:, i]], 1)))
-            kl = kl + kl_divergence(mu, logvar, B)
-        h_pred = torch.stack(preds, 1).flatten(0, 1)                 # (B*(T-1), g)
-        idx = torch.tensor([skip_frame(i, n_past, last_frame_skip) for i in range(1, T)], device=frames.device)
-        skip = [s[:, idx].flatten(0, 1) for s in skips_all]         # 4 x (B*(T-1), c, s, s)
-        x_hat = model.decoder(h_pred, skip).unflatten(0, (B, T - 1))  # (B, T-1, 3, 64, 64)
-        per_step = (x_hat.float() - frames[:, 1:].float()).pow(2).mean(dim=(0, 2, 3, 4))  # (T-1,)
-        mse = per_step.sum()
-        return mse + beta * kl, mse, kl
-    x_prev, skip = frames[:, 0], [s[:, 0] for s in skips_all]
-    h_prev = h_all[:, 0]
+    preds = []
     for i in range(1, T):
-        if i > 1:
-            if i - 1 < n_past:
-                h_prev = h_all[:, i - 1]
-                fresh = [s[:, i - 1] for s in skips_all]
-            else:
-                h_prev, fresh = model.encoder(x_prev)
-            if last_frame_skip or i < n_past:
-                skip = fresh
         z, mu, logvar = model.posterior(h_all[:, i], None if eps is None else eps[:, i - 1])
-        h_pred = model.frame_predictor(torch.cat([h_prev, z, cond[:, i]], 1))
-        x_prev = model.decoder(h_pred, skip)
-        mse = mse + torch.nn.functional.mse_loss(x_prev.float(), frames[:, i].float())
+        preds.append(model.frame_predictor(torch.cat([h_all[:, i - 1], z, cond[:, i]], 1)))
         kl = kl + kl_divergence(mu, logvar, B)
+    h_pred = torch.stack(preds, 1).flatten(0, 1)                 # (B*(T-1), g)
+    idx = torch.tensor([skip_frame(i, n_past, last_frame_skip) for i in range(1, T)], device=frames.device)
+    skip = [s[:, idx].flatten(0, 1) for s in skips_all]         # 4 x (B*(T-1), c, s, s)
+    x_hat = model.decoder(h_pred, skip).unflatten(0, (B, T - 1))  # (B, T-1, 3, 64, 64)
+    per_step = (x_hat.float() - frames[:, 1:].float()).pow(2).mean(dim=(0, 2, 3, 4))  # (T-1,)
+    mse = per_step.sum()
     return mse + beta * kl, mse, kl
 
 
