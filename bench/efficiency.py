@@ -6,8 +6,9 @@
     .venv/bin/python bench/efficiency.py --data DIR    # any dataset in the Lab4 layout (default: the small preset)
 
 On the small synthetic preset, spaces/quick.yaml's dims and 6 epochs at most per trial:
-  (a) ours:   the runner's TPE (PruningOptunaSearch: PRUNED feedback) + ASHA over quick.yaml's space, with
-              quick.yaml's TPE start-up trials and ASHA rungs (what `make search` runs), 12 trials
+  (a) ours:   quick.yaml's own `sampler` block (since issue 12: random within balanced strata; before: TPE
+              with its start-up trials) and ASHA rungs through the runner (PruningOptunaSearch: PRUNED
+              feedback; what `make search` runs), 12 trials
   (b) random: Optuna's RandomSampler over the same space, no early stopping, 6 trials (the grid's 36 epochs)
   (c) grid:   the hand grid of the lab reports: kl_anneal_type in {Cyclical, Monotonic, None}
               x teacher forcing {decaying: tfr 1.0, tfr_sde 0, tfr_d_step 0.1 | none: tfr 0.0},
@@ -91,7 +92,11 @@ def make_space(base: dict[str, Any], mode: dict[str, Any], method: str, seed: in
     space["reeval"] = {"seeds": 0}
     space["trials"]["strata"] = "balanced" if method == "ours" and trials >= 6 else "free"
     if method == "ours":
-        space["sampler"] = {"type": "tpe", "seed": seed, "n_startup_trials": mode["n_startup"]}
+        # quick.yaml's own sampler block (what `make search` runs), with this seed
+        sampler = {**base.get("sampler", {}), "seed": seed}
+        if sampler.get("type", "tpe") == "tpe" and mode["n_startup"] is not None:
+            sampler["n_startup_trials"] = mode["n_startup"]
+        space["sampler"] = sampler
         space["early_terminate"] = dict(mode["asha"])
     else:
         space["sampler"] = {"type": "random", "seed": RANDOM_SAMPLER_SEED_OFFSET + seed}
@@ -227,7 +232,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def notes(report: dict[str, Any], mode: dict[str, Any]) -> list[str]:
     out = [f"space: spaces/quick.yaml (its dims and parameters) with {mode['fixed']}; ours: {mode['trials']} trials, "
-           f"ASHA {mode['asha']}, TPE n_startup_trials {mode['n_startup']}; random: {mode['random_trials']} trials "
+           f"ASHA {mode['asha']}, sampler {mode.get('sampler', 'tpe')} (TPE n_startup_trials {mode['n_startup']}); random: {mode['random_trials']} trials "
            "without stopping; compared at the grid's epochs",
            "grid: teacher forcing 'decaying' = tfr 1.0, tfr_sde 0, tfr_d_step 0.1; 'none' = tfr 0.0 (never "
            "teacher-forced; a fixed tfr 1.0 would validate autoregressively after training only teacher-forced, "
@@ -379,10 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     base = yaml.safe_load(BASE_SPACE.read_text())
     if mode["asha"] is None:
         mode["asha"] = dict(base["early_terminate"])
-    if mode["n_startup"] is None:
+    tpe = base.get("sampler", {}).get("type", "tpe") == "tpe"
+    mode["sampler"] = base.get("sampler", {}).get("type", "tpe")
+    if not tpe:
+        mode["n_startup"] = None  # quick.yaml's sampler has no start-up trials
+    elif mode["n_startup"] is None:
         mode["n_startup"] = int(base.get("sampler", {}).get("n_startup_trials", 10))
     if args.trials:
         mode["trials"] = args.trials
+    if args.trials and tpe:
         # at most half the trials random, whatever the budget (5 of 6 random is no TPE at all)
         mode["n_startup"] = max(1, min(mode["n_startup"], args.trials // 2))
     seeds = list(range(args.seeds if args.seeds is not None else (1 if args.smoke else 3)))
