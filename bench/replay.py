@@ -25,10 +25,11 @@ Arms (each as the project would run it; the searchers are the project's, driven 
   group, constant liar, quick.yaml's n_startup_trials) over the whole space, free strata, no stopping.
 - tpe_asha: tpe + Ray's own ASHAScheduler (quick.yaml's grace period, reduction factor; max_t = 6), stopped
   trials PRUNED in Optuna (search/status.py classify_end via PruningOptunaSearch).
-- ours: what quick.yaml runs today: balanced strata by KL type (PruningOptunaSearch._enqueue_next picks the
+- ours: what quick.yaml ran before this benchmark set its defaults: balanced strata by KL type (PruningOptunaSearch._enqueue_next picks the
   stratum, search.sampler.make_sampler's StratifiedSampler draws the rest from that stratum's own TPE) and
   search.scheduler.ScheduleAwareASHA (per stratum, never before the KL warm-up ends).
-- ours_random: ours with the random sampler in each stratum (what the design adds without TPE).
+- ours_random: ours with the random sampler in each stratum (what the design adds without TPE); the best arm
+  of the first full run, so quick.yaml's, strategies.yaml's and lab.yaml's default since.
 - strata9: ours with KL type x tfr as the strata (strategies.yaml's 9 cells).
 - hyperband: ours with ScheduleAwareASHA brackets 2 (grace period 1: rungs at epochs 1, 3 and 3; quick.yaml's
   grace 2 leaves a second bracket only a rung at max_t).
@@ -110,8 +111,8 @@ ARM_TEXT = {
     "qmc": "Sobol QMC, no stopping",
     "tpe": "TPE (quick.yaml's sampler), no stopping",
     "tpe_asha": "TPE + Ray's ASHA",
-    "ours": "stratified TPE + ScheduleAwareASHA (quick.yaml)",
-    "ours_random": "stratified random + ScheduleAwareASHA",
+    "ours": "stratified TPE + ScheduleAwareASHA (quick.yaml before issue 12)",
+    "ours_random": "stratified random + ScheduleAwareASHA (quick.yaml's default since)",
     "strata9": "KL x tfr strata TPE + ScheduleAwareASHA",
     "hyperband": "stratified TPE + ScheduleAwareASHA, 2 brackets",
 }
