@@ -191,6 +191,18 @@ def _csv_statuses(run_dir: Path) -> list[tuple[str, str, str]]:
         return []
 
 
+def _saved_trial_ids(run_dir: Path) -> set[str]:
+    """Trial ids in Tune's newest saved experiment state ([] while none is readable)."""
+    import json
+
+    states = sorted(run_dir.glob("experiment_state-*.json"))
+    try:
+        data = json.loads(states[-1].read_text()) if states else {"trial_data": []}
+    except (OSError, ValueError):
+        return set()
+    return {json.loads(entry[0])["trial_id"] for entry in data["trial_data"]}
+
+
 def _kill_when(proc: subprocess.Popen, ray_tmp: Path, ready, log: Path, within: float = 300) -> None:
     deadline = time.time() + within
     while time.time() < deadline:
@@ -245,11 +257,14 @@ def test_sigkill_right_after_an_asha_stop_leaves_that_trial_pruned_after_resume(
     proc = _start(["--space", str(space), "--storage-path", str(runs)], ray_tmp, tmp_path / "run.log")
     stopped: set[str] = set()
 
-    def a_trial_was_stopped() -> bool:
-        stopped.update(t for t, s, _ in _csv_statuses(run_dir) if s == "stopped")
+    def a_saved_trial_was_stopped() -> bool:
+        # A trial Tune never saved is re-run under a new id after the resume (search/resume.py):
+        # wait until Tune's newest saved state knows a trial that trials.csv says ASHA stopped.
+        csv_stopped = {t for t, s, _ in _csv_statuses(run_dir) if s == "stopped"}
+        stopped.update(csv_stopped & _saved_trial_ids(run_dir))
         return bool(stopped)
 
-    _kill_when(proc, ray_tmp, a_trial_was_stopped, tmp_path / "run.log")
+    _kill_when(proc, ray_tmp, a_saved_trial_was_stopped, tmp_path / "run.log")
     resumed = _run(["--space", str(space), "--storage-path", str(runs), "--resume"], ray_tmp)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     study = {attrs.get("ray_trial_id"): (state, attrs) for _, state, attrs in _study(run_dir / "optuna.db")}
