@@ -26,6 +26,7 @@ import torch
 
 from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint, save_checkpoint
 from cvae.config import ConfigError, TrainConfig
+from cvae.cuda import restore_cuda_rng, save_cuda_rng, use_deterministic_kernels
 from cvae.data import DataError, LabData, load_lab_data, train_sequences
 from cvae.metrics import psnr_per_frame
 from cvae.model import CVAE
@@ -119,6 +120,8 @@ class Trainer:
         # scheduler's milestones must compare fresh values, not stale ones.
         self.validate_at = frozenset(int(e) for e in validate_at)
         self.device = resolve_device(device or cfg.device)
+        if self.device.type == "cuda":
+            use_deterministic_kernels()  # resume continues identically (cvae/cuda.py)
         self.dtype = resolve_precision(cfg.precision, self.device)
         _check_data(cfg, data)
         seed_everything(cfg.seed)
@@ -254,7 +257,7 @@ class Trainer:
         rng = {"python": _python_state(random.getstate()), "numpy": _numpy_state(np.random.get_state()),
                "torch": torch.get_rng_state(), "shuffle": self.shuffle_gen.get_state()}
         if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+            rng["cuda"] = save_cuda_rng(self.device)  # this device only (cvae/cuda.py)
         val_psnr, per_frame = self._last_val
         return {
             "config": self.cfg.to_dict(), "epoch": self.epoch, "diverged": self.diverged,
@@ -291,7 +294,7 @@ class Trainer:
         torch.set_rng_state(rng["torch"])
         self.shuffle_gen.set_state(rng["shuffle"])
         if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            restore_cuda_rng(rng["cuda"], self.device)
 
 
 def _python_state(state: tuple) -> list:

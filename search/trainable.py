@@ -142,11 +142,29 @@ def asha_epochs(space: SearchSpace, config: dict[str, Any] | None = None) -> lis
     return sorted(epochs)
 
 
-def _trial_device() -> str:
+class TrialDeviceError(RuntimeError):
+    """Ray gave the trial a GPU that torch cannot use: the trial fails instead of
+    silently training on the CPU while holding its GPU share."""
+
+
+def trial_device(gpu_ids: list, cuda_available: bool, torch_cuda_version: str | None) -> str:
     """cuda when Ray gave this trial a GPU (Ray sets CUDA_VISIBLE_DEVICES), else cpu."""
+    if not gpu_ids:
+        return "cpu"
+    if not cuda_available:
+        build = (f"torch {torch.__version__} is built for CUDA {torch_cuda_version}" if torch_cuda_version
+                 else f"torch {torch.__version__} is a CPU-only build")
+        raise TrialDeviceError(
+            f"Ray gave this trial GPU(s) {list(gpu_ids)}, but torch.cuda.is_available() is False ({build}; "
+            "a driver older than that CUDA version, or a CPU-only torch, gives this): install a torch that "
+            "matches the node's driver, or run with --gpus-per-trial 0")
+    return "cuda"
+
+
+def _trial_device() -> str:
     import ray
 
-    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    return trial_device(ray.get_gpu_ids(), torch.cuda.is_available(), torch.version.cuda)
 
 
 def _cpu_share() -> int:

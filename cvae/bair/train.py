@@ -36,6 +36,7 @@ from cvae.bair.model import SVG
 from cvae.bair.step import copy_last_frame_psnr, psnr_frames, rollout, sequence_loss
 from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint, save_checkpoint
 from cvae.config import ConfigError
+from cvae.cuda import restore_cuda_rng, save_cuda_rng, use_deterministic_kernels
 from cvae.data import DataError
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.train import (_autocast, _numpy_state, _numpy_state_back, _python_state, _python_state_back,
@@ -78,6 +79,8 @@ class BairTrainer:
             torch.set_num_threads(cfg.torch_threads)
         self.validate_at = frozenset(int(e) for e in validate_at)
         self.device = resolve_device(device or cfg.device)
+        if self.device.type == "cuda":
+            use_deterministic_kernels()  # resume continues identically (cvae/cuda.py)
         self.dtype = resolve_precision(cfg.precision, self.device)
         check_bair_data(cfg, data)
         seed_everything(cfg.seed)
@@ -165,7 +168,7 @@ class BairTrainer:
         rng = {"python": _python_state(random.getstate()), "numpy": _numpy_state(np.random.get_state()),
                "torch": torch.get_rng_state(), "sample": self.sample_gen.get_state()}
         if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+            rng["cuda"] = save_cuda_rng(self.device)  # this device only (cvae/cuda.py)
         val_psnr, per_frame = self._last_val
         return {"family": "bair-2023", "config": self.cfg.to_dict(), "epoch": self.epoch,
                 "diverged": self.diverged,
@@ -200,7 +203,7 @@ class BairTrainer:
         torch.set_rng_state(rng["torch"])
         self.sample_gen.set_state(rng["sample"])
         if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            restore_cuda_rng(rng["cuda"], self.device)
 
 
 def predict_psnr(model: SVG, frames_u8: torch.Tensor, cond: torch.Tensor, cfg: BairConfig, device: torch.device,

@@ -21,3 +21,17 @@ def test_scalar_metrics_replaces_nan_metric_by_worst_and_keeps_only_plain_values
     assert out[PER_FRAME_KEY] == [30.0, 29.5]
     assert "other_list" not in out and "name" not in out
     assert scalar_metrics({"loss": math.inf}, "loss", "min")["loss"] == math.inf  # worst for minimise
+
+
+def test_a_trial_given_a_gpu_torch_cannot_use_fails_with_the_cause():
+    import pytest
+
+    from search.trainable import TrialDeviceError, trial_device
+
+    assert trial_device([], cuda_available=False, torch_cuda_version=None) == "cpu"
+    assert trial_device(["0"], cuda_available=True, torch_cuda_version="13.0") == "cuda"
+    with pytest.raises(TrialDeviceError) as info:
+        trial_device(["0"], cuda_available=False, torch_cuda_version="13.0")
+    assert "GPU(s) ['0']" in str(info.value) and "built for CUDA 13.0" in str(info.value)
+    with pytest.raises(TrialDeviceError, match="CPU-only build"):
+        trial_device([1], cuda_available=False, torch_cuda_version=None)
