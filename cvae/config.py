@@ -154,8 +154,12 @@ def coerce_field(key: str, value: Any, source: str = "config") -> Any:
         hint = closest_field(key)
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
         raise ConfigError(f"{source}: unknown TrainConfig field '{key}'{suggestion}")
-    kind = _field_type(key)
-    where = f"{source}: {key}"
+    return coerce_value(key, value, _field_type(key), f"{source}: {key}")
+
+def coerce_value(key: str, value: Any, kind: str, where: str) -> Any:
+    """`value` as a field of type `kind` (the dataclass annotation: int, int | None,
+    float, bool, str, list[int]), or ConfigError naming `where` (file: key) and the rule.
+    Shared by every model family's config."""
     if kind == "int | None":
         if value is None:  # YAML null: the default
             return None

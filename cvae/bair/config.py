@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import yaml
 
 from cvae.config import (DEVICES, KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES, OPTIMIZERS, PRECISIONS, TFR_DECAYS,
-                         ConfigError)
+                         ConfigError, coerce_value)
 
 FRAME_SIZE = 64  # the VGG64 encoder needs 64 x 64 frames
 COND_DIM = 7     # action (4) then end-effector position (3), per frame
@@ -153,33 +153,7 @@ def coerce_field(key: str, value: Any, source: str = "config") -> Any:
         hint = closest_field(key)
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
         raise ConfigError(f"{source}: unknown BairConfig field '{key}' (model bair-2023){suggestion}")
-    kind = _field_type(key)
-    where = f"{source}: {key}"
-    if kind == "int | None":
-        if value is None:
-            return None
-        kind = "int"
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} is {value!r}, but must be true or false")
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{where} is {value!r}, but must be an integer")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} is {value!r}, but must be a number")
-        return float(value)
-    if kind == "str":
-        if value is None and key == "kl_anneal_type":
-            return "None"  # YAML reads a bare None as null
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} is {value!r}, but must be a string")
-        return value
-    raise AssertionError(f"unhandled field type {kind} for {key}")
+    return coerce_value(key, value, _field_type(key), f"{source}: {key}")
 
 
 def _require(ok: bool, message: str) -> None:
