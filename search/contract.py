@@ -228,3 +228,32 @@ def drop_trials(path: str | Path, trial_ids: set[str]) -> None:
         with tmp.open("w", newline="") as handle:
             csv.writer(handle).writerows([rows[0], *body])
         os.replace(tmp, path)
+
+
+def rows_by_trial(rows: Iterable[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """trials.csv rows grouped per trial_id, in file order (epochs ascending)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        out.setdefault(row["trial_id"], []).append(row)
+    return out
+
+
+OPTUNA_DB = "optuna.db"
+
+
+def study_trials(db: str | Path) -> list[tuple[int, str, dict[str, str]]]:
+    """(number, state, user attributes as text) of every trial in a run's optuna.db,
+    read with sqlite3 (no Optuna import): the attributes are the contract's `phase`,
+    `stratum`, `status`, `ray_trial_id`, and for re-runs `seed` and `reeval_of`."""
+    import sqlite3
+
+    con = sqlite3.connect(str(db), timeout=10)
+    try:
+        states = con.execute("SELECT trial_id, number, state FROM trials ORDER BY number").fetchall()
+        attrs = con.execute("SELECT trial_id, key, value_json FROM trial_user_attributes").fetchall()
+    finally:
+        con.close()
+    by_id: dict[int, dict[str, str]] = {}
+    for trial_id, key, value in attrs:
+        by_id.setdefault(trial_id, {})[key] = value.strip('"')
+    return [(number, state, by_id.get(trial_id, {})) for trial_id, number, state in states]

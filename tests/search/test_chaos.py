@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.contract import parse_cell, read_trials_csv
+from search.contract import parse_cell, read_trials_csv, rows_by_trial, study_trials
 from search.processes import kill_processes_using
 from search.resume import _newest, _read_experiment_state
 
@@ -74,26 +73,6 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
         return read_trials_csv(run_dir)
     except (OSError, StopIteration, ValueError):
         return []
-
-
-def _by_trial(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
-    out: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        out.setdefault(row["trial_id"], []).append(row)
-    return out
-
-
-def _study(db: Path) -> list[tuple[int, str, dict[str, str]]]:
-    con = sqlite3.connect(db, timeout=10)
-    try:
-        states = con.execute("SELECT trial_id, number, state FROM trials ORDER BY number").fetchall()
-        attrs = con.execute("SELECT trial_id, key, value_json FROM trial_user_attributes").fetchall()
-    finally:
-        con.close()
-    by_id: dict[int, dict[str, str]] = {}
-    for tid, key, value in attrs:
-        by_id.setdefault(tid, {})[key] = value.strip('"')
-    return [(number, state, by_id.get(tid, {})) for tid, number, state in states]
 
 
 def _pgid_members(pgid: int) -> list[int]:
@@ -186,7 +165,7 @@ def test_five_seeded_kills_then_resume_leave_a_consistent_study(tmp_path, tiny_d
         if state is not None:
             saved = {t.trial_id: t.checkpoint_iter for t in _read_experiment_state(state)[1]}
         running = {}
-        for tid, rows in _by_trial(_rows(run_dir)).items():
+        for tid, rows in rows_by_trial(_rows(run_dir)).items():
             if rows[0]["status"] in FINAL:
                 finished_before.setdefault(tid, rows)
             else:
@@ -252,7 +231,7 @@ def test_five_seeded_kills_then_resume_leave_a_consistent_study(tmp_path, tiny_d
     print(f"chaos: {len(moments)} kills, wall {wall:.0f}s;", "; ".join(moments))
 
     rows = _rows(run_dir)
-    trials = _by_trial(rows)
+    trials = rows_by_trial(rows)
     search = {t: r for t, r in trials.items() if r[0]["phase"] == "search"}
     reeval = {t: r for t, r in trials.items() if r[0]["phase"] == "reeval"}
     # exactly num_samples search trials, every run finished
@@ -263,7 +242,7 @@ def test_five_seeded_kills_then_resume_leave_a_consistent_study(tmp_path, tiny_d
     for tid, r in trials.items():
         assert [int(x["epoch"]) for x in r] == list(range(1, len(r) + 1)), (tid, [x["epoch"] for x in r])
     # the study: num_samples search trials, REEVAL_SEEDS re-runs per stratum, nothing RUNNING
-    study = _study(run_dir / "optuna.db")
+    study = study_trials(run_dir / "optuna.db")
     assert Counter(a.get("phase") for _, _, a in study) == {"search": NUM_SAMPLES, "reeval": 2 * REEVAL_SEEDS}, study
     assert all(state in ("COMPLETE", "PRUNED") for _, state, _ in study), study
     assert {a.get("ray_trial_id") for _, _, a in study} == set(trials)

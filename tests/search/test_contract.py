@@ -71,3 +71,20 @@ def test_summary_json_has_the_contract_fields(tmp_path) -> None:
     summary = json.loads((tmp_path / contract.SUMMARY_JSON).read_text())
     assert tuple(summary) == contract.SUMMARY_FIELDS
     assert [k if k != "val_psnr" else "<metric>" for k in summary["best"]] == list(contract.BEST_FIELDS)
+
+
+def test_study_trials_and_rows_by_trial_read_a_runs_files(tmp_path):
+    import optuna
+
+    from search.contract import rows_by_trial, study_trials
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("phase", "reeval")
+    trial.set_user_attr("seed", 1001)
+    study.tell(trial, 1.0)
+    study.ask()
+    assert study_trials(tmp_path / "optuna.db") == [(0, "COMPLETE", {"phase": "reeval", "seed": "1001"}),
+                                                   (1, "RUNNING", {})]
+    rows = [{"trial_id": "a", "epoch": "1"}, {"trial_id": "b", "epoch": "1"}, {"trial_id": "a", "epoch": "2"}]
+    assert rows_by_trial(rows) == {"a": [rows[0], rows[2]], "b": [rows[1]]}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from cvae.schedules import kl_beta
+from search.contract import rows_by_trial, study_trials
 from search.processes import kill_driver_and_ray
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,26 +59,6 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
     return read_trials_csv(run_dir)
 
 
-def _trials(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
-    out: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        out.setdefault(row["trial_id"], []).append(row)
-    return out
-
-
-def _study(db: Path) -> list[tuple[int, str, dict[str, str]]]:
-    con = sqlite3.connect(db, timeout=10)
-    try:
-        states = con.execute("SELECT trial_id, number, state FROM trials ORDER BY number").fetchall()
-        attrs = con.execute("SELECT trial_id, key, value_json FROM trial_user_attributes").fetchall()
-    finally:
-        con.close()
-    by_id: dict[int, dict[str, str]] = {}
-    for tid, key, value in attrs:
-        by_id.setdefault(tid, {})[key] = value.strip('"')
-    return [(number, state, by_id.get(tid, {})) for tid, number, state in states]
-
-
 def _run(args: list[str], ray_tmp: Path, timeout: float = 400) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(ROOT / "run_search.py"), "--no-report", *args], cwd=ROOT, env=env,
@@ -110,7 +90,7 @@ def test_conditional_pair_balanced_schedule_aware_stops_and_reeval_rows(tmp_path
     proc = _run(["--space", str(space), "--storage-path", str(tmp_path / "runs")], ray_tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = tmp_path / "runs" / "pair"
-    trials = _trials(_rows(run_dir))
+    trials = rows_by_trial(_rows(run_dir))
     search = {tid: rows for tid, rows in trials.items() if rows[0]["phase"] == "search"}
     reeval = {tid: rows for tid, rows in trials.items() if rows[0]["phase"] == "reeval"}
     counts = Counter(rows[0]["stratum"] for rows in search.values())
@@ -144,7 +124,7 @@ def test_conditional_pair_balanced_schedule_aware_stops_and_reeval_rows(tmp_path
     best = yaml.safe_load((run_dir / "best.yaml").read_text())
     assert (best["torch_threads"], best["device"], best["precision"]) == (1, "cpu", "fp32")
     # optuna.db says what each trial is (optuna-dashboard shows these user attributes)
-    study = _study(run_dir / "optuna.db")
+    study = study_trials(run_dir / "optuna.db")
     assert Counter(attrs["phase"] for _, _, attrs in study) == {"search": 8, "reeval": 8}
     assert all(state in ("COMPLETE", "PRUNED") for _, state, _ in study)
 
@@ -158,7 +138,7 @@ def test_three_values_nine_trials_three_each_and_grid_runs_the_product(tmp_path,
 """)
     proc = _run(["--space", str(three), "--storage-path", str(tmp_path / "runs")], ray_tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    trials = _trials(_rows(tmp_path / "runs" / "three"))
+    trials = rows_by_trial(_rows(tmp_path / "runs" / "three"))
     assert Counter(rows[0]["kl_anneal_type"] for rows in trials.values()) == {"Cyclical": 3, "Monotonic": 3, "None": 3}
 
     grid = _space(tmp_path / "grid.yaml", tiny_data, tiny_fixed, name="grid", num_samples=None, reeval=0,
@@ -168,7 +148,7 @@ def test_three_values_nine_trials_three_each_and_grid_runs_the_product(tmp_path,
 """)
     proc = _run(["--space", str(grid), "--storage-path", str(tmp_path / "runs")], ray_tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    trials = _trials(_rows(tmp_path / "runs" / "grid"))
+    trials = rows_by_trial(_rows(tmp_path / "runs" / "grid"))
     combos = Counter((rows[0]["kl_anneal_type"], float(rows[0]["tfr"])) for rows in trials.values())
     assert combos == {(k, t): 1 for k in ("Cyclical", "Monotonic", "None") for t in (1.0, 0.0)}
 
@@ -229,7 +209,7 @@ def test_sigkill_during_reeval_then_resume_reruns_each_best_exactly_once(tmp_pat
     _kill_when(proc, ray_tmp, lambda: any(p == "reeval" for _, _, p in _csv_statuses(run_dir)), tmp_path / "run.log")
     resumed = _run(["--space", str(space), "--storage-path", str(runs), "--resume"], ray_tmp)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    trials = _trials(_rows(run_dir))
+    trials = rows_by_trial(_rows(run_dir))
     reeval = [rows for rows in trials.values() if rows[0]["phase"] == "reeval"]
     per_stratum = Counter(rows[0]["stratum"] for rows in reeval)
     assert per_stratum == {"Cyclical": 2, "Monotonic": 2, "None": 2}, per_stratum
@@ -239,7 +219,7 @@ def test_sigkill_during_reeval_then_resume_reruns_each_best_exactly_once(tmp_pat
     for rows in trials.values():  # one row per epoch, every run finished
         assert [int(r["epoch"]) for r in rows] == sorted({int(r["epoch"]) for r in rows})
         assert rows[0]["status"] in ("completed", "stopped")
-    study = _study(run_dir / "optuna.db")
+    study = study_trials(run_dir / "optuna.db")
     assert Counter(attrs.get("phase") for _, _, attrs in study) == {"search": 6, "reeval": 6}
     assert all(state in ("COMPLETE", "PRUNED") for _, state, _ in study), study
 
@@ -267,7 +247,7 @@ def test_sigkill_right_after_an_asha_stop_leaves_that_trial_pruned_after_resume(
     _kill_when(proc, ray_tmp, a_saved_trial_was_stopped, tmp_path / "run.log")
     resumed = _run(["--space", str(space), "--storage-path", str(runs), "--resume"], ray_tmp)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    study = {attrs.get("ray_trial_id"): (state, attrs) for _, state, attrs in _study(run_dir / "optuna.db")}
+    study = {attrs.get("ray_trial_id"): (state, attrs) for _, state, attrs in study_trials(run_dir / "optuna.db")}
     for trial_id in stopped:
         state, attrs = study[trial_id]
         assert state == "PRUNED" and attrs["status"] == "stopped", (trial_id, state, attrs)
