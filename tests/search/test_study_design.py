@@ -258,3 +258,15 @@ def test_resume_closes_a_trial_tune_finished_after_an_asha_stop_as_pruned(tmp_pa
     closed = study.trials[0]
     assert closed.state == optuna.trial.TrialState.PRUNED  # not COMPLETE with a 2-of-4-epoch value
     assert closed.user_attrs["status"] == "stopped" and closed.intermediate_values == {1: 20.0, 2: 21.5}
+
+
+def test_qmc_sampler_really_samples_within_strata(tmp_path):
+    """sampler: qmc draws (Optuna's QMCSampler needs scipy at the first draw, not at construction)."""
+    searcher = _searcher(tmp_path, space_file(tmp_path, lambda d: d.update(
+        reeval={"seeds": 0}, sampler={"type": "qmc", "seed": 0}, trials={"num_samples": 6})))
+    configs = []
+    for i in range(6):
+        configs.append(searcher.suggest(f"t{i}"))
+        _finish(searcher, f"t{i}", 20.0 + i, epochs=4)
+    assert Counter(c["stratum"] for c in configs) == {"Cyclical": 2, "Monotonic": 2, "None": 2}
+    assert all(1e-4 <= c["lr"] <= 1e-2 for c in configs) and len({c["lr"] for c in configs}) == 6
