@@ -321,7 +321,12 @@ def build_tuner(plan: SearchPlan, data: Any, console=None):
                                            storage_url=f"sqlite:///{plan.run_dir / 'optuna.db'}",
                                            force=plan.force_resume)
         if resume_plan.changed:
-            print(f"resume: reconciled {plan.run_dir}: {resume_plan}", flush=True)
+            # On the console, not in ray.log: what resume changed is the user's to see.
+            line = f"resume: reconciled {plan.run_dir}: {resume_plan}"
+            if console is not None:
+                console.say(line)
+            else:
+                print(line, flush=True)
         tuner = tune.Tuner.restore(str(plan.run_dir), trainable=trainable,
                                    resume_unfinished=True, resume_errored=True)
         _fresh_callbacks(tuner, plan, data, console)
