@@ -343,6 +343,28 @@ def fit(cfg: TrainConfig, data: LabData, on_epoch: Callable[[dict, Trainer], Non
     return trainer
 
 
+def epoch_writer(out: Path | None, format_metrics: Callable[[dict[str, Any]], str]
+                 ) -> Callable[[dict[str, Any], Any], None]:
+    """The CLI's on_epoch (every family's): print the epoch; with `out`, append
+    metrics.jsonl and save last.pt, and best.pt when the validated val_psnr improves."""
+    best = -math.inf
+
+    def on_epoch(metrics: dict[str, Any], trainer: Any) -> None:
+        nonlocal best
+        print(format_metrics(metrics), flush=True)
+        if out is None:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        trainer.save_checkpoint(out / "last.pt")
+        if metrics["validated"] and metrics["val_psnr"] > best:
+            best = metrics["val_psnr"]
+            trainer.save_checkpoint(out / "best.pt")
+
+    return on_epoch
+
+
 def _format_metrics(m: dict[str, Any]) -> str:
     val = f"val_psnr {m['val_psnr']:.3f}" + ("" if m["validated"] else " (not validated)")
     return (f"epoch {m['epoch']:4d}  {val}  loss {m['train_loss']:.5g}  mse {m['train_mse']:.5g}  "
@@ -427,22 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flags.add("--threads")
         print(_settings_line(cfg, resolve_device(cfg.device), flags), flush=True)
         data = load_lab_data(args.data, cfg.frame_H, cfg.frame_W)
-        out = Path(args.out) if args.out else None
-        best = -math.inf
-
-        def on_epoch(metrics: dict[str, Any], trainer: Trainer) -> None:
-            nonlocal best
-            print(_format_metrics(metrics), flush=True)
-            if out is None:
-                return
-            out.mkdir(parents=True, exist_ok=True)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-            trainer.save_checkpoint(out / "last.pt")
-            if metrics["validated"] and metrics["val_psnr"] > best:
-                best = metrics["val_psnr"]
-                trainer.save_checkpoint(out / "best.pt")
-
+        on_epoch = epoch_writer(Path(args.out) if args.out else None, _format_metrics)
         trainer = fit(cfg, data, on_epoch=on_epoch, resume_from=args.resume)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

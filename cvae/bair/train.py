@@ -19,7 +19,6 @@ loop overwrites the sum): a bug not copied here.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import sys
@@ -40,7 +39,7 @@ from cvae.cuda import restore_cuda_rng, save_cuda_rng, use_deterministic_kernels
 from cvae.data import DataError
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.train import (_autocast, _numpy_state, _numpy_state_back, _python_state, _python_state_back,
-                        build_optimizer, resolve_device, resolve_precision, seed_everything)
+                        build_optimizer, epoch_writer, resolve_device, resolve_precision, seed_everything)
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
@@ -283,22 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"precision {cfg.precision}", flush=True)
         data = load_bair_data(args.data, cfg.seq_len)
         print(f"copy-last-frame baseline (validate): {copy_last_frame_baseline(cfg, data):.3f} dB", flush=True)
-        out = Path(args.out) if args.out else None
-        best = -math.inf
-
-        def on_epoch(metrics: dict[str, Any], trainer: BairTrainer) -> None:
-            nonlocal best
-            print(_format_metrics(metrics), flush=True)
-            if out is None:
-                return
-            out.mkdir(parents=True, exist_ok=True)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-            trainer.save_checkpoint(out / "last.pt")
-            if metrics["validated"] and metrics["val_psnr"] > best:
-                best = metrics["val_psnr"]
-                trainer.save_checkpoint(out / "best.pt")
-
+        on_epoch = epoch_writer(Path(args.out) if args.out else None, _format_metrics)
         trainer = fit(cfg, data, on_epoch=on_epoch, resume_from=args.resume)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
