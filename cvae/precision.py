@@ -13,6 +13,13 @@ table, a pure function so a test can inject any machine:
 | cpu    | Arm bf16 (neon/SVE bf16)                            | fp32  | not measured: fp32 until a machine shows bf16 faster |
 | cpu    | none of these (AVX2: bf16 emulated, ~5x slower)     | fp32  | 5x slower step (EPYC, AVX2)      |
 
+Generation (validation, `cvae.predict`) runs in fp32 whatever the training
+precision (`GENERATION_DTYPE`): the autoregressive loop feeds each predicted
+frame back in, 630 times at lab length, and bf16's step of 2^-8 near 1 would
+drift val_psnr and submission.csv away from the template's fp32 numbers.
+Batch-1 generation is launch-bound on a GPU, so fp32 costs it little
+(bench/gpu.py measures both).
+
 fp16 is never picked by `auto`: it needs loss scaling (the trainer applies it
 for `precision: fp16`) and its narrow range can overflow; on a GPU without
 native bf16 (T4, V100) set `precision: fp16` by hand to use its tensor cores.
@@ -27,6 +34,7 @@ import torch
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+GENERATION_DTYPE = torch.float32  # validation and prediction (see the module doc)
 
 # CPUs with avx512_bf16 but no AMX: on a 2-core AMD EPYC with avx512_bf16 (1 thread,
 # demo dims, bench/results/train_step.avx512bf16.demo.json) the bf16 matmul peak is

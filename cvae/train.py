@@ -30,7 +30,7 @@ from cvae.cuda import restore_cuda_rng, save_cuda_rng, use_deterministic_kernels
 from cvae.data import DataError, LabData, load_lab_data, train_sequences
 from cvae.metrics import psnr_per_frame
 from cvae.model import CVAE
-from cvae.precision import DTYPE_NAMES, resolve_precision
+from cvae.precision import DTYPE_NAMES, GENERATION_DTYPE, resolve_precision
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.step import decode_chunk_frames, generate, sequence_loss
 
@@ -87,21 +87,44 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    wd = cfg.weight_decay
-    if cfg.optimizer == "Adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
-    if cfg.optimizer == "AdamW":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
-    if cfg.optimizer == "Adamax":
-        return torch.optim.Adamax(params, lr=cfg.lr, weight_decay=wd)
-    if cfg.optimizer == "SGD":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
-    if cfg.optimizer == "ASGD":
-        return torch.optim.ASGD(params, lr=cfg.lr, weight_decay=wd)
-    if cfg.optimizer == "RMSprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
-    raise ConfigError(f"optimizer is {cfg.optimizer!r}, but must be one of Adam, AdamW, Adamax, SGD, ASGD, RMSprop")
+def optimizer_device_options(optimizer: str, device_type: str) -> dict[str, Any]:
+    """Keyword arguments an optimizer gets on `device_type` beyond lr and weight decay.
+
+    On CUDA: ASGD's default (capturable=False) reads its step counters on the
+    host, one sync per parameter tensor per step (~200 here); capturable keeps
+    them on the device. Adam and AdamW use the fused kernel (one launch for all
+    parameters instead of a foreach chain). CPUs keep torch's defaults, with
+    which every CPU figure in docs/benchmarks.md was measured.
+    """
+    if device_type != "cuda":
+        return {}
+    if optimizer == "ASGD":
+        return {"capturable": True}
+    if optimizer in ("Adam", "AdamW"):
+        return {"fused": True}
+    return {}
+
+
+def build_optimizer(cfg: TrainConfig, params, device_type: str = "cpu", **extra: Any) -> torch.optim.Optimizer:
+    """The configured optimizer; `extra` (e.g. Adam's betas) goes to its constructor."""
+    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay,
+              **optimizer_device_options(cfg.optimizer, device_type), **extra}
+    if cfg.optimizer in ("SGD", "RMSprop"):
+        kwargs["momentum"] = cfg.momentum
+    optimizers = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "Adamax": torch.optim.Adamax,
+                  "SGD": torch.optim.SGD, "ASGD": torch.optim.ASGD, "RMSprop": torch.optim.RMSprop}
+    if cfg.optimizer not in optimizers:
+        raise ConfigError(f"optimizer is {cfg.optimizer!r}, but must be one of {', '.join(optimizers)}")
+    return optimizers[cfg.optimizer](params, **kwargs)
+
+
+def limit_compile_threads(threads: int) -> None:
+    """Inductor compiles with a pool of min(32, cores) workers whatever the process's CPU
+    share; several trials compiling at once would oversubscribe the node. Use the
+    trial's share (its torch threads). Must run before the first compiled call."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.compile_threads = max(1, int(threads))
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +152,7 @@ class Trainer:
         self.model = CVAE.from_config(cfg).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = build_optimizer(cfg, self.model.parameters())
+        self.optimizer = build_optimizer(cfg, self.model.parameters(), self.device.type)
         self.decode_chunk = decode_chunk_frames(self.device, cfg.D_out_dim, cfg.frame_H, cfg.frame_W,
                                                 element_bytes=torch.finfo(self.dtype).bits // 8)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
@@ -137,6 +160,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed)
         if cfg.compile:
+            limit_compile_threads(cfg.torch_threads or torch.get_num_threads())
             for module in self.model.children():
                 module.compile()  # in place: state_dict keys stay as they are
         self.epoch = 0
@@ -242,7 +266,8 @@ class Trainer:
         target = self.val_target.to(self.device)                              # uint8 (T, 3, H, W)
         labels = _to_float(self._val_labels.to(self.device)).unsqueeze(0)    # (1, T, 3, H, W)
         noise_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
-        with torch.inference_mode(), _autocast(self.device, self.dtype):
+        # in fp32 whatever the training precision (cvae.precision.GENERATION_DTYPE)
+        with torch.inference_mode(), _autocast(self.device, GENERATION_DTYPE):
             pred = generate(self.model, _to_float(target[:1]), labels, generator=noise_gen,
                             channels_last=self.cfg.channels_last)[0].float()  # (T, 3, H, W)
         # PSNR on the raw float prediction, as the template computes it.

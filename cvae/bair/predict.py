@@ -31,7 +31,7 @@ from cvae.bair.train import predict_psnr
 from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint
 from cvae.config import ConfigError
 from cvae.data import DataError
-from cvae.train import resolve_device, resolve_precision
+from cvae.train import resolve_device
 
 GIF_FRAME_MS = 200
 
@@ -58,9 +58,8 @@ def predict(checkpoint: str | Path, data: str | Path, out: str | Path, device: s
     dev = resolve_device(device)
     model, cfg = load_model(checkpoint, dev)
     cfg = cfg.replace(seed=seed)
-    dtype = resolve_precision(cfg.precision, dev)
     frames, cond, folders = load_bair_split(data, "test", cfg.seq_len)
-    psnr, predictions = predict_psnr(model, frames, cond, cfg, dev, dtype, keep_all=True)  # (S, n_future)
+    psnr, predictions = predict_psnr(model, frames, cond, cfg, dev, keep_all=True)  # (S, n_future)
     baseline = copy_last_frame_psnr(frames.float() / 255, cfg.n_past)                     # (S, n_future)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint,
 from cvae.config import ConfigError
 from cvae.cuda import restore_cuda_rng, save_cuda_rng, use_deterministic_kernels
 from cvae.data import DataError
+from cvae.precision import GENERATION_DTYPE
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.train import (_autocast, _numpy_state, _numpy_state_back, _python_state, _python_state_back,
                         build_optimizer, epoch_writer, resolve_device, resolve_precision, seed_everything)
@@ -46,10 +47,10 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div(255.0)
 
 
-def build_bair_optimizer(cfg: BairConfig, params) -> torch.optim.Optimizer:
+def build_bair_optimizer(cfg: BairConfig, params, device_type: str = "cpu") -> torch.optim.Optimizer:
     if cfg.optimizer == "Adam":  # the template: betas (beta1, 0.999)
-        return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, 0.999), weight_decay=cfg.weight_decay)
-    return build_optimizer(cfg, params)  # type: ignore[arg-type]  (same field names)
+        return build_optimizer(cfg, params, device_type, betas=(cfg.beta1, 0.999))  # type: ignore[arg-type]
+    return build_optimizer(cfg, params, device_type)  # type: ignore[arg-type]  (same field names)
 
 
 def check_bair_data(cfg: BairConfig, data: BairData) -> None:
@@ -85,7 +86,7 @@ class BairTrainer:
         seed_everything(cfg.seed)
         self.data = data
         self.model = SVG.from_config(cfg).to(self.device)
-        self.optimizer = build_bair_optimizer(cfg, self.model.parameters())
+        self.optimizer = build_bair_optimizer(cfg, self.model.parameters(), self.device.type)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.sample_gen = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
@@ -156,7 +157,7 @@ class BairTrainer:
     def validate(self) -> tuple[float, list[float]]:
         """Mean PSNR over the n_future predicted frames of every validate sequence, and per frame."""
         psnr = predict_psnr(self.model, self.data.val_frames, self.data.val_cond, self.cfg, self.device,
-                            self.dtype, keep_first=True)
+                            keep_first=True)
         per_frame_t, first = psnr
         per_frame = per_frame_t.mean(dim=0).tolist()                          # (n_future,)
         self.last_prediction = first
@@ -206,7 +207,7 @@ class BairTrainer:
 
 
 def predict_psnr(model: SVG, frames_u8: torch.Tensor, cond: torch.Tensor, cfg: BairConfig, device: torch.device,
-                 dtype: torch.dtype, keep_first: bool = False, keep_all: bool = False):
+                 keep_first: bool = False, keep_all: bool = False):
     """Roll out every sequence (batches of cfg.val_batch_size, z from a generator seeded with cfg.seed).
 
     Returns (psnr (S, n_future), extra): extra is the first sequence's frames uint8 (T, 3, 64, 64)
@@ -216,7 +217,8 @@ def predict_psnr(model: SVG, frames_u8: torch.Tensor, cond: torch.Tensor, cfg: B
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     T = cfg.seq_len
     rows, kept = [], []
-    with torch.inference_mode(), _autocast(device, dtype):
+    # in fp32 whatever the training precision (cvae.precision.GENERATION_DTYPE)
+    with torch.inference_mode(), _autocast(device, GENERATION_DTYPE):
         for start in range(0, frames_u8.shape[0], cfg.val_batch_size):
             x = _to_float(frames_u8[start:start + cfg.val_batch_size, :T].to(device))
             c = cond[start:start + cfg.val_batch_size, :T].float().to(device)

@@ -29,3 +29,65 @@ def test_deterministic_kernels_turn_off_autotuning_and_tf32():
     finally:
         (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
          torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) = flags
+
+
+# --- items 5-7: what the trainer does differently on CUDA, checked without a GPU ---------
+from cvae.data import LabData  # noqa: E402
+from cvae.precision import GENERATION_DTYPE  # noqa: E402
+from cvae.step import generate  # noqa: E402
+from cvae.train import TrainConfig, Trainer, build_optimizer, optimizer_device_options  # noqa: E402
+
+TINY = dict(F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, frame_H=8, frame_W=8, train_vi_len=4, val_vi_len=5,
+            batch_size=2, num_epoch=1, channels_last=False, seed=3)
+
+
+def _random_data(seed: int = 0) -> LabData:
+    g = torch.Generator().manual_seed(seed)
+    make = lambda n: torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)  # noqa: E731
+    return LabData(make(12), make(12), make(6), make(6))
+
+
+def test_cuda_optimizers_avoid_host_syncs_and_cpus_keep_defaults():
+    assert optimizer_device_options("ASGD", "cuda") == {"capturable": True}
+    assert optimizer_device_options("Adam", "cuda") == {"fused": True}
+    assert optimizer_device_options("AdamW", "cuda") == {"fused": True}
+    assert optimizer_device_options("SGD", "cuda") == {}
+    for name in ("ASGD", "Adam", "AdamW", "Adamax", "SGD", "RMSprop"):
+        assert optimizer_device_options(name, "cpu") == {}
+    # the options reach the constructor (built here on CPU parameters; the step runs in the CUDA tests)
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    asgd = build_optimizer(TrainConfig(**TINY, optimizer="ASGD"), params, "cuda")
+    assert asgd.defaults["capturable"] is True
+    adam = build_optimizer(TrainConfig(**TINY, optimizer="Adam"), params, "cuda")
+    assert adam.defaults["fused"] is True
+    assert not build_optimizer(TrainConfig(**TINY, optimizer="Adam"), params, "cpu").defaults["fused"]
+
+
+def test_compiling_trainer_limits_inductor_to_its_thread_share():
+    import torch._inductor.config as inductor_config
+
+    before, threads = inductor_config.compile_threads, torch.get_num_threads()
+    try:
+        inductor_config.compile_threads = 32
+        Trainer(TrainConfig(**TINY, precision="fp32", compile=True, torch_threads=1), _random_data())
+        assert inductor_config.compile_threads == 1  # set at construction, before any compile
+    finally:
+        inductor_config.compile_threads = before
+        torch.set_num_threads(threads)
+
+
+def test_validation_generates_in_fp32_when_training_in_bf16():
+    assert GENERATION_DTYPE == torch.float32
+    trainer = Trainer(TrainConfig(**TINY, precision="bf16"), _random_data())
+    trainer.run_epoch()
+    psnr, _ = trainer.validate()
+    # the same generation by hand in fp32, from the same weights and noise
+    model = trainer.model.eval()
+    target = trainer.val_target.float() / 255
+    labels = trainer._val_labels.float().div(255).unsqueeze(0)
+    with torch.inference_mode():
+        pred = generate(model, target[:1], labels, generator=torch.Generator().manual_seed(TINY["seed"]))[0]
+    assert torch.equal((pred.clamp(0, 1) * 255).round().to(torch.uint8)[1:], trainer.last_prediction[1:])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        pred16 = generate(model, target[:1], labels, generator=torch.Generator().manual_seed(TINY["seed"]))[0]
+    assert not torch.equal(pred16.float(), pred.float())  # bf16 would have given other numbers
