@@ -41,8 +41,10 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
 
 from bench.common import (command_line, cpu_bf16_native, machine_info, median, progress,  # noqa: E402
                           time_once, versions, write_json)
+from cvae.cuda import use_deterministic_kernels  # noqa: E402
 from cvae.model import CVAE  # noqa: E402
 from cvae.step import decode_chunk_frames, generate, sequence_loss, sequence_loss_reference  # noqa: E402
+from cvae.train import optimizer_device_options  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Variant:
     dtype: torch.dtype
     compile: bool = False
     chunked: bool = False  # teacher-forced decode in cache-sized chunks on CPU (what the trainer does)
+    compile_mode: str | None = None  # torch.compile's mode (None: default; "reduce-overhead": CUDA graphs)
 
 
 LAB = Dims("lab", 128, 32, 12, 192, 32, 64, 2, 16, 630)
@@ -91,11 +94,11 @@ def demo_dims(space: Path = ROOT / "spaces" / "quick.yaml") -> Dims:
                 values["val_vi_len"])
 
 
-def variants(with_compile: bool) -> list[Variant]:
-    # Compile on top of the precision the trainer picks here (cvae.precision's rule).
+def variants(with_compile: bool, device: torch.device = torch.device("cpu")) -> list[Variant]:
+    # Compile on top of the precision the trainer picks on the benchmarked device (cvae.precision's rule).
     from cvae.train import resolve_precision
 
-    compile_dtype = resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    compile_dtype = resolve_precision("auto", device)
     out = [
         Variant("naive", True, False, torch.float32),
         Variant("perframe_cl", True, True, torch.float32),
@@ -129,9 +132,11 @@ class StepRunner:
             self.model = self.model.to(memory_format=torch.channels_last)
         if variant.compile:
             for module in self.model.children():
-                module.compile()
+                module.compile(mode=variant.compile_mode)
         self.model.train()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        # The template's plain Adam for its loop; the trainer's (fused on CUDA) for the batched steps.
+        options = {} if variant.reference else optimizer_device_options("Adam", device.type)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4, **options)
         # The per-frame loop gets NCHW frames as the template does; with a channels_last
         # model its convs still run (and return) channels_last.
         self.frames, self.labels, self.eps = batch
@@ -185,12 +190,28 @@ def count_step_flops(dims: Dims, reference: bool, teacher_forcing: bool) -> int:
 
 # --- the machine's limit -----------------------------------------------------
 
-def matmul_peak(dtype: torch.dtype, n: int, reps: int, device: torch.device) -> dict[str, Any]:
+def matmul_peak(dtype: torch.dtype, n: int, reps: int, device: torch.device, back_to_back: int = 1
+                ) -> dict[str, Any]:
+    """FLOP/s of `back_to_back` n^3 products queued together, median over `reps` timings.
+
+    On a GPU one product is too short to time alone (an 8192^3 bf16 product takes
+    ~1.4 ms on an H100, a 2048^3 one about the launch overhead): queue several
+    and time them as one. fp32 runs with whatever TF32 setting is in force; the
+    benchmarks set the trainer's (cvae.cuda: TF32 off) before measuring, so the
+    peak and the steps' convs compute alike.
+    """
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    time_once(lambda: a @ b, device)  # warm-up
-    times = [time_once(lambda: a @ b, device) for _ in range(reps)]
-    return {"n": n, "times_s": times, "median_s": median(times), "flops_per_s": 2 * n ** 3 / median(times)}
+
+    def products() -> None:
+        for _ in range(back_to_back):
+            a @ b
+
+    time_once(products, device)  # warm-up (cuBLAS handle, heuristics)
+    times = [time_once(products, device) / back_to_back for _ in range(reps)]
+    return {"n": n, "back_to_back": back_to_back, "times_s": times, "median_s": median(times),
+            "flops_per_s": 2 * n ** 3 / median(times),
+            "tf32": bool(dtype == torch.float32 and device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32)}
 
 
 # --- validation ---------------------------------------------------------------
@@ -411,28 +432,33 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --device cuda given, but torch sees no CUDA device", file=sys.stderr)
         return 2
     torch.set_num_threads(1 if args.smoke else args.threads)
+    if device.type == "cuda":
+        use_deterministic_kernels()  # the trainer's kernels: no TF32, no autotuning (cvae/cuda.py)
     if args.smoke:
         dims_list, min_reps, max_reps, budget = [SMOKE], 1, 1, 0.0
     else:
         dims_list = [d for d in (LAB, demo_dims()) if args.only in (None, d.name)]
         min_reps, max_reps, budget = args.min_reps, args.max_reps, args.lab_budget_s
-    variant_list = variants(with_compile=args.compile)
+    variant_list = variants(with_compile=args.compile, device=device)
     if args.variants:
         wanted = {"naive", *args.variants.split(",")}
-        unknown = wanted - {v.name for v in variants(with_compile=True)}
+        unknown = wanted - {v.name for v in variants(with_compile=True, device=device)}
         if unknown:
             print(f"error: --variants: unknown variant(s) {sorted(unknown)}", file=sys.stderr)
             return 2
-        variant_list = [v for v in variants(with_compile=True) if v.name in wanted]
+        variant_list = [v for v in variants(with_compile=True, device=device) if v.name in wanted]
 
     progress(f"matmul peak on {device.type}")
-    n32 = 256 if args.smoke else 2048
+    n32 = 256 if args.smoke else (8192 if device.type == "cuda" else 2048)
     # Emulated bf16 (no avx512_bf16/AMX) runs near 0.3 GFLOP/s: a 2048^3 product would take a minute.
     n16 = n32 if (device.type == "cuda" or cpu_bf16_native()) else min(n32, 256 if args.smoke else 512)
+    back_to_back = 10 if device.type == "cuda" else 1
+
     def peaks_at(threads: int) -> dict[str, Any]:
         torch.set_num_threads(threads)
-        return {"threads": threads, "fp32": matmul_peak(torch.float32, n32, 1 if args.smoke else 5, device),
-                "bf16": matmul_peak(torch.bfloat16, n16, 1 if args.smoke else 3, device)}
+        return {"threads": threads,
+                "fp32": matmul_peak(torch.float32, n32, 1 if args.smoke else 5, device, back_to_back),
+                "bf16": matmul_peak(torch.bfloat16, n16, 1 if args.smoke else 3, device, back_to_back)}
 
     threads = {d.name: (1 if args.smoke else dims_threads(d, args)) for d in dims_list}
     peaks_by_threads = {n: peaks_at(n) for n in sorted(set(threads.values()), reverse=True)}
