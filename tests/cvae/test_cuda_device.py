@@ -16,6 +16,7 @@ from cvae.bair.config import BairConfig
 from cvae.bair.data import BairData
 from cvae.bair.train import BairTrainer
 from cvae.bair.train import fit as bair_fit
+from cvae.checkpoint import save_checkpoint
 from cvae.data import LabData
 from cvae.precision import bf16_support, choose_precision, resolve_precision
 from cvae.train import TrainConfig, Trainer, fit
@@ -95,7 +96,7 @@ def test_checkpoint_holds_the_own_device_state_and_old_lists_resume(tmp_path: Pa
     assert isinstance(state["rng"]["cuda"], torch.Tensor)  # one device's state, not a list per visible GPU
     # a checkpoint from a process that saw 2 GPUs: get_rng_state_all() gave a list of 2
     state["rng"]["cuda"] = [state["rng"]["cuda"], state["rng"]["cuda"].clone()]
-    torch.save(state, tmp_path / "old.pt")
+    save_checkpoint(tmp_path / "old.pt", state)
     resumed = Trainer(cfg.replace(num_epoch=2), random_lab_data())
     resumed.load_checkpoint(tmp_path / "old.pt")
     assert resumed.epoch == 1 and math.isfinite(resumed.run_epoch()["train_loss"])
