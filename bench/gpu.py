@@ -23,8 +23,9 @@ Sections, in order (cheap and essential first, compiling last):
                 Ray sets it): aggregate frames/s, per-process slowdown, GPU memory per process
   compile       torch.compile of the trainer's step, default mode and "reduce-overhead" (CUDA
                 graphs); compile time apart from the step time
-Writes DIR/gpu.json (and bench/results/gpu.json unless --smoke; nothing else under DIR: the
-sections' parts and generated data live in a temporary folder) and prints the tables last.
+Writes DIR/gpu.json and, unless --smoke, bench/results/gpu.json (gpu.<sections>.json for a
+subset). Nothing else goes under DIR: the sections' parts and generated data live in a
+temporary folder. Prints the tables last.
 """
 from __future__ import annotations
 
@@ -549,7 +550,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         print(f"error: --sections: unknown {unknown}; known: {list(SECTIONS)}", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="cvae-gpu-bench-"))  # parts, generated data: not under --out
-    report: dict[str, Any] = {"benchmark": "gpu", "smoke": args.smoke, "command": " ".join(sys.argv),
+    report: dict[str, Any] = {"benchmark": "gpu", "smoke": args.smoke, "command": " ".join(sys.argv), "sections": wanted,
                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     budget_end = time.time() + args.budget_s
     for section in wanted:
@@ -581,13 +582,19 @@ def orchestrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def results_name(sections: list[str]) -> str:
+    """bench/results/gpu.json for a whole run; a subset (e.g. the sections an earlier lease
+    did not reach) gets its own file, so it never overwrites the headline figures."""
+    return "gpu.json" if list(sections) == list(SECTIONS) else f"gpu.{'-'.join(sections)}.json"
+
+
 def write_report(report: dict[str, Any], out_dir: Path, smoke: bool) -> None:
     text = json.dumps(report, indent=1) + "\n"
     (out_dir / "gpu.json").write_text(text)
     if not smoke:
         results = ROOT / "bench" / "results"
         results.mkdir(parents=True, exist_ok=True)
-        (results / "gpu.json").write_text(text)
+        (results / results_name(report["sections"])).write_text(text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

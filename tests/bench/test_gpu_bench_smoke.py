@@ -44,3 +44,11 @@ def test_gpu_bench_refuses_to_run_without_cuda_unless_smoke(tmp_path: Path) -> N
     proc = subprocess.run([sys.executable, "bench/gpu.py", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "needs a CUDA GPU" in proc.stderr
+
+
+def test_a_subset_of_sections_never_overwrites_the_whole_runs_results() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.gpu import SECTIONS, results_name
+
+    assert results_name(list(SECTIONS)) == "gpu.json"
+    assert results_name(["determinism", "compile"]) == "gpu.determinism-compile.json"
