@@ -85,16 +85,9 @@ class SearchRecorder:
             self.started_at = summary.get("started_at", self.started_at)
             self._wall_before = float(summary.get("wall_time_s", 0.0) or 0.0)
         csv_path = self.run_dir / TRIALS_CSV
-        if not csv_path.exists():
-            return
-        for row in read_trials_table(csv_path).epoch_rows():  # rows cut short by a kill are skipped
-            params = {k: v for k, v in row.params.items() if k in self.param_names}
-            record = self.trials.setdefault(row.trial_id, TrialRecord(row.trial_id, params))
-            record.status = row.status
-            record.rows[row.epoch] = row.metrics
-            record.phase, record.stratum, record.seed = row.phase, row.stratum, row.seed
-            if not record.stratum:
-                record.stratum = stratum_key(params, self.scientific)
+        if csv_path.exists():
+            self._load_rows(csv_path)
+        self._load_trials_without_rows()
         for record in self.trials.values():
             info_path = self.run_dir / "trials" / record.trial_id / "trial.json"
             if info_path.exists():
@@ -103,6 +96,37 @@ class SearchRecorder:
                 record.data_zero_copy = info.get("data_zero_copy")
                 record.reeval_of = info.get("reeval_of")
                 record.execution = dict(info.get("execution") or {})
+
+    def _load_rows(self, csv_path: Path) -> None:
+        for row in read_trials_table(csv_path).epoch_rows():  # rows cut short by a kill are skipped
+            params = {k: v for k, v in row.params.items() if k in self.param_names}
+            record = self.trials.setdefault(row.trial_id, TrialRecord(row.trial_id, params))
+            record.status = row.status
+            record.rows[row.epoch] = row.metrics
+            record.phase, record.stratum, record.seed = row.phase, row.stratum, row.seed
+            if not record.stratum:
+                record.stratum = stratum_key(params, self.scientific)
+
+    def _load_trials_without_rows(self) -> None:
+        """Trials that ended before their first epoch (a failure at start: a bad device, an
+        out-of-memory first step) have no trials.csv row, only trials/<id>/trial.json; without
+        this the final summary would not count them."""
+        folder = self.run_dir / "trials"
+        if not folder.is_dir():
+            return
+        for info_path in sorted(folder.glob("*/trial.json")):
+            trial_id = info_path.parent.name
+            if trial_id in self.trials:
+                continue
+            try:
+                info = json.loads(info_path.read_text())
+            except (OSError, ValueError):
+                continue  # a file cut short by a kill: the trial is not known
+            params = {k: v for k, v in (info.get("params") or {}).items() if k in self.param_names}
+            record = TrialRecord(trial_id, params, status=str(info.get("status") or RUNNING),
+                                 phase=str(info.get("phase") or SEARCH), seed=info.get("seed"))
+            record.stratum = str(info.get("stratum") or stratum_key(params, self.scientific))
+            self.trials[trial_id] = record
 
     def add_result(self, trial_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
         """One epoch of one trial; a repeated epoch (resumed trial) replaces the old row."""

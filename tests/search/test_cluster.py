@@ -77,3 +77,36 @@ def test_search_runs_on_both_nodes_with_shared_data(tmp_path, tiny_data, make_sp
     # the dataset reached the worker node through Ray, decoded once by the driver.
     assert all(info["data_zero_copy"] is True for info in infos)
     assert "best trial:" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_trial_given_a_gpu_torch_cannot_use_fails_with_the_cause(tmp_path, tiny_data, make_space):
+    """Issue 16 item 3, through real Ray: a node that advertises a GPU this torch cannot use
+    (here a CPU-only machine told it has one) must fail the trial naming the cause, not
+    train on the CPU while holding the GPU share."""
+    import torch
+    from ray.cluster_utils import Cluster
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine's torch can use CUDA: the trial would train there")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False})
+    try:
+        space = make_space(tmp_path / "gpu.yaml", name="gpu", data_root=tiny_data, num_samples=1, max_concurrent=1,
+                           strata="free", gpu=1, fixed={"num_epoch": 1})
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "run_search.py"), "--space", str(space), "--storage-path",
+             str(tmp_path / "runs"), "--address", cluster.address, "--no-report"],
+            cwd=ROOT, capture_output=True, text=True, timeout=400)
+    finally:
+        cluster.shutdown()
+    output = proc.stdout + proc.stderr
+    assert "Monotonic  failed (see " in output or "failed (see " in output, output[-3000:]
+    errors = [p.read_text() for p in (tmp_path / "runs" / "gpu").rglob("error.txt")]
+    assert errors, output[-3000:]
+    assert any("TrialDeviceError" in e and "torch.cuda.is_available() is False" in e for e in errors), errors[0][-2000:]
+    # it never trained (trials.csv has a row per epoch: none), and the summary counts it as failed
+    import pandas as pd
+
+    assert pd.read_csv(tmp_path / "runs" / "gpu" / "trials.csv").empty
+    summary = json.loads((tmp_path / "runs" / "gpu" / "summary.json").read_text())
+    assert summary["status_counts"]["failed"] == 1, summary["status_counts"]

@@ -114,3 +114,28 @@ def test_report_shows_none_for_the_without_spelling(tmp_path):
     exp = load_experiment(tmp_path)
     assert sorted(exp.trials["kl_anneal_type"]) == ["Cyclical", "None"]
     assert sorted(exp.trials["stratum"]) == ["Cyclical", "None"]
+
+
+def test_a_trial_that_failed_before_its_first_epoch_is_counted_after_reloading(tmp_path):
+    # The driver's final pass rebuilds the recorder from disk: a trial with no trials.csv row
+    # (it failed at start) is known only from trials/<id>/trial.json, and must still count.
+    first = _recorder(tmp_path)
+    first.add_result("a", {"kl_anneal_type": "Monotonic", "lr": 0.002}, _result(1, 12.0, lr=0.002))
+    from search.results import TrialRecord
+    from search.status import FAILED
+
+    record = first.trials.setdefault("b", TrialRecord("b", {}))
+    first._set_study_fields(record, {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "lr": 0.01,
+                                     "phase": "search", "stratum": "Cyclical"})
+    first.set_status("b", FAILED)
+    first.write()
+    (tmp_path / "trials" / "c").mkdir()
+    (tmp_path / "trials" / "c" / "trial.json").write_text('{"trial_id": "c", "stat')  # cut short by a kill
+    again = _recorder(tmp_path)
+    again.load_existing()
+    assert again.status_counts()["failed"] == 1 and again.status_counts()["running"] == 1
+    assert again.trials["b"].params == {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "lr": 0.01}
+    assert again.trials["b"].stratum == "Cyclical" and "c" not in again.trials
+    again.write(final=True)
+    assert [line[0] for line in _lines(tmp_path)[1:]] == ["a"]  # trials.csv: rows per epoch only
+    assert json.loads((tmp_path / "summary.json").read_text())["status_counts"]["failed"] == 1
