@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
 
 import torch  # noqa: E402
 
-from bench.common import median, progress  # noqa: E402
+from bench.common import median, progress, sync  # noqa: E402
 from bench.train_step import (LAB, SMOKE, Dims, StepRunner, Variant, count_step_flops,  # noqa: E402
                               make_batch, matmul_peak)
 from cvae.cuda import use_deterministic_kernels  # noqa: E402
@@ -68,13 +68,8 @@ STEPS_REPS = (5, 3)
 
 # --- what each section measures ---------------------------------------------------
 
-def _device(args: argparse.Namespace) -> torch.device:
+def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _dims(args: argparse.Namespace) -> Dims:
@@ -84,7 +79,7 @@ def _dims(args: argparse.Namespace) -> Dims:
 def section_environment(args: argparse.Namespace) -> dict[str, Any]:
     from cvae.precision import bf16_support, choose_precision
 
-    device = _device(args)
+    device = _device()
     out: dict[str, Any] = {"device": device.type, "torch": torch.__version__, "cuda": torch.version.cuda,
                            "cudnn": torch.backends.cudnn.version(), "cpu_count": os.cpu_count(),
                            "python": sys.version.split()[0]}
@@ -107,7 +102,7 @@ def section_environment(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def section_peak(args: argparse.Namespace) -> dict[str, Any]:
-    device = _device(args)
+    device = _device()
     if device.type == "cuda":
         use_deterministic_kernels()  # the trainer's settings: fp32 without TF32
     n = 256 if args.smoke else 8192
@@ -127,7 +122,7 @@ def trainer_dtype(device: torch.device) -> torch.dtype:
     return resolve_precision("auto", device)
 
 
-def step_variants(device: torch.device) -> list[Variant]:
+def step_variants() -> list[Variant]:
     """The naive loop and the batched step in each precision and layout; the trainer's default is
     the batched step with channels_last in the dtype `precision: auto` picks here."""
     return [Variant("naive", True, False, torch.float32),
@@ -146,11 +141,11 @@ def time_steps(step: Callable[[], None], device: torch.device, steps: int, reps:
     trainer runs), synchronised and timed `reps` times."""
     times = []
     for _ in range(reps):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for _ in range(steps):
             step()
-        _sync(device)
+        sync(device)
         times.append((time.perf_counter() - start) / steps)
     return times
 
@@ -161,20 +156,20 @@ def kernels_per_step(step: Callable[[], None], device: torch.device) -> int | No
         return None
     from torch.profiler import ProfilerActivity, profile
 
-    _sync(device)
+    sync(device)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
-        _sync(device)
+        sync(device)
     return int(sum(e.count for e in prof.key_averages() if e.device_type.name == "CUDA"))
 
 
 def _measure_mode(runner: StepRunner, tf: bool, variant: Variant, dims: Dims, device: torch.device, steps: int,
                   reps: int, profile_kernels: bool) -> dict[str, Any]:
     step = lambda: runner.step(tf)  # noqa: E731
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     step()  # the first step compiles where compiling, picks cuDNN algorithms otherwise
-    _sync(device)
+    sync(device)
     first = time.perf_counter() - start
     for _ in range(2):
         step()
@@ -216,16 +211,21 @@ def measure_variant(variant: Variant, dims: Dims, init_state: dict, batch: tuple
     return entry
 
 
-def _step_table(args: argparse.Namespace, variant_list: list[Variant], profile: bool,
-                modes: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
-    device = _device(args)
-    if device.type == "cuda":
-        use_deterministic_kernels()  # the trainer's kernels (cvae/cuda.py)
+def _step_inputs(args: argparse.Namespace, device: torch.device) -> tuple[Dims, dict, tuple, int, int]:
+    """Dims, the initial weights every variant starts from, one batch, and steps x reps per timing."""
     dims = _dims(args)
     torch.manual_seed(0)
     init_state = copy.deepcopy(CVAE(dims.F, dims.L, dims.N, dims.D).state_dict())
-    batch = make_batch(dims, device)
     steps, reps = (2, 1) if args.smoke else STEPS_REPS
+    return dims, init_state, make_batch(dims, device), steps, reps
+
+
+def _step_table(args: argparse.Namespace, variant_list: list[Variant], profile: bool,
+                modes: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
+    device = _device()
+    if device.type == "cuda":
+        use_deterministic_kernels()  # the trainer's kernels (cvae/cuda.py)
+    dims, init_state, batch, steps, reps = _step_inputs(args, device)
     out: dict[str, Any] = {"dims": dims.__dict__, "variants": {}, "steps_x_reps": [steps, reps]}
     for variant in variant_list:
         try:
@@ -239,11 +239,11 @@ def _step_table(args: argparse.Namespace, variant_list: list[Variant], profile: 
 
 
 def section_steps(args: argparse.Namespace) -> dict[str, Any]:
-    return _step_table(args, step_variants(_device(args)), profile=True)
+    return _step_table(args, step_variants(), profile=True)
 
 
 def section_compile(args: argparse.Namespace) -> dict[str, Any]:
-    device = _device(args)
+    device = _device()
     from cvae.train import limit_compile_threads
 
     limit_compile_threads(os.cpu_count() or 1)  # one process on the machine: every core may compile
@@ -259,12 +259,8 @@ def section_compile(args: argparse.Namespace) -> dict[str, Any]:
 
 def section_determinism(args: argparse.Namespace) -> dict[str, Any]:
     """The trainer's step with its deterministic kernels vs autotuned cuDNN with TF32."""
-    device = _device(args)
-    dims = _dims(args)
-    torch.manual_seed(0)
-    init_state = copy.deepcopy(CVAE(dims.F, dims.L, dims.N, dims.D).state_dict())
-    batch = make_batch(dims, device)
-    steps, reps = (2, 1) if args.smoke else STEPS_REPS
+    device = _device()
+    dims, init_state, batch, steps, reps = _step_inputs(args, device)
     out: dict[str, Any] = {}
     for label, flags in (("deterministic", (False, True, False)), ("autotuned_tf32", (True, False, True))):
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, tf32 = flags
@@ -294,11 +290,12 @@ def section_fit(args: argparse.Namespace) -> dict[str, Any]:
     validation generated in fp32 (the trainer's) and in bf16."""
     from cvae.config import TrainConfig
     from cvae.data import load_lab_data
+    from cvae.metrics import psnr_per_frame
     from cvae.step import generate
     from cvae.synthetic import generate as make_data
     from cvae.train import fit
 
-    device = _device(args)
+    device = _device()
     dims = _dims(args)
     work = Path(args.work) / "fit-data"
     start = time.perf_counter()
@@ -335,14 +332,13 @@ def section_fit(args: argparse.Namespace) -> dict[str, Any]:
     generation = {}
     for name, autocast in (("fp32", False), ("bf16", True)):
         gen = torch.Generator(device=device).manual_seed(0)
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             pred = generate(model, first, labels, generator=gen, channels_last=True)[0].float()
-        _sync(device)
+        sync(device)
         seconds = time.perf_counter() - t0
-        mse = (pred[1:] - target[1:]).pow(2).mean(dim=(1, 2, 3))
-        generation[name] = {"val_psnr": float((10 * torch.log10(1 / mse)).mean()), "seconds": seconds,
+        generation[name] = {"val_psnr": float(psnr_per_frame(pred[1:], target[1:]).mean()), "seconds": seconds,
                             "frames": int(pred.shape[0])}
     out["generation_of_bf16_model"] = generation
     out["generation_bf16_minus_fp32_db"] = generation["bf16"]["val_psnr"] - generation["fp32"]["val_psnr"]
@@ -358,7 +354,7 @@ def packing_worker(args: argparse.Namespace) -> int:
     from cvae.train import Trainer
 
     dims = _dims(args)
-    device = _device(args)
+    device = _device()
     torch.manual_seed(args.worker_index)
     n_train = 16 * 40  # 40 sequences of 16 frames: 20 steps an epoch
 
@@ -372,7 +368,7 @@ def packing_worker(args: argparse.Namespace) -> int:
                       seed=args.worker_index)
     trainer = Trainer(cfg, data)
     trainer.run_epoch()  # warm-up: cuDNN algorithm choice, allocator growth
-    _sync(device)
+    sync(device)
     Path(args.ready_file).write_text("ready")
     go = Path(args.go_file)
     while not go.exists():
@@ -383,7 +379,7 @@ def packing_worker(args: argparse.Namespace) -> int:
     while time.time() < deadline:
         trainer.run_epoch()
         epochs += 1
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - start
     frames_done = epochs * sequences * (dims.frames - 1)
     result = {"pid": os.getpid(), "epochs": epochs, "seconds": seconds, "frames_per_s": frames_done / seconds,
