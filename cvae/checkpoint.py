@@ -67,6 +67,14 @@ def check_model_state(path: str | Path, model: torch.nn.Module, state: Mapping[s
                               + "; ".join(dims + shown))
 
 
+def check_optimizer(path: str | Path, state: Mapping[str, Any], configured: str) -> None:
+    """An optimizer's saved state fits only the same optimizer: raise naming both."""
+    saved = state["config"].get("optimizer")
+    if saved != configured:
+        raise CheckpointError(f"{path}: the checkpoint's optimizer is {saved!r}, but {configured!r} "
+                              "is configured; its optimizer state cannot be resumed")
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__

@@ -24,13 +24,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint, save_checkpoint
+from cvae.checkpoint import CheckpointError, check_model_state, check_optimizer, load_checkpoint, save_checkpoint
 from cvae.config import ConfigError, TrainConfig
-from cvae.cuda import restore_cuda_rng, save_cuda_rng, use_deterministic_kernels
+from cvae.cuda import use_deterministic_kernels
 from cvae.data import DataError, LabData, load_lab_data, train_sequences
 from cvae.metrics import psnr_per_frame
 from cvae.model import CVAE
 from cvae.precision import DTYPE_NAMES, GENERATION_DTYPE, resolve_precision
+from cvae.rng_state import capture_rng_state, restore_rng_state
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.step import decode_chunk_frames, generate, sequence_loss
 
@@ -279,10 +280,7 @@ class Trainer:
 
     # --- checkpoints -----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        rng = {"python": _python_state(random.getstate()), "numpy": _numpy_state(np.random.get_state()),
-               "torch": torch.get_rng_state(), "shuffle": self.shuffle_gen.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = save_cuda_rng(self.device)  # this device only (cvae/cuda.py)
+        rng = capture_rng_state(self.device, {"shuffle": self.shuffle_gen})
         val_psnr, per_frame = self._last_val
         return {
             "config": self.cfg.to_dict(), "epoch": self.epoch, "diverged": self.diverged,
@@ -299,10 +297,7 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         state = load_checkpoint(path)
         check_model_state(path, self.model, state, self.cfg.to_dict())
-        saved_opt = state["config"].get("optimizer")
-        if saved_opt != self.cfg.optimizer:
-            raise CheckpointError(f"{path}: the checkpoint's optimizer is {saved_opt!r}, but {self.cfg.optimizer!r} "
-                                  "is configured; its optimizer state cannot be resumed")
+        check_optimizer(path, state, self.cfg.optimizer)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -313,33 +308,7 @@ class Trainer:
         last = state.get("last_val", {})
         self._last_val = (float(last.get("val_psnr", 0.0)), list(last.get("per_frame", [])))
         self.last_prediction = state.get("last_prediction")
-        rng = state["rng"]
-        random.setstate(_python_state_back(rng["python"]))
-        np.random.set_state(_numpy_state_back(rng["numpy"]))
-        torch.set_rng_state(rng["torch"])
-        self.shuffle_gen.set_state(rng["shuffle"])
-        if "cuda" in rng and self.device.type == "cuda":
-            restore_cuda_rng(rng["cuda"], self.device)
-
-
-def _python_state(state: tuple) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _python_state_back(state: list) -> tuple:
-    return (state[0], tuple(state[1]), state[2])
-
-
-def _numpy_state(state: tuple) -> dict[str, Any]:
-    # ndarray is not allowed by weights_only loading: store the key array as a tensor.
-    name, keys, pos, has_gauss, cached = state
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
-
-
-def _numpy_state_back(state: dict[str, Any]) -> tuple:
-    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"], state["cached"])
+        restore_rng_state(state["rng"], self.device, {"shuffle": self.shuffle_gen})
 
 
 def _check_data(cfg: TrainConfig, data: LabData) -> None:

@@ -33,14 +33,15 @@ from cvae.bair.config import BairConfig
 from cvae.bair.data import BairData, load_bair_data
 from cvae.bair.model import SVG
 from cvae.bair.step import copy_last_frame_psnr, psnr_frames, rollout, sequence_loss
-from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint, save_checkpoint
+from cvae.checkpoint import CheckpointError, check_model_state, check_optimizer, load_checkpoint, save_checkpoint
 from cvae.config import ConfigError
-from cvae.cuda import restore_cuda_rng, save_cuda_rng, use_deterministic_kernels
+from cvae.cuda import use_deterministic_kernels
 from cvae.data import DataError
 from cvae.precision import GENERATION_DTYPE
 from cvae.schedules import kl_beta, teacher_forcing_ratio
-from cvae.train import (_autocast, _numpy_state, _numpy_state_back, _python_state, _python_state_back,
-                        build_optimizer, epoch_writer, resolve_device, resolve_precision, seed_everything)
+from cvae.rng_state import capture_rng_state, restore_rng_state
+from cvae.train import (_autocast, build_optimizer, epoch_writer, resolve_device, resolve_precision,
+                        seed_everything)
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
@@ -165,10 +166,7 @@ class BairTrainer:
 
     # --- checkpoints -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        rng = {"python": _python_state(random.getstate()), "numpy": _numpy_state(np.random.get_state()),
-               "torch": torch.get_rng_state(), "sample": self.sample_gen.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = save_cuda_rng(self.device)  # this device only (cvae/cuda.py)
+        rng = capture_rng_state(self.device, {"sample": self.sample_gen})
         val_psnr, per_frame = self._last_val
         return {"family": "bair-2023", "config": self.cfg.to_dict(), "epoch": self.epoch,
                 "diverged": self.diverged,
@@ -185,9 +183,7 @@ class BairTrainer:
     def load_checkpoint(self, path: str | Path) -> None:
         state = load_checkpoint(path)
         check_model_state(path, self.model, state, self.cfg.to_dict())
-        if state["config"].get("optimizer") != self.cfg.optimizer:
-            raise CheckpointError(f"{path}: the checkpoint's optimizer is {state['config'].get('optimizer')!r}, "
-                                  f"but {self.cfg.optimizer!r} is configured; its state cannot be resumed")
+        check_optimizer(path, state, self.cfg.optimizer)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
@@ -197,13 +193,7 @@ class BairTrainer:
         last = state.get("last_val", {})
         self._last_val = (float(last.get("val_psnr", 0.0)), list(last.get("per_frame", [])))
         self.last_prediction = state.get("last_prediction")
-        rng = state["rng"]
-        random.setstate(_python_state_back(rng["python"]))
-        np.random.set_state(_numpy_state_back(rng["numpy"]))
-        torch.set_rng_state(rng["torch"])
-        self.sample_gen.set_state(rng["sample"])
-        if "cuda" in rng and self.device.type == "cuda":
-            restore_cuda_rng(rng["cuda"], self.device)
+        restore_rng_state(state["rng"], self.device, {"sample": self.sample_gen})
 
 
 def predict_psnr(model: SVG, frames_u8: torch.Tensor, cond: torch.Tensor, cfg: BairConfig, device: torch.device,
