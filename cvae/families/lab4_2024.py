@@ -34,11 +34,6 @@ class Lab4Family(ModelFamily):
 
         return coerce_field(key, value, source)
 
-    def closest_field(self, name: str) -> str | None:
-        from cvae.config import closest_field
-
-        return closest_field(name)
-
     def load_data(self, root: str | Path, cfg: Any, progress: bool = True) -> Any:
         from cvae.data import load_lab_data
 
