@@ -11,7 +11,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
 
 import yaml
 
@@ -29,8 +29,61 @@ class ConfigError(ValueError):
     """A configuration value or key a user wrote is not acceptable."""
 
 
+class ConfigFile:
+    """What every family's config dataclass shares: built from a mapping or a YAML file
+    with errors that name the source and the key, and turned back into a dict.
+
+    A subclass gives `coerce_items` (its keys' checks and spellings) and may check the
+    `model:` key a search's best.yaml writes (`check_model_key`)."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def coerce_items(cls, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def check_model_key(cls, path: Path, model: Any) -> None:
+        """Called with the `model:` value of a YAML file; the key itself is not a field."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> Self:
+        """Build a config, naming `source` and the key in every error."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of {cls.__name__} fields, got {type(values).__name__}")
+        converted = cls.coerce_items(values, source)
+        try:
+            return cls(**converted)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if isinstance(values, dict) and "model" in values:  # a best.yaml names its model family
+            values = dict(values)
+            cls.check_model_key(path, values.pop("model"))
+        return cls.from_dict(values, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def replace(self, **changes: Any) -> Self:
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigFile):
     # optimisation (template defaults)
     lr: float = 1e-3
     optimizer: str = "Adam"
@@ -89,48 +142,16 @@ class TrainConfig:
         self.kl_anneal_type = KL_ANNEAL_ALIASES.get(self.kl_anneal_type, self.kl_anneal_type)
         _check_values(self)
 
-    # --- construction -----------------------------------------------------
+    # --- construction (the rest: ConfigFile) -----------------------------------
     @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
-        """Build a config, naming `source` and the key in every error."""
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{source}: expected a mapping of TrainConfig fields, got {type(values).__name__}")
-        converted: dict[str, Any] = {}
-        for key, value in values.items():
-            converted[key] = coerce_field(key, value, source)
-        try:
-            return cls(**converted)
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
+    def coerce_items(cls, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+        return {key: coerce_field(key, value, source) for key, value in values.items()}
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
-        try:
-            values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        if isinstance(values, dict) and "model" in values:  # a best.yaml names its model family
-            values = dict(values)
-            model = values.pop("model")
-            if model != "lab4-2024":
-                raise ConfigError(f"{path}: model is {model!r}, but a TrainConfig is the lab4-2024 family's "
-                                  f"config (python -m cvae.train --config {path} reads the model key)")
-        return cls.from_dict(values, source=str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return TrainConfig.from_dict({**self.to_dict(), **changes})
+    def check_model_key(cls, path: Path, model: Any) -> None:
+        if model != "lab4-2024":
+            raise ConfigError(f"{path}: model is {model!r}, but a TrainConfig is the lab4-2024 family's "
+                              f"config (python -m cvae.train --config {path} reads the model key)")
 
 
 _FIELD_TYPES: dict[str, Any] = {}

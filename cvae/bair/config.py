@@ -18,13 +18,10 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from cvae.config import (DEVICES, KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES, OPTIMIZERS, PRECISIONS, TFR_DECAYS,
-                         ConfigError, coerce_value)
+                         ConfigError, ConfigFile, coerce_value)
 
 FRAME_SIZE = 64  # the VGG64 encoder needs 64 x 64 frames
 COND_DIM = 7     # action (4) then end-effector position (3), per frame
@@ -35,7 +32,7 @@ ALIASES = {"tfr_start_decay_epoch": "tfr_sde", "tfr_decay_step": "tfr_d_step", "
 
 
 @dataclass
-class BairConfig:
+class BairConfig(ConfigFile):
     # optimisation (template: one Adam over all modules, betas (0.9, 0.999))
     lr: float = 0.002
     optimizer: str = "Adam"
@@ -88,43 +85,17 @@ class BairConfig:
         """Frames a training or validation sequence uses: n_past given + n_future predicted."""
         return self.n_past + self.n_future
 
+    # --- construction (the rest: cvae.config.ConfigFile; a YAML file's `model:` key
+    # is dropped whatever it says, ConfigFile's default) ----------------------------
     @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "BairConfig":
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{source}: expected a mapping of BairConfig fields, got {type(values).__name__}")
+    def coerce_items(cls, values: Mapping[str, Any], source: str) -> dict[str, Any]:
         converted: dict[str, Any] = {}
         for key, value in values.items():
             name, value = resolve_alias(str(key), value, source)
             if name in converted:
                 raise ConfigError(f"{source}: {key} and {name} both set {name}; give it once")
             converted[name] = coerce_field(name, value, source)
-        try:
-            return cls(**converted)
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "BairConfig":
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        if isinstance(values, dict):
-            values = {k: v for k, v in values.items() if k != "model"}
-        return cls.from_dict(values, source=str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "BairConfig":
-        return BairConfig.from_dict({**self.to_dict(), **changes})
+        return converted
 
 
 def resolve_alias(key: str, value: Any, source: str = "config") -> tuple[str, Any]:
