@@ -101,26 +101,20 @@ def predict(checkpoint: str | Path, data: str | Path, out: str | Path, device: s
     return written
 
 
-def _model_name(argv: Sequence[str]) -> str | None:
-    """--model, else the `family` a checkpoint records (bair-2023 writes it), else None (lab4-2024)."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model")
-    pre.add_argument("--checkpoint")
-    known, _ = pre.parse_known_args(list(argv))
-    if known.model is not None or known.checkpoint is None:
-        return known.model
+def _checkpoint_family(path: str) -> str | None:
+    """The `family` a checkpoint records (bair-2023 writes it; None: lab4-2024 or unreadable)."""
     try:
-        return load_checkpoint(known.checkpoint).get("family")
+        return load_checkpoint(path).get("family")
     except CheckpointError:
         return None  # reported by the family's own loader, naming the file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cvae.families import DEFAULT_FAMILY, UnknownFamilyError, family_names, get_family
+    from cvae.families import DEFAULT_FAMILY, UnknownFamilyError, family_from_argv, family_names
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        family = get_family(_model_name(argv))
+        family = family_from_argv(argv, "--checkpoint", _checkpoint_family)
     except UnknownFamilyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -393,29 +393,23 @@ def _settings_line(cfg: TrainConfig, device: torch.device, flags: set[str]) -> s
             f"precision {used['precision']} ({origin('precision', None)})")
 
 
-def _model_name(argv: Sequence[str]) -> str | None:
-    """--model, else the config file's `model:` key (a search's best.yaml writes it), else None."""
+def _config_model(path: str) -> Any:
+    """The config file's `model:` key (a search's best.yaml writes it), else None."""
     import yaml
 
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model")
-    pre.add_argument("--config")
-    known, _ = pre.parse_known_args(list(argv))
-    if known.model is not None or known.config is None:
-        return known.model
     try:
-        values = yaml.safe_load(Path(known.config).read_text())
+        values = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError):
         return None  # the family's own loader reports it, naming the file
     return values.get("model") if isinstance(values, dict) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cvae.families import DEFAULT_FAMILY, UnknownFamilyError, family_names, get_family
+    from cvae.families import DEFAULT_FAMILY, UnknownFamilyError, family_from_argv, family_names
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        family = get_family(_model_name(argv))
+        family = family_from_argv(argv, "--config", _config_model)
     except UnknownFamilyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -177,6 +177,22 @@ def get_family(name: str | None = None) -> ModelFamily:
     return _REGISTRY[name]
 
 
+def family_from_argv(argv: Sequence[str], file_flag: str, read_model: Callable[[str], Any]) -> ModelFamily:
+    """The family a CLI runs: --model, else what `read_model` finds in the file `file_flag`
+    names (None where it cannot read it: the family's own loader then reports the file),
+    else the default. Raises UnknownFamilyError for a name no family has."""
+    import argparse
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    pre.add_argument(file_flag, dest="file")
+    known, _ = pre.parse_known_args(list(argv))
+    name = known.model
+    if name is None and known.file is not None:
+        name = read_model(known.file)
+    return get_family(name)
+
+
 def split_model_key(values: Mapping[str, Any], override: str | None = None,
                     source: str = "config") -> tuple[ModelFamily, dict[str, Any]]:
     """(family, the other keys) of a config mapping that may hold `model:` (a best.yaml does).
