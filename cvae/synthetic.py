@@ -24,6 +24,7 @@ preset writes the same bytes as a serial one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -426,6 +427,48 @@ def _default_workers(preset: Preset) -> int:
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
 
 
+def check_seed(seed: object, error: type[Exception] = SyntheticError) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise error(f"seed is {seed!r}, but must be a non-negative integer")
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | Path, overwrite: bool, error: type[Exception] = SyntheticError) -> Iterator[Path]:
+    """A temporary sibling of `out_dir` to write a dataset into, renamed into place when the
+    block ends without error and removed when it fails, so that an interrupted run never
+    leaves a half-written dataset that would later be taken for a complete one. Both
+    families' generators use it; `error` is the generator's own exception class."""
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise error(f"{out}: exists and is not a folder; choose another --out")
+        if any(out.iterdir()):
+            if not overwrite:
+                raise error(f"{out}: folder exists and is not empty; remove it or choose another --out")
+            shutil.rmtree(out)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise error(f"{tmp}: cannot create the output folder ({err.strerror})") from None
+    try:
+        yield tmp
+        try:
+            if out.exists():
+                out.rmdir()  # empty when we started; not empty if another process finished first
+            os.replace(tmp, out)
+        except OSError:
+            # Another process (a second search on the same node) finished the
+            # same dataset first: same preset and seed give the same bytes, keep theirs.
+            if not (out.is_dir() and any(out.iterdir())):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def generate(out_dir: str | Path, preset: str | Preset = "small", seed: int = 0, progress: bool = True,
              workers: int | None = None, overwrite: bool = False) -> Path:
     """Write a synthetic dataset to `out_dir` and return its path.
@@ -442,24 +485,8 @@ def generate(out_dir: str | Path, preset: str | Preset = "small", seed: int = 0,
         spec, preset_name = PRESETS[preset], preset
     else:
         raise SyntheticError(f"preset is {preset!r}, but must be one of {sorted(PRESETS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SyntheticError(f"seed is {seed!r}, but must be a non-negative integer")
-    out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise SyntheticError(f"{out}: exists and is not a folder; choose another --out")
-        if any(out.iterdir()):
-            if not overwrite:
-                raise SyntheticError(f"{out}: folder exists and is not empty; remove it or choose another --out")
-            shutil.rmtree(out)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as err:
-        raise SyntheticError(f"{tmp}: cannot create the output folder ({err.strerror})") from None
-    try:
+    check_seed(seed)
+    with staged_output(out_dir, overwrite) as tmp:
         jobs = _jobs(tmp, spec)
         bar = _Progress(f"synthetic {preset_name}", spec.image_count(), progress)
         _run_jobs(jobs, seed, workers if workers is not None else _default_workers(spec), bar)
@@ -469,20 +496,7 @@ def generate(out_dir: str | Path, preset: str | Preset = "small", seed: int = 0,
                 "test_sequences": spec.test_sequences, "test_length": spec.test_length,
                 "looks": spec.looks}
         (tmp / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            # Another process (a second search on the same node) finished the
-            # same dataset first: same preset and seed give the same bytes, keep theirs.
-            if not (out.is_dir() and any(out.iterdir())):
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 def _bair_preset(argv: Sequence[str]) -> bool:

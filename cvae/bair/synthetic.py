@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from cvae.bair.config import FRAME_SIZE, SEQUENCE_FRAMES
+from cvae.synthetic import check_seed, staged_output
 
 PNG_COMPRESS_LEVEL = 1
 EE_RADIUS = 4.5  # px at z = 0; + 3 px at z = 1
@@ -220,23 +220,8 @@ def generate(out_dir: str | Path, preset: str | BairPreset = "bair-small", seed:
         spec, name = PRESETS[preset], preset
     else:
         raise SyntheticError(f"preset is {preset!r}, but must be one of {sorted(PRESETS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SyntheticError(f"seed is {seed!r}, but must be a non-negative integer")
-    out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise SyntheticError(f"{out}: exists and is not a folder; choose another --out")
-        if any(out.iterdir()):
-            if not overwrite:
-                raise SyntheticError(f"{out}: folder exists and is not empty; remove it or choose another --out")
-            shutil.rmtree(out)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as err:
-        raise SyntheticError(f"{tmp}: cannot create the output folder ({err.strerror})") from None
-    try:
+    check_seed(seed, SyntheticError)
+    with staged_output(out_dir, overwrite, SyntheticError) as tmp:
         total, done, start = spec.image_count(), 0, time.perf_counter()
 
         def tick(n: int) -> None:
@@ -262,18 +247,7 @@ def generate(out_dir: str | Path, preset: str | BairPreset = "bair-small", seed:
                 "image_size": [FRAME_SIZE, FRAME_SIZE], "train_sequences": spec.train_sequences,
                 "validate_sequences": spec.validate_sequences, "test_sequences": spec.test_sequences}
         (tmp / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            if not (out.is_dir() and any(out.iterdir())):
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)
 
 
 def _write_chunk(job: tuple[str, int, int, Path, int], seed: int) -> int:

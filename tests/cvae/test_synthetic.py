@@ -168,3 +168,33 @@ def test_progress_line_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixt
     total = TINY.image_count()
     assert f"{total}/{total} images (100%)" in captured.err
     assert captured.out == ""
+
+
+def test_staged_output_renames_on_success_and_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    from cvae.synthetic import staged_output
+
+    out = tmp_path / "set"
+    with pytest.raises(KeyboardInterrupt):
+        with staged_output(out, overwrite=False) as tmp:
+            (tmp / "half.png").write_bytes(b"x")
+            raise KeyboardInterrupt  # Ctrl-C half-way
+    assert not out.exists() and not list(tmp_path.glob(".set.partial-*"))
+    with staged_output(out, overwrite=False) as tmp:
+        (tmp / "done.txt").write_text("1")
+        # another process finished the same dataset first: its folder is kept
+        other = out
+        other.mkdir()
+        (other / "theirs.txt").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["theirs.txt"]
+    assert not list(tmp_path.glob(".set.partial-*"))
+
+
+def test_bair_generator_uses_its_own_error_class(tmp_path: Path) -> None:
+    from cvae.bair.synthetic import SyntheticError as BairSyntheticError
+    from cvae.bair.synthetic import generate as generate_bair
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BairSyntheticError, match="exists and is not a folder"):
+        generate_bair(tmp_path / "file", progress=False)
+    with pytest.raises(BairSyntheticError, match="seed is -1"):
+        generate_bair(tmp_path / "x", seed=-1, progress=False)
