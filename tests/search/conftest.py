@@ -48,6 +48,27 @@ def make_space():
 
 
 @pytest.fixture(scope="session")
+def search_in_ray():
+    """run(space_path, storage_path) -> (plan, data, outcome): the whole search on a fresh
+    in-process Ray of 2 CPUs, shut down after (for module-scoped fixtures that search once)."""
+    import ray
+
+    from search.runner import make_plan, prepare_data, run_search
+
+    def run(space: Path, storage_path: Path):
+        plan = make_plan(space, storage_path=storage_path)
+        data = prepare_data(plan, progress=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            outcome = run_search(plan, data)
+        finally:
+            ray.shutdown()
+        return plan, data, outcome
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def tiny_fixed() -> dict:
     return dict(TINY_FIXED)
 

@@ -13,7 +13,6 @@ import yaml
 
 from cvae.bair.synthetic import BairPreset, generate
 from search.contract import read_trials_csv
-from search.runner import make_plan, prepare_data, run_search
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -34,17 +33,11 @@ parameters:
 
 
 @pytest.fixture(scope="module")
-def bair_run(tmp_path_factory):
+def bair_run(tmp_path_factory, search_in_ray):
     base = tmp_path_factory.mktemp("bair-search")
     root = generate(base / "data", TINY_SET, seed=0, progress=False)
     (base / "space.yaml").write_text(SPACE.format(root=root))
-    plan = make_plan(base / "space.yaml", storage_path=base / "runs")
-    data = prepare_data(plan, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        outcome = run_search(plan, data)
-    finally:
-        ray.shutdown()
+    plan, _, outcome = search_in_ray(base / "space.yaml", base / "runs")
     return plan, outcome
 
 

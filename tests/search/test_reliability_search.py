@@ -24,7 +24,7 @@ from search.results import read_trials_csv
 import torch
 
 from cvae.synthetic import Preset, generate
-from search.runner import NUM_CHECKPOINTS_KEPT, make_plan, prepare_data, run_search
+from search.runner import NUM_CHECKPOINTS_KEPT
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,20 +63,14 @@ def crash_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def searched(crash_dir, tiny_fixed, tmp_path_factory):
+def searched(crash_dir, tiny_fixed, tmp_path_factory, search_in_ray):
     """3 trials, lr 1e-3 or 10 (Adam): lr 10 diverges in epoch 1; the others crash once at epoch 2."""
     base = tmp_path_factory.mktemp("rel")
     data_root = generate(base / "data", TINY, seed=0, progress=False)
     fixed = {**tiny_fixed, "num_epoch": NUM_EPOCH, "partial": 1.0, "optimizer": "Adam", "kl_anneal_type": "Monotonic"}
     space = write_space(base / "rel.yaml", name="rel", data_root=data_root, fixed=fixed, num_samples=3,
                         max_failures=2, parameters="  lr: {values: [0.001, 10.0]}\n")
-    plan = make_plan(space, storage_path=base / "runs")
-    data = prepare_data(plan, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        outcome = run_search(plan, data)
-    finally:
-        ray.shutdown()
+    plan, data, outcome = search_in_ray(space, base / "runs")
     return plan, outcome, data
 
 
