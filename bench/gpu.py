@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
 
 import torch  # noqa: E402
 
-from bench.common import median, progress, sync  # noqa: E402
+from bench.common import auto_precision, median, progress, sync  # noqa: E402
 from bench.train_step import (LAB, SMOKE, Dims, StepRunner, Variant, count_step_flops,  # noqa: E402
                               make_batch, matmul_peak)
 from cvae.cuda import use_deterministic_kernels  # noqa: E402
@@ -77,8 +77,6 @@ def _dims(args: argparse.Namespace) -> Dims:
 
 
 def section_environment(args: argparse.Namespace) -> dict[str, Any]:
-    from cvae.precision import bf16_support, choose_precision
-
     device = _device()
     out: dict[str, Any] = {"device": device.type, "torch": torch.__version__, "cuda": torch.version.cuda,
                            "cudnn": torch.backends.cudnn.version(), "cpu_count": os.cpu_count(),
@@ -96,8 +94,7 @@ def section_environment(args: argparse.Namespace) -> dict[str, Any]:
             out["driver"] = smi.split(",")[0].strip()
         except (OSError, subprocess.SubprocessError) as err:
             out["nvidia_smi"] = f"unavailable: {err}"
-    precision, reason = choose_precision(device.type, bf16_support())
-    out["precision_auto"] = {"precision": precision, "reason": reason}
+    out["precision_auto"] = auto_precision(device.type)
     return out
 
 
@@ -276,6 +273,12 @@ def section_determinism(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def dims_config(dims: Dims) -> dict[str, int]:
+    """The TrainConfig fields a benchmark's Dims fix (model widths, frame size, batch, length)."""
+    return dict(F_dim=dims.F, L_dim=dims.L, N_dim=dims.N, D_out_dim=dims.D, frame_H=dims.H, frame_W=dims.W,
+                batch_size=dims.batch, train_vi_len=dims.frames)
+
+
 def lab_preset(smoke: bool):
     """A reduced-length lab preset: lab frame size and val length, fewer training frames."""
     from cvae.synthetic import Preset
@@ -303,8 +306,7 @@ def section_fit(args: argparse.Namespace) -> dict[str, Any]:
     data = load_lab_data(root, dims.H, dims.W, progress=False, cache=False)
     out: dict[str, Any] = {"data_s": time.perf_counter() - start, "train_frames": int(data.train_frames.shape[0]),
                            "val_frames": int(data.val_frames.shape[0]), "runs": {}}
-    base = dict(F_dim=dims.F, L_dim=dims.L, N_dim=dims.N, D_out_dim=dims.D, frame_H=dims.H, frame_W=dims.W,
-                batch_size=dims.batch, train_vi_len=dims.frames, val_vi_len=min(dims.val_frames, out["val_frames"]),
+    base = dict(**dims_config(dims), val_vi_len=min(dims.val_frames, out["val_frames"]),
                 num_epoch=1 if args.smoke else 4, kl_anneal_type="Monotonic", kl_anneal_ratio=1.0, tfr=1.0, tfr_sde=10,
                 lr=1e-3, milestones=[100], device=device.type, seed=0)
     trainers = {}
@@ -362,8 +364,7 @@ def packing_worker(args: argparse.Namespace) -> int:
         return torch.randint(0, 256, (n, 3, dims.H, dims.W), dtype=torch.uint8)
 
     data = LabData(frames(n_train), frames(n_train), frames(8), frames(8))
-    cfg = TrainConfig(F_dim=dims.F, L_dim=dims.L, N_dim=dims.N, D_out_dim=dims.D, frame_H=dims.H, frame_W=dims.W,
-                      batch_size=dims.batch, train_vi_len=dims.frames, val_vi_len=8, num_epoch=10**6,
+    cfg = TrainConfig(**dims_config(dims), val_vi_len=8, num_epoch=10**6,
                       val_every=10**6, tfr=1.0, tfr_sde=10**6, device=device.type, torch_threads=args.worker_threads,
                       seed=args.worker_index)
     trainer = Trainer(cfg, data)
