@@ -87,15 +87,7 @@ class SearchRecorder:
         csv_path = self.run_dir / TRIALS_CSV
         if csv_path.exists():
             self._load_rows(csv_path)
-        self._load_trials_without_rows()
-        for record in self.trials.values():
-            info_path = self.run_dir / "trials" / record.trial_id / "trial.json"
-            if info_path.exists():
-                info = json.loads(info_path.read_text())
-                record.node_ids.update(info.get("node_ids") or [])
-                record.data_zero_copy = info.get("data_zero_copy")
-                record.reeval_of = info.get("reeval_of")
-                record.execution = dict(info.get("execution") or {})
+        self._load_trial_infos()
 
     def _load_rows(self, csv_path: Path) -> None:
         for row in read_trials_table(csv_path).epoch_rows():  # rows cut short by a kill are skipped
@@ -107,26 +99,31 @@ class SearchRecorder:
             if not record.stratum:
                 record.stratum = stratum_key(params, self.scientific)
 
-    def _load_trials_without_rows(self) -> None:
-        """Trials that ended before their first epoch (a failure at start: a bad device, an
-        out-of-memory first step) have no trials.csv row, only trials/<id>/trial.json; without
-        this the final summary would not count them."""
+    def _load_trial_infos(self) -> None:
+        """trials/<id>/trial.json: where each trial ran (nodes, execution, the run a re-run
+        repeats), and the whole record of a trial that ended before its first epoch (a
+        failure at start: a bad device, an out-of-memory first step). Such a trial has no
+        trials.csv row; without its trial.json the final summary would not count it."""
         folder = self.run_dir / "trials"
         if not folder.is_dir():
             return
         for info_path in sorted(folder.glob("*/trial.json")):
             trial_id = info_path.parent.name
-            if trial_id in self.trials:
-                continue
             try:
                 info = json.loads(info_path.read_text())
             except (OSError, ValueError):
-                continue  # a file cut short by a kill: the trial is not known
-            params = {k: v for k, v in (info.get("params") or {}).items() if k in self.param_names}
-            record = TrialRecord(trial_id, params, status=str(info.get("status") or RUNNING),
-                                 phase=str(info.get("phase") or SEARCH), seed=info.get("seed"))
-            record.stratum = str(info.get("stratum") or stratum_key(params, self.scientific))
-            self.trials[trial_id] = record
+                continue  # written atomically, so only a stray file is unreadable
+            record = self.trials.get(trial_id)
+            if record is None:
+                params = {k: v for k, v in (info.get("params") or {}).items() if k in self.param_names}
+                record = TrialRecord(trial_id, params, status=str(info.get("status") or RUNNING),
+                                     phase=str(info.get("phase") or SEARCH), seed=info.get("seed"))
+                record.stratum = str(info.get("stratum") or stratum_key(params, self.scientific))
+                self.trials[trial_id] = record
+            record.node_ids.update(info.get("node_ids") or [])
+            record.data_zero_copy = info.get("data_zero_copy")
+            record.reeval_of = info.get("reeval_of")
+            record.execution = dict(info.get("execution") or {})
 
     def add_result(self, trial_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
         """One epoch of one trial; a repeated epoch (resumed trial) replaces the old row."""
