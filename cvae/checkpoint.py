@@ -75,6 +75,57 @@ def check_optimizer(path: str | Path, state: Mapping[str, Any], configured: str)
                               "is configured; its optimizer state cannot be resumed")
 
 
+class CheckpointedTrainer:
+    """state_dict / save_checkpoint / load_checkpoint, for both families' trainers.
+
+    A trainer has cfg, device, model, optimizer, scaler, epoch, diverged,
+    _last_val and last_prediction; it names its own random generators
+    (`rng_generators`) and adds what only it has (`extra_state`, e.g. an LR
+    scheduler) and restores that (`load_extra_state`).
+    """
+
+    def rng_generators(self) -> dict[str, torch.Generator]:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        from cvae.rng_state import capture_rng_state
+
+        val_psnr, per_frame = self._last_val
+        return {"config": self.cfg.to_dict(), "epoch": self.epoch, "diverged": self.diverged,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng": capture_rng_state(self.device, self.rng_generators()),
+                "last_val": {"val_psnr": val_psnr, "per_frame": list(per_frame)},
+                "last_prediction": self.last_prediction, **self.extra_state()}
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        save_checkpoint(path, self.state_dict())
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        from cvae.rng_state import restore_rng_state
+
+        state = load_checkpoint(path)
+        check_model_state(path, self.model, state, self.cfg.to_dict())
+        check_optimizer(path, state, self.cfg.optimizer)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_extra_state(state)
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.diverged = bool(state.get("diverged", False))
+        last = state.get("last_val", {})
+        self._last_val = (float(last.get("val_psnr", 0.0)), list(last.get("per_frame", [])))
+        self.last_prediction = state.get("last_prediction")
+        restore_rng_state(state["rng"], self.device, self.rng_generators())
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__

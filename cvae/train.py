@@ -19,19 +19,18 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from cvae.checkpoint import CheckpointError, check_model_state, check_optimizer, load_checkpoint, save_checkpoint
+from cvae.checkpoint import CheckpointedTrainer, CheckpointError
 from cvae.config import ConfigError, TrainConfig
 from cvae.cuda import use_deterministic_kernels
 from cvae.data import DataError, LabData, load_lab_data, train_sequences
 from cvae.metrics import psnr_per_frame
 from cvae.model import CVAE
 from cvae.precision import DTYPE_NAMES, GENERATION_DTYPE, resolve_precision
-from cvae.rng_state import capture_rng_state, restore_rng_state
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.step import decode_chunk_frames, generate, sequence_loss
 
@@ -133,7 +132,7 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 # --- trainer ---------------------------------------------------------------------
-class Trainer:
+class Trainer(CheckpointedTrainer):
     """Trains one configuration epoch by epoch; `run_epoch` returns plain-Python metrics."""
 
     def __init__(self, cfg: TrainConfig, data: LabData, device: str | None = None,
@@ -278,37 +277,15 @@ class Trainer:
         # A perfectly predicted frame has infinite PSNR; the mean is then infinite too.
         return float(np.mean(per_frame)), per_frame
 
-    # --- checkpoints -----------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        rng = capture_rng_state(self.device, {"shuffle": self.shuffle_gen})
-        val_psnr, per_frame = self._last_val
-        return {
-            "config": self.cfg.to_dict(), "epoch": self.epoch, "diverged": self.diverged,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rng,
-            "last_val": {"val_psnr": val_psnr, "per_frame": list(per_frame)},
-            "last_prediction": self.last_prediction,
-        }
+    # --- checkpoints (the rest: cvae.checkpoint.CheckpointedTrainer) ------------
+    def rng_generators(self) -> dict[str, torch.Generator]:
+        return {"shuffle": self.shuffle_gen}
 
-    def save_checkpoint(self, path: str | Path) -> None:
-        save_checkpoint(path, self.state_dict())
+    def extra_state(self) -> dict[str, Any]:
+        return {"scheduler": self.scheduler.state_dict()}
 
-    def load_checkpoint(self, path: str | Path) -> None:
-        state = load_checkpoint(path)
-        check_model_state(path, self.model, state, self.cfg.to_dict())
-        check_optimizer(path, state, self.cfg.optimizer)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.diverged = bool(state.get("diverged", False))
-        last = state.get("last_val", {})
-        self._last_val = (float(last.get("val_psnr", 0.0)), list(last.get("per_frame", [])))
-        self.last_prediction = state.get("last_prediction")
-        restore_rng_state(state["rng"], self.device, {"shuffle": self.shuffle_gen})
 
 
 def _check_data(cfg: TrainConfig, data: LabData) -> None:

@@ -33,13 +33,12 @@ from cvae.bair.config import BairConfig
 from cvae.bair.data import BairData, load_bair_data
 from cvae.bair.model import SVG
 from cvae.bair.step import copy_last_frame_psnr, psnr_frames, rollout, sequence_loss
-from cvae.checkpoint import CheckpointError, check_model_state, check_optimizer, load_checkpoint, save_checkpoint
+from cvae.checkpoint import CheckpointedTrainer, CheckpointError
 from cvae.config import ConfigError
 from cvae.cuda import use_deterministic_kernels
 from cvae.data import DataError
 from cvae.precision import GENERATION_DTYPE
 from cvae.schedules import kl_beta, teacher_forcing_ratio
-from cvae.rng_state import capture_rng_state, restore_rng_state
 from cvae.train import (_autocast, build_optimizer, epoch_writer, resolve_device, resolve_precision,
                         seed_everything)
 
@@ -72,7 +71,7 @@ def copy_last_frame_baseline(cfg: BairConfig, data: BairData) -> float:
     return float(copy_last_frame_psnr(frames, cfg.n_past).mean())
 
 
-class BairTrainer:
+class BairTrainer(CheckpointedTrainer):
     def __init__(self, cfg: BairConfig, data: BairData, device: str | None = None,
                  validate_at: Sequence[int] = ()) -> None:
         self.cfg = cfg
@@ -164,36 +163,12 @@ class BairTrainer:
         self.last_prediction = first
         return float(np.mean(per_frame)), per_frame
 
-    # --- checkpoints -----------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        rng = capture_rng_state(self.device, {"sample": self.sample_gen})
-        val_psnr, per_frame = self._last_val
-        return {"family": "bair-2023", "config": self.cfg.to_dict(), "epoch": self.epoch,
-                "diverged": self.diverged,
-                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": {},  # the template has no LR schedule
-                "scaler": self.scaler.state_dict(), "rng": rng,
-                "last_val": {"val_psnr": val_psnr, "per_frame": list(per_frame)},
-                "last_prediction": self.last_prediction}
+    # --- checkpoints (the rest: cvae.checkpoint.CheckpointedTrainer) ----------------
+    def rng_generators(self) -> dict[str, torch.Generator]:
+        return {"sample": self.sample_gen}
 
-    def save_checkpoint(self, path: str | Path) -> None:
-        save_checkpoint(path, self.state_dict())
-
-    def load_checkpoint(self, path: str | Path) -> None:
-        state = load_checkpoint(path)
-        check_model_state(path, self.model, state, self.cfg.to_dict())
-        check_optimizer(path, state, self.cfg.optimizer)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.diverged = bool(state.get("diverged", False))
-        last = state.get("last_val", {})
-        self._last_val = (float(last.get("val_psnr", 0.0)), list(last.get("per_frame", [])))
-        self.last_prediction = state.get("last_prediction")
-        restore_rng_state(state["rng"], self.device, {"sample": self.sample_gen})
+    def extra_state(self) -> dict[str, Any]:
+        return {"family": "bair-2023", "scheduler": {}}  # the template has no LR schedule
 
 
 def predict_psnr(model: SVG, frames_u8: torch.Tensor, cond: torch.Tensor, cfg: BairConfig, device: torch.device,
