@@ -304,10 +304,16 @@ def fit(cfg: TrainConfig, data: LabData, on_epoch: Callable[[dict, Trainer], Non
         resume_from: str | Path | None = None, device: str | None = None,
         validate_at: Sequence[int] = ()) -> Trainer:
     """Train to cfg.num_epoch (continuing a checkpoint if given); stops early on divergence."""
-    trainer = Trainer(cfg, data, device, validate_at=validate_at)
+    return train_to_end(Trainer(cfg, data, device, validate_at=validate_at), on_epoch, resume_from)
+
+
+def train_to_end(trainer: Any, on_epoch: Callable[[dict, Any], None] | None = None,
+                 resume_from: str | Path | None = None) -> Any:
+    """Run a trainer (any family's) from its checkpoint, if given, to trainer.cfg.num_epoch,
+    calling on_epoch after each epoch; stops early on divergence."""
     if resume_from is not None:
         trainer.load_checkpoint(resume_from)
-    while trainer.epoch < cfg.num_epoch and not trainer.diverged:
+    while trainer.epoch < trainer.cfg.num_epoch and not trainer.diverged:
         metrics = trainer.run_epoch()
         if on_epoch is not None:
             on_epoch(metrics, trainer)

@@ -40,7 +40,7 @@ from cvae.data import DataError
 from cvae.precision import GENERATION_DTYPE
 from cvae.schedules import kl_beta, teacher_forcing_ratio
 from cvae.train import (_autocast, build_optimizer, epoch_writer, resolve_device, resolve_precision,
-                        seed_everything)
+                        seed_everything, train_to_end)
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
@@ -203,14 +203,7 @@ def fit(cfg: BairConfig, data: BairData, on_epoch: Callable[[dict, BairTrainer],
         resume_from: str | Path | None = None, device: str | None = None,
         validate_at: Sequence[int] = ()) -> BairTrainer:
     """Train to cfg.num_epoch (continuing a checkpoint if given); stops early on divergence."""
-    trainer = BairTrainer(cfg, data, device, validate_at=validate_at)
-    if resume_from is not None:
-        trainer.load_checkpoint(resume_from)
-    while trainer.epoch < cfg.num_epoch and not trainer.diverged:
-        metrics = trainer.run_epoch()
-        if on_epoch is not None:
-            on_epoch(metrics, trainer)
-    return trainer
+    return train_to_end(BairTrainer(cfg, data, device, validate_at=validate_at), on_epoch, resume_from)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
