@@ -193,7 +193,11 @@ def backup_state(exp: Path) -> Path:
         if (exp / name).is_file():
             shutil.copy2(exp / name, new / name)
     if (exp / "optuna.db").is_file():  # SQLite's own copy: consistent even with a journal left by the kill
-        src = sqlite3.connect(f"file:{exp / 'optuna.db'}?mode=ro", uri=True)
+        # Read-write, never mode=ro: a driver SIGKILLed inside a transaction leaves a hot journal,
+        # and a read-only connection refuses to roll it back (SQLITE_READONLY_ROLLBACK, "attempt to
+        # write a readonly database"). The rollback only drops that unfinished transaction, as
+        # Optuna's own next open would; mode=rw still never creates a missing file.
+        src = sqlite3.connect(f"file:{exp / 'optuna.db'}?mode=rw", uri=True)
         dst = sqlite3.connect(new / "optuna.db")
         with dst:
             src.backup(dst)

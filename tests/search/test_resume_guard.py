@@ -114,6 +114,46 @@ def test_backup_copies_the_state_files_and_keeps_the_last_one(tmp_path) -> None:
     assert not (run_dir / f"{BACKUP_DIR}.new").exists()
 
 
+# A child that opens optuna.db, starts a transaction big enough to spill into the file, says
+# so and waits to be SIGKILLed: what a driver killed during an Optuna write leaves on disk.
+_WRITER_KILLED_MID_TRANSACTION = """
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA cache_size=1")  # spill dirty pages into the db file before the commit
+con.execute("BEGIN")
+con.executemany("INSERT INTO trials (state) VALUES (?)", [("x" * 500,)] * 2000)
+print("in transaction", flush=True)
+time.sleep(600)
+"""
+
+
+def test_backup_rolls_back_the_hot_journal_a_sigkilled_writer_left(tmp_path) -> None:
+    # CI once failed here: a resume right after a SIGKILL hit "attempt to write a readonly
+    # database", because the backup opened optuna.db read-only and SQLite refuses to roll a hot
+    # journal back through a read-only connection.
+    import subprocess
+    import sys
+
+    run_dir = _fake_run_folder(tmp_path / "runs")
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER_KILLED_MID_TRANSACTION, str(run_dir / "optuna.db")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "in transaction"
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+    assert (run_dir / "optuna.db-journal").stat().st_size > 0  # the hot journal is really there
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):  # what the old read-only open met
+        sqlite3.connect(f"file:{run_dir / 'optuna.db'}?mode=ro", uri=True).execute("SELECT 1 FROM trials").fetchall()
+
+    backup = backup_state(run_dir)
+    for db in (backup / "optuna.db", run_dir / "optuna.db"):  # only the unfinished transaction is gone
+        con = sqlite3.connect(db)
+        assert con.execute("SELECT state FROM trials").fetchall() == [("RUNNING",)], db
+        con.close()
+    assert not (run_dir / "optuna.db-journal").exists()
+
+
 def test_a_search_killed_during_start_up_starts_afresh_on_resume(tmp_path, tiny_fixed, capsys) -> None:
     # What a driver killed before Tune's first save leaves: space.yaml, an optuna.db, ray.log.
     from search.resume import nothing_saved
