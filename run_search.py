@@ -6,7 +6,9 @@
     python run_search.py --space spaces/quick.yaml --resume        # continue runs/quick
 
 Every user error (space file, data folder, options, resources) is one line on
-stderr and exit code 2; all but the resource check happen before Ray starts.
+stderr and exit code 2; all but the resource check happen before Ray starts. A
+search that ran but gave no answer (every trial failed or diverged) exits 1,
+after writing its files, so scripts and CI do not mistake it for a result.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 USER_ERROR = 2
+NO_ANSWER = 1  # the search ran, but no trial produced a finite metric
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -159,6 +162,10 @@ def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException],
     print()
     if outcome.best_trial is None:
         print(f"no trial produced a finite {plan.space.metric}; see {outcome.trials_csv}")
+        failed = outcome.status_counts.get("failed", 0)
+        if failed:
+            print(f"{failed} trial(s) failed: each one's cause is in "
+                  f"{_shown(plan.run_dir / 'trials')}/<trial id>/error.txt", file=sys.stderr)
     else:
         print(f"best trial: {outcome.best_trial} with {plan.space.metric} = {outcome.best_value:.4f}")
         print(f"best config: {outcome.best_yaml}")
@@ -178,7 +185,7 @@ def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException],
         print(line)
     if log_path is not None:
         print(f"Ray's own output: {_shown(log_path)}")
-    return 0
+    return 0 if outcome.best_trial is not None else NO_ANSWER
 
 
 if __name__ == "__main__":

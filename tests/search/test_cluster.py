@@ -101,6 +101,10 @@ def test_a_trial_given_a_gpu_torch_cannot_use_fails_with_the_cause(tmp_path, tin
         cluster.shutdown()
     output = proc.stdout + proc.stderr
     assert "Monotonic  failed (see " in output or "failed (see " in output, output[-3000:]
+    # no trial gave an answer: exit 1 (not 0, which scripts would take for a result), with the way to the cause
+    assert proc.returncode == 1, output[-3000:]
+    assert "no trial produced a finite" in proc.stdout and "1 trial(s) failed" in proc.stderr, output[-3000:]
+    assert "error.txt" in proc.stderr
     errors = [p.read_text() for p in (tmp_path / "runs" / "gpu").rglob("error.txt")]
     assert errors, output[-3000:]
     assert any("TrialDeviceError" in e and "torch.cuda.is_available() is False" in e for e in errors), errors[0][-2000:]
