@@ -58,9 +58,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from search.cluster import ResourceError
     from search.errors import SpaceError
     from search.resume import ResumeError
+    from search.run_lock import RunFolderBusy
     from search.runner import RunError
 
-    errors: list[type[BaseException]] = [ConfigError, DataError, ResourceError, SpaceError, RunError, ResumeError]
+    errors: list[type[BaseException]] = [ConfigError, DataError, ResourceError, SpaceError, RunError, ResumeError,
+                                         RunFolderBusy]
     try:
         from cvae.synthetic import SyntheticError
         errors.append(SyntheticError)
@@ -123,13 +125,26 @@ def viewer_commands(run_dir: Path) -> list[str]:
 
 
 def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException], ...]) -> int:
-    from search.runner import RAY_LOG, check_data, connect, prepare_data, run_search
+    from search.runner import check_data, prepare_data
 
     try:
         data = prepare_data(plan)
         check_data(plan, data)
     except user_errors as err:
         return _fail(str(err))
+    from search.run_lock import hold_run_folder
+
+    # Before Ray starts: a folder another live search is using is refused at once (exit 2).
+    try:
+        with hold_run_folder(plan.run_dir):
+            return _search(plan, data, args, user_errors)
+    except user_errors as err:
+        return _fail(str(err))
+
+
+def _search(plan, data, args: argparse.Namespace, user_errors: tuple[type[BaseException], ...]) -> int:
+    from search.runner import RAY_LOG, connect, run_search
+
     print(plan.describe())
     for notice in plan.space.notices:
         print(f"W&B sweep file: {notice}")

@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from search.contract import SUMMARY_JSON, TRIALS_CSV, csv_trial_ids, drop_trials
+from search.run_lock import LOCK_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ _SEARCH_GEN_STATE = "search_gen_state-*.json"
 ORPHAN_DIR = ".orphaned"
 BACKUP_DIR = ".resume-backup"
 # What a run folder can hold before Tune's first save (the driver killed during start-up).
-STARTUP_FILES = ("space.yaml", "ray.log", "optuna.db", SUMMARY_JSON, TRIALS_CSV, BACKUP_DIR, f"{BACKUP_DIR}.new")
+STARTUP_FILES = ("space.yaml", "ray.log", "optuna.db", SUMMARY_JSON, TRIALS_CSV, BACKUP_DIR, f"{BACKUP_DIR}.new",
+                 LOCK_NAME)
 # Everything below reads and rewrites Tune's pickles and Optuna's SQLite tables through
 # private attributes and raw SQL: it is tested with exactly these versions. With any
 # other, `--resume` refuses (exit 2) before touching the folder unless --force-resume.
@@ -231,7 +233,8 @@ def nothing_saved(experiment_dir: str | Path) -> bool:
 def set_aside_unsaved(exp: Path, keep: tuple[str, ...] = ()) -> Optional[Path]:
     """Move what a start-up-killed search left (space.yaml, an empty optuna.db, ...) into
     `.resume-backup/`, so the search can start afresh in the same folder. None when empty."""
-    leftovers = [p for p in exp.iterdir() if p.name not in (BACKUP_DIR, *keep)]
+    # the lock stays where it is: the driver calling this holds it
+    leftovers = [p for p in exp.iterdir() if p.name not in (BACKUP_DIR, LOCK_NAME, *keep)]
     if not leftovers:
         return None
     new = exp / f"{BACKUP_DIR}.new"

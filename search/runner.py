@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 from cvae.data import DataError
 from search.cluster import ResourceError, alive_nodes, check_cluster, check_request, cluster_concurrency
 from search.errors import SpaceError
+from search.run_lock import LOCK_NAME, hold_run_folder
 from search.sampler import make_sampler
 from search.space import SearchSpace, load_space
 
@@ -112,7 +113,7 @@ def _only_startup_leftovers(run_dir: Path) -> bool:
     """The folder holds nothing but Ray's log, or what a search killed during start-up left."""
     from search.resume import nothing_saved
 
-    return all(p.name == RAY_LOG for p in run_dir.iterdir()) or nothing_saved(run_dir)
+    return all(p.name in (RAY_LOG, LOCK_NAME) for p in run_dir.iterdir()) or nothing_saved(run_dir)
 
 
 def _check_plan(plan: SearchPlan) -> None:
@@ -387,13 +388,19 @@ def run_search(plan: SearchPlan, data: Any, *, check_resources: bool = True, con
         check_cluster(plan.cpu, plan.gpu)
     if plan.max_concurrent is None:
         plan.max_concurrent = cluster_concurrency(plan.cpu, plan.gpu, alive_nodes())
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    # From here on the folder changes: RunFolderBusy (exit 2, nothing changed) while another
+    # driver runs a search in it. run_search.py holds the lock already; taking it again is free.
+    with hold_run_folder(plan.run_dir):
+        return _search_in_held_folder(plan, data, console)
+
+
+def _search_in_held_folder(plan: SearchPlan, data: Any, console) -> SearchOutcome:
     if not plan.resume:
         from search.resume import set_aside_unsaved
 
         # A start killed before Tune saved anything: its leftovers (space.yaml, an optuna.db
         # with no finished trial) go to .resume-backup/, and the search starts afresh here.
-        if any(p.name != RAY_LOG for p in plan.run_dir.iterdir()):
+        if any(p.name not in (RAY_LOG, LOCK_NAME) for p in plan.run_dir.iterdir()):
             set_aside_unsaved(plan.run_dir, keep=(RAY_LOG,))
         shutil.copyfile(plan.space.path, plan.run_dir / "space.yaml")
     tuner = build_tuner(plan, data, console)

@@ -1,9 +1,14 @@
 """Shared fixtures for the search tests: a tiny synthetic dataset and tiny spaces."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY_FIXED = {
     "num_epoch": 3, "batch_size": 4, "frame_H": 16, "frame_W": 32,
@@ -78,3 +83,32 @@ def tiny_data(tmp_path_factory) -> Path:
     from cvae.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("data") / "small", preset="small", seed=0, progress=False)
+
+
+# A driver stand-in: holds a run folder's lock (search.run_lock), says so, waits to be killed.
+FOLDER_HOLDER = """
+import sys, time
+from search.run_lock import hold_run_folder
+with hold_run_folder(sys.argv[1]):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.fixture()
+def folder_holder():
+    """start(run_dir) -> a child process holding run_dir's lock (returned once it holds it);
+    every one still alive is SIGKILLed at the end of the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(run_dir: Path) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", FOLDER_HOLDER, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        started.append(proc)
+        assert proc.stdout.readline().strip() == "holding"
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait(timeout=30)

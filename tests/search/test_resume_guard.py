@@ -188,3 +188,19 @@ def test_a_search_killed_during_start_up_starts_afresh_on_resume(tmp_path, tiny_
     (only_log / "ray.log").write_text("")
     assert nothing_saved(only_log)
     assert not nothing_saved(tmp_path / "runs" / "absent")  # a mistyped name stays an error
+
+
+def test_resume_while_the_search_still_runs_exits_2_and_changes_nothing(tmp_path, tiny_fixed, capsys,
+                                                                       folder_holder) -> None:
+    # A --resume typed in a second terminal while the first search runs: refused before Ray
+    # starts, before the backup, reconciliation or any write to the folder.
+    run_dir = _fake_run_folder(tmp_path / "runs")
+    holder = folder_holder(run_dir)
+    before = _snapshot(run_dir)
+    code = run_search.main(["--space", str(_space(tmp_path, tiny_fixed)), "--storage-path", str(tmp_path / "runs"),
+                            "--resume", "--no-report"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "another search is running in this folder" in err and f"pid {holder.pid}" in err, err
+    assert _snapshot(run_dir) == before
+    assert not (run_dir / BACKUP_DIR).exists()
