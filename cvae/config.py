@@ -177,6 +177,7 @@ def coerce_field(key: str, value: Any, source: str = "config") -> Any:
         raise ConfigError(f"{source}: unknown TrainConfig field '{key}'{suggestion}")
     return coerce_value(key, value, _field_type(key), f"{source}: {key}")
 
+
 def coerce_value(key: str, value: Any, kind: str, where: str) -> Any:
     """`value` as a field of type `kind` (the dataclass annotation: int, int | None,
     float, bool, str, list[int]), or ConfigError naming `where` (file: key) and the rule.

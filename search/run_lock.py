@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 LOCK_NAME = ".search.lock"
-# Folders this process holds already: run_search.py takes the lock before Ray starts and
-# search.runner.run_search takes it again, and a second flock on a new descriptor would
-# conflict with the first one even within one process.
+# Folders this process holds already (or tried to, where flock is unsupported):
+# run_search.py takes the lock before Ray starts and search.runner.run_search takes it
+# again, and a second flock on a new descriptor would conflict with the first one even
+# within one process.
 _held: set[Path] = set()
 
 
@@ -72,17 +73,16 @@ def hold_run_folder(run_dir: str | Path) -> Iterator[Optional[Path]]:
     # "a+": never truncate before the lock is ours, so a busy folder's holder details survive.
     handle = lock_path.open("a+")
     try:
-        if not _lock(handle, run_dir, lock_path):
-            yield None
-            return
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
-        handle.flush()
-        _held.add(run_dir)
+        locked = _lock(handle, run_dir, lock_path)
+        if locked:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+            handle.flush()
+        _held.add(run_dir)  # unlockable too: the nested call must not warn a second time
         try:
-            yield lock_path
+            yield lock_path if locked else None
         finally:
             _held.discard(run_dir)
     finally:

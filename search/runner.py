@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 NUM_CHECKPOINTS_KEPT = 2
 RAY_LOG = "ray.log"  # Ray's own console output (search.console), in the run folder
+# What a run folder holds besides search state: Ray's log and the driver lock (search.run_lock).
+_NOT_SEARCH_STATE = (RAY_LOG, LOCK_NAME)
 # ASHA and the Optuna bridge count budget in the trainer's epochs: equal to
 # Ray's training_iteration for a fresh trial, and still right after a trial
 # resumes from a checkpoint.
@@ -113,7 +115,7 @@ def _only_startup_leftovers(run_dir: Path) -> bool:
     """The folder holds nothing but Ray's log, or what a search killed during start-up left."""
     from search.resume import nothing_saved
 
-    return all(p.name in (RAY_LOG, LOCK_NAME) for p in run_dir.iterdir()) or nothing_saved(run_dir)
+    return all(p.name in _NOT_SEARCH_STATE for p in run_dir.iterdir()) or nothing_saved(run_dir)
 
 
 def _check_plan(plan: SearchPlan) -> None:
@@ -400,7 +402,7 @@ def _search_in_held_folder(plan: SearchPlan, data: Any, console) -> SearchOutcom
 
         # A start killed before Tune saved anything: its leftovers (space.yaml, an optuna.db
         # with no finished trial) go to .resume-backup/, and the search starts afresh here.
-        if any(p.name not in (RAY_LOG, LOCK_NAME) for p in plan.run_dir.iterdir()):
+        if any(p.name not in _NOT_SEARCH_STATE for p in plan.run_dir.iterdir()):
             set_aside_unsaved(plan.run_dir, keep=(RAY_LOG,))
         shutil.copyfile(plan.space.path, plan.run_dir / "space.yaml")
     tuner = build_tuner(plan, data, console)

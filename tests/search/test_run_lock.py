@@ -51,3 +51,20 @@ def test_the_holder_may_take_its_own_lock_again_and_releases_it_at_the_end(tmp_p
     assert not locked_by_someone(lock)
     folder_holder(run_dir)  # released: another process takes it
     assert locked_by_someone(lock)
+
+
+def test_a_filesystem_without_flock_warns_once_and_runs_unguarded(tmp_path, monkeypatch, capsys) -> None:
+    # An NFS mount without lock support answers flock with ENOLCK; this machine's disks cannot.
+    import errno
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    run_dir = tmp_path / "runs" / "nfs"
+    with hold_run_folder(run_dir) as lock:
+        assert lock is None
+        with hold_run_folder(run_dir):  # what run_search.py then search.runner do
+            pass
+    err = capsys.readouterr().err
+    assert err.count("cannot lock the run folder") == 1 and "make sure no other search uses it" in err, err
