@@ -51,10 +51,6 @@ def random_bair_data(T: int = 5) -> BairData:
                     val_cond=torch.randn(3, T, 7, generator=g))
 
 
-def without_times(m: dict) -> dict:
-    return {k: v for k, v in m.items() if not k.endswith("_time_s")}
-
-
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_trainer_trains_and_validates_on_the_gpu(precision: str, channels_last: bool) -> None:
@@ -68,22 +64,18 @@ def test_trainer_trains_and_validates_on_the_gpu(precision: str, channels_last: 
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
 
 
-def test_resumed_run_on_the_gpu_equals_the_uninterrupted_run(tmp_path: Path) -> None:
+def test_resumed_run_on_the_gpu_equals_the_uninterrupted_run(straight_and_resumed) -> None:
     # deterministic cuDNN and no TF32 (cvae/cuda.py) are what make this bitwise
     cfg = lab_cfg(num_epoch=4, tfr=0.5, tfr_sde=0, tfr_d_step=0.1, precision="bf16", channels_last=True,
                   kl_anneal_type="Cyclical", kl_anneal_cycle=2, kl_anneal_ratio=0.5, val_every=1)
-    data = random_lab_data()
-    straight: list[dict] = []
-    full = fit(cfg, data, on_epoch=lambda m, t: straight.append(without_times(m)))
-    first = Trainer(cfg, data)
-    part1 = [without_times(first.run_epoch()) for _ in range(2)]
-    first.save_checkpoint(tmp_path / "ckpt.pt")
-    del first
-    torch.manual_seed(999)
-    torch.cuda.manual_seed(999)  # disturb the device RNG: the checkpoint must restore it
-    part2: list[dict] = []
-    resumed = fit(cfg, data, on_epoch=lambda m, t: part2.append(without_times(m)), resume_from=tmp_path / "ckpt.pt")
-    assert part1 + part2 == straight
+
+    def disturb() -> None:  # the device RNG too: the checkpoint must restore it
+        torch.manual_seed(999)
+        torch.cuda.manual_seed(999)
+
+    straight, split, full, resumed = straight_and_resumed(fit, Trainer, cfg, random_lab_data(), split_at=2,
+                                                          disturb=disturb)
+    assert split == straight
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -140,17 +132,9 @@ def test_prediction_on_the_gpu_writes_the_submission(tmp_path: Path) -> None:
     assert len(lines) == 1 + 2 * 5 and any(p.suffix == ".gif" for p in written)
 
 
-def test_bair_trainer_trains_and_resumes_identically_on_the_gpu(tmp_path: Path) -> None:
+def test_bair_trainer_trains_and_resumes_identically_on_the_gpu(straight_and_resumed) -> None:
     cfg = BairConfig(**BAIR_TINY, precision="bf16")
-    data = random_bair_data()
-    straight: list[dict] = []
-    bair_fit(cfg, data, on_epoch=lambda m, t: straight.append(without_times(m)))
+    straight, split, _, _ = straight_and_resumed(bair_fit, BairTrainer, cfg, random_bair_data(), split_at=1,
+                                                 disturb=lambda: torch.cuda.manual_seed(999))
     assert all(math.isfinite(m["train_loss"]) for m in straight)
-    first = BairTrainer(cfg, data)
-    part1 = [without_times(first.run_epoch())]
-    first.save_checkpoint(tmp_path / "bair.pt")
-    del first
-    torch.cuda.manual_seed(999)
-    part2: list[dict] = []
-    bair_fit(cfg, data, on_epoch=lambda m, t: part2.append(without_times(m)), resume_from=tmp_path / "bair.pt")
-    assert part1 + part2 == straight
+    assert split == straight

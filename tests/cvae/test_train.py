@@ -101,23 +101,15 @@ def test_lr_schedule_steps_per_epoch() -> None:
     assert [m["lr"] for m in history] == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
+def test_resumed_run_equals_uninterrupted_run(straight_and_resumed) -> None:
     # tfr 0.5 decaying from epoch 0 and fast_train: teacher forcing, shuffling and partial all depend on state.
     cfg = tiny_cfg(num_epoch=4, tfr=0.5, tfr_sde=0, tfr_d_step=0.1, fast_train=True, fast_train_epoch=2,
                    fast_partial=0.5, milestones=[2], kl_anneal_type="Cyclical", kl_anneal_cycle=2,
                    kl_anneal_ratio=0.5, val_every=1)
-    data = random_data()
-    straight: list[dict] = []
-    full = fit(cfg, data, on_epoch=lambda m, t: straight.append(_without_times(m)))
-
-    first = Trainer(cfg, data)
-    part1 = [_without_times(first.run_epoch()) for _ in range(2)]
-    first.save_checkpoint(tmp_path / "ckpt.pt")
-    del first
-    torch.manual_seed(12345)  # disturb global RNG state: the checkpoint must restore it
-    part2: list[dict] = []
-    resumed = fit(cfg, data, on_epoch=lambda m, t: part2.append(_without_times(m)), resume_from=tmp_path / "ckpt.pt")
-    assert part1 + part2 == straight
+    # torch.manual_seed disturbs the global RNG state: the checkpoint must restore it
+    straight, split, full, resumed = straight_and_resumed(fit, Trainer, cfg, random_data(), split_at=2,
+                                                          disturb=lambda: torch.manual_seed(12345))
+    assert split == straight
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
 
