@@ -35,9 +35,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="GPUs per trial, fractions pack trials on one GPU (overrides trials.resources.gpu)")
     p.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting one")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment STORAGE_PATH/NAME")
-    p.add_argument("--force-resume", action="store_true",
-                   help="--resume even with ray/optuna versions resume was not tested with "
-                        "(its state files are copied to .resume-backup/ first)")
+    p.add_argument("--storage", metavar="URL",
+                   help="the study's Optuna storage (default: sqlite:///STORAGE_PATH/NAME/optuna.db); any Optuna "
+                        "URL (postgresql://..., mysql://...) or a journal file (journal:///shared/NAME.log), "
+                        "e.g. for a multi-node cluster")
     p.add_argument("--dry-run", action="store_true", help="validate, print the space and the plan, start nothing")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     p.add_argument("--verbose", action="store_true",
@@ -57,12 +58,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from cvae.data import DataError
     from search.cluster import ResourceError
     from search.errors import SpaceError
+    from search.record import StorageError
     from search.resume import ResumeError
     from search.run_lock import RunFolderBusy
     from search.runner import RunError
 
     errors: list[type[BaseException]] = [ConfigError, DataError, ResourceError, SpaceError, RunError, ResumeError,
-                                         RunFolderBusy]
+                                         RunFolderBusy, StorageError]
     try:
         from cvae.synthetic import SyntheticError
         errors.append(SyntheticError)
@@ -95,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plan = make_plan(args.space, data=args.data, name=args.name, storage_path=args.storage_path,
                          num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                         resume=args.resume, force_resume=args.force_resume)
+                         resume=args.resume, storage=args.storage)
     except user_errors as err:
         return _fail(str(err))
     if args.dry_run:
@@ -118,10 +120,14 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def viewer_commands(run_dir: Path) -> list[str]:
+def viewer_commands(run_dir: Path, storage: Optional[str] = None) -> list[str]:
     """The commands that open a run in TensorBoard and in optuna-dashboard."""
+    from search.record import journal_path
+
+    study = storage or f"sqlite:///{_shown(run_dir / 'optuna.db')}"
+    journal = journal_path(study)
     return [f"TensorBoard: tensorboard --logdir {_shown(run_dir)}",
-            f"Optuna dashboard: optuna-dashboard sqlite:///{_shown(run_dir / 'optuna.db')}"]
+            f"Optuna dashboard: optuna-dashboard {_shown(journal) if journal is not None else study}"]
 
 
 def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException], ...]) -> int:
@@ -148,7 +154,7 @@ def _search(plan, data, args: argparse.Namespace, user_errors: tuple[type[BaseEx
     print(plan.describe())
     for notice in plan.space.notices:
         print(f"W&B sweep file: {notice}")
-    print(viewer_commands(plan.run_dir)[0])
+    print(viewer_commands(plan.run_dir, plan.storage)[0])
     log_path = None if args.verbose else plan.run_dir / RAY_LOG
     if log_path is not None:
         print(f"Ray's own output: {_shown(log_path)} (--verbose shows it here)")
@@ -196,7 +202,7 @@ def _search(plan, data, args: argparse.Namespace, user_errors: tuple[type[BaseEx
     if not args.no_report:
         report = _write_report(plan.run_dir)
         print(f"report: {report}" if report else "report: not written (the reports package is not available)")
-    for line in viewer_commands(plan.run_dir):
+    for line in viewer_commands(plan.run_dir, plan.storage):
         print(line)
     if log_path is not None:
         print(f"Ray's own output: {_shown(log_path)}")

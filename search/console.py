@@ -30,7 +30,7 @@ from typing import Any, Iterator, Optional, TextIO
 from ray.tune import Callback
 
 from search.status import COMPLETED, DIVERGED, FAILED, STOPPED, classify_end, last_epoch
-from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY
+from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY, TRIAL_KEY
 
 PLAIN_EVERY_S = 30.0   # plain mode: at most one progress line per this many seconds
 REDRAW_EVERY_S = 1.0   # terminal mode: the elapsed time ticks once a second
@@ -79,12 +79,12 @@ class ConsoleCallback(Callback):
 
     # --- pickling: Tune saves callbacks with the experiment ------------------
     def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
+        state = dict(vars(self))
         state["_stream"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        vars(self).update(state)
 
     @property
     def stream(self) -> TextIO:
@@ -116,24 +116,24 @@ class ConsoleCallback(Callback):
         now = time.time()
         if self.t0 is None:
             self.t0 = now
-        if trial.trial_id in self.started:  # a retry after a failure or a resumed trial
-            self.say(f"resume {trial.trial_id}  {self.label(trial)}")
+        if _tid(trial) in self.started:  # a retry after a failure or a resumed trial
+            self.say(f"resume {_tid(trial)}  {self.label(trial)}")
         else:
-            self.say(f"start  {trial.trial_id}  {self.label(trial)}")
-        self.started[trial.trial_id] = now
-        self.ended.pop(trial.trial_id, None)
+            self.say(f"start  {_tid(trial)}  {self.label(trial)}")
+        self.started[_tid(trial)] = now
+        self.ended.pop(_tid(trial), None)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         epoch = last_epoch(result)
         if epoch is not None:
-            self.epochs[trial.trial_id] = max(epoch, self.epochs.get(trial.trial_id, 0))
+            self.epochs[_tid(trial)] = max(epoch, self.epochs.get(_tid(trial), 0))
         value = result.get(self.metric)
         try:
             value = float(value)
         except (TypeError, ValueError):
             return
         if math.isfinite(value) and (self.best is None or self.sign * value > self.sign * self.best[0]):
-            self.best = (value, trial.trial_id)
+            self.best = (value, _tid(trial))
         self.draw()
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
@@ -153,9 +153,9 @@ class ConsoleCallback(Callback):
     def _end(self, trial, *, error: bool) -> None:
         last = getattr(trial, "last_result", None) or {}
         status = classify_end(last, error=error, metric=self.metric, num_epoch=self.num_epoch)
-        self.ended[trial.trial_id] = status
-        epoch = last_epoch(last) or self.epochs.get(trial.trial_id, 0)
-        self.epochs[trial.trial_id] = max(epoch, self.epochs.get(trial.trial_id, 0))
+        self.ended[_tid(trial)] = status
+        epoch = last_epoch(last) or self.epochs.get(_tid(trial), 0)
+        self.epochs[_tid(trial)] = max(epoch, self.epochs.get(_tid(trial), 0))
         value = last.get(self.metric)
         shown = (f"  {self.metric} {value:.2f}" if status != FAILED and isinstance(value, (int, float))
                  and math.isfinite(value) else "")
@@ -163,7 +163,7 @@ class ConsoleCallback(Callback):
                 STOPPED: f"stopped at epoch {epoch}/{self.num_epoch}",
                 DIVERGED: f"diverged at epoch {epoch}",
                 FAILED: "failed" + (f" (see {trial.path}/error.txt)" if getattr(trial, "path", None) else "")}[status]
-        self.say(f"end    {trial.trial_id}  {self.label(trial)}  {what}{shown}")
+        self.say(f"end    {_tid(trial)}  {self.label(trial)}  {what}{shown}")
         if not self.live and time.time() - self._last_plain >= PLAIN_EVERY_S:
             self.draw(force=True)
 
@@ -262,3 +262,8 @@ def ray_output_to(log_path: Optional[Path]) -> Iterator[TextIO]:
             if handler.stream is log:
                 handler.setStream(old_err)
         log.close()
+
+
+def _tid(trial: Any) -> str:
+    """The study trial a Ray trial is an attempt of (search.record), else Ray's own id."""
+    return str((trial.config or {}).get(TRIAL_KEY) or trial.trial_id)

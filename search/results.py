@@ -1,17 +1,19 @@
 """Ray results -> the files of runs/<name>/ that docs/CONTRACTS.md lists.
 
-`SearchRecorder` holds one row per (trial, epoch) and writes trials.csv,
-summary.json, best.yaml and trials/<id>/ files. `ResultsCallback` feeds it from
-Tune's driver-side callback hooks as results arrive, so an interrupted search
-still has its files; on resume the recorder reloads trials.csv and later rows
-for the same (trial, epoch) replace the old ones (no duplicates).
+These files are views: `SearchRecorder.load_record` builds one row per (trial,
+epoch) from the study (search.record: which trials exist, their parameters and
+how they ended) and each trial's own `trials/<id>/metrics.jsonl`
+(search.trial_files), then `write` writes trials.csv, summary.json,
+trials/<id>/trial.json (and best.yaml at the end), each atomically. They can be
+deleted and rebuilt at any time; `--resume` rebuilds them first.
+`ResultsCallback` refreshes them while the search runs (after the scheduler has
+committed each result to the study).
 """
 from __future__ import annotations
 
 import json
-import math
-import os
 import shutil
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,11 +24,12 @@ import yaml
 from ray.tune import Callback
 
 from search.comparison import RunOutcome, build_comparison
-from search.contract import METRICS, SUMMARY_JSON, TRIALS_CSV, EpochRow, read_trials_table, write_trials_csv
+from search.contract import METRICS, SUMMARY_JSON, TRIALS_CSV, EpochRow, write_trials_csv
 from search.contract import read_trials_csv  # noqa: F401  (its old home: tests and users import it from here)
-from search.status import COMPLETED, FAILED, RUNNING, STATUSES, classify_end
-from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, stratum_key
-from search.trainable import EXECUTION_KEYS, FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY, training_params
+from search.status import COMPLETED, FAILED, RUNNING, STATUSES
+from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY, stratum_key
+from search.trainable import EXECUTION_KEYS
+from search.trial_files import METRICS_FILE, atomic_write, epoch_rows
 
 # Keys a trial reports that are about where it ran, not how it trained.
 INFO_KEYS = ("node_id", "data_zero_copy", *EXECUTION_KEYS)
@@ -75,101 +78,53 @@ class SearchRecorder:
         self.started_at = _iso_now()
         self._t0 = time.monotonic()
         self._wall_before = 0.0  # wall time of earlier (interrupted) sessions
+        self._wall_loaded = False
 
     # --- input ------------------------------------------------------------
-    def load_existing(self) -> None:
-        """Pick up trials.csv and summary.json of an interrupted run (resume)."""
+    def load_record(self, trials: Iterable[Any]) -> None:
+        """Rebuild every trial from the study's trials (optuna FrozenTrials) and their files."""
+        from optuna.trial import TrialState
+
+        from search.record import FINAL_EPOCH_ATTR, REEVAL_OF_ATTR, SEED_ATTR, STATUS_ATTR, config_of, key_of
+
         summary_path = self.run_dir / SUMMARY_JSON
-        if summary_path.exists():
-            summary = json.loads(summary_path.read_text())
-            self.started_at = summary.get("started_at", self.started_at)
-            self._wall_before = float(summary.get("wall_time_s", 0.0) or 0.0)
-        csv_path = self.run_dir / TRIALS_CSV
-        if csv_path.exists():
-            self._load_rows(csv_path)
-        self._load_trial_infos()
-
-    def _load_rows(self, csv_path: Path) -> None:
-        for row in read_trials_table(csv_path).epoch_rows():  # rows cut short by a kill are skipped
-            params = {k: v for k, v in row.params.items() if k in self.param_names}
-            record = self.trials.setdefault(row.trial_id, TrialRecord(row.trial_id, params))
-            record.status = row.status
-            record.rows[row.epoch] = row.metrics
-            record.phase, record.stratum, record.seed = row.phase, row.stratum, row.seed
-            if not record.stratum:
-                record.stratum = stratum_key(params, self.scientific)
-
-    def _load_trial_infos(self) -> None:
-        """trials/<id>/trial.json: where each trial ran (nodes, execution, the run a re-run
-        repeats), and the whole record of a trial that ended before its first epoch (a
-        failure at start: a bad device, an out-of-memory first step). Such a trial has no
-        trials.csv row; without its trial.json the final summary would not count it."""
-        folder = self.run_dir / "trials"
-        if not folder.is_dir():
-            return
-        for info_path in sorted(folder.glob("*/trial.json")):
-            trial_id = info_path.parent.name
+        if summary_path.exists() and not self._wall_loaded:
             try:
-                info = json.loads(info_path.read_text())
+                summary = json.loads(summary_path.read_text())
+                self.started_at = summary.get("started_at", self.started_at)
+                self._wall_before = float(summary.get("wall_time_s", 0.0) or 0.0)
             except (OSError, ValueError):
-                continue  # written atomically, so only a stray file is unreadable
-            record = self.trials.get(trial_id)
-            if record is None:
-                params = {k: v for k, v in (info.get("params") or {}).items() if k in self.param_names}
-                record = TrialRecord(trial_id, params, status=str(info.get("status") or RUNNING),
-                                     phase=str(info.get("phase") or SEARCH), seed=info.get("seed"))
-                record.stratum = str(info.get("stratum") or stratum_key(params, self.scientific))
-                self.trials[trial_id] = record
-            record.node_ids.update(info.get("node_ids") or [])
-            record.data_zero_copy = info.get("data_zero_copy")
-            record.reeval_of = info.get("reeval_of")
-            record.execution = dict(info.get("execution") or {})
-
-    def add_result(self, trial_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
-        """One epoch of one trial; a repeated epoch (resumed trial) replaces the old row."""
-        if "epoch" not in result:
-            return
-        record = self.trials.setdefault(trial_id, TrialRecord(trial_id, dict(params)))
-        self._set_study_fields(record, params)
-        record.status = RUNNING
-        epoch = int(result["epoch"])
-        row: dict[str, Any] = {}
-        for key, value in result.items():
-            if key in ("epoch", PER_FRAME_KEY) or key in INFO_KEYS:
-                continue
-            if key in METRICS:
-                row[key] = value
-        record.rows[epoch] = row
-        if result.get("node_id"):
-            record.node_ids.add(str(result["node_id"]))
-        if "data_zero_copy" in result:
-            record.data_zero_copy = bool(result["data_zero_copy"])
-        record.execution.update({k: result[k] for k in EXECUTION_KEYS if k in result})
-        per_frame = result.get(PER_FRAME_KEY)
-        if per_frame and result.get("validated", True):
-            self._write_per_frame(trial_id, epoch, per_frame)
-
-    def _set_study_fields(self, record: TrialRecord, config: dict[str, Any]) -> None:
-        """Parameters, phase, stratum, seed and re-run source from a Ray trial config."""
-        params = training_params(config)
-        record.params = {k: v for k, v in params.items() if k in self.param_names}
-        record.phase = str(config.get(PHASE_KEY, SEARCH))
-        record.stratum = str(config.get(STRATUM_KEY) or stratum_key(record.params, self.scientific))
-        record.seed = params.get("seed", self.fixed_config.get("seed"))
-        record.reeval_of = config.get("reeval_of")
-
-    def set_status(self, trial_id: str, status: str) -> None:
-        if trial_id in self.trials:
-            self.trials[trial_id].status = status
-
-    def classify_end(self, trial_id: str, error: bool) -> str:
-        """completed / stopped / diverged / failed, from the trial's last row (search.status's rule)."""
-        record = self.trials.get(trial_id)
-        last = None
-        if record is not None and record.rows:
-            epoch = max(record.rows)
-            last = {**record.rows[epoch], "epoch": epoch}
-        return classify_end(last, error=error, metric=self.metric, num_epoch=self.num_epoch)
+                pass
+        self._wall_loaded = True
+        self.trials = {}
+        for frozen in trials:
+            if frozen.state == TrialState.WAITING:
+                continue  # enqueued, not yet a trial
+            attrs = frozen.user_attrs
+            trial_id = key_of(frozen)
+            config = config_of(frozen)
+            params = {k: v for k, v in config.items() if k in self.param_names}
+            finished = frozen.state.is_finished()
+            status = str(attrs.get(STATUS_ATTR) or (FAILED if frozen.state == TrialState.FAIL else RUNNING))
+            record = TrialRecord(trial_id, params, status=status if finished else RUNNING,
+                                 phase=str(attrs.get(PHASE_KEY, SEARCH)),
+                                 stratum=str(attrs.get(STRATUM_KEY) or stratum_key(params, self.scientific)),
+                                 seed=attrs.get(SEED_ATTR, config.get("seed", self.fixed_config.get("seed"))),
+                                 reeval_of=attrs.get(REEVAL_OF_ATTR))
+            rows = epoch_rows(self.run_dir / "trials" / trial_id / METRICS_FILE)
+            final_epoch = attrs.get(FINAL_EPOCH_ATTR)
+            if finished and final_epoch is not None:
+                # an epoch the worker ran after the end was committed (its STOP was on the way)
+                rows = {e: r for e, r in rows.items() if e <= int(final_epoch)}
+            for epoch in sorted(rows):
+                result = rows[epoch]
+                record.rows[epoch] = {k: v for k, v in result.items() if k in METRICS and k != "epoch"}
+                if result.get("node_id"):
+                    record.node_ids.add(str(result["node_id"]))
+                if "data_zero_copy" in result:
+                    record.data_zero_copy = bool(result["data_zero_copy"])
+                record.execution.update({k: result[k] for k in EXECUTION_KEYS if k in result})
+            self.trials[trial_id] = record
 
     # --- per-trial files ----------------------------------------------------
     def trial_dir(self, trial_id: str) -> Path:
@@ -177,28 +132,13 @@ class SearchRecorder:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _write_per_frame(self, trial_id: str, epoch: int, per_frame: list[float]) -> None:
-        payload = {"epoch": epoch, "frame_index": list(range(1, len(per_frame) + 1)),
-                   "psnr": [float(v) for v in per_frame]}
-        _atomic_write(self.trial_dir(trial_id) / "val_psnr_per_frame.json", json.dumps(payload))
-
-    def copy_frames(self, trial_id: str, checkpoint_dir: str | Path) -> None:
-        """Copy frames.png out of a (persisted) checkpoint folder."""
-        source = Path(checkpoint_dir) / FRAMES_FILE
-        if source.exists():
-            target = self.trial_dir(trial_id)
-            shutil.copyfile(source, target / FRAMES_FILE)
-            meta = Path(checkpoint_dir) / FRAMES_META_FILE
-            if meta.exists():
-                shutil.copyfile(meta, target / FRAMES_META_FILE)
-
     def _write_trial_info(self, record: TrialRecord) -> None:
         info = {"trial_id": record.trial_id, "status": record.status, "params": record.params,
                 "phase": record.phase, "stratum": record.stratum, "seed": record.seed,
                 "reeval_of": record.reeval_of, "execution": record.execution,
                 "epochs": len(record.rows), "node_ids": sorted(record.node_ids),
                 "data_zero_copy": record.data_zero_copy}
-        _atomic_write(self.trial_dir(record.trial_id) / "trial.json", json.dumps(info, indent=2))
+        atomic_write(self.trial_dir(record.trial_id) / "trial.json", json.dumps(info, indent=2))
 
     # --- output -----------------------------------------------------------
     def best(self) -> Optional[tuple[str, int, float]]:
@@ -281,7 +221,7 @@ class SearchRecorder:
             "comparison": self.comparison(),
             "started_at": self.started_at, "finished_at": _iso_now() if final else None,
         }
-        _atomic_write(self.run_dir / SUMMARY_JSON, json.dumps(summary, indent=2, allow_nan=False, default=str))
+        atomic_write(self.run_dir / SUMMARY_JSON, json.dumps(summary, indent=2, allow_nan=False, default=str))
 
     def write_best_yaml(self, full_config: dict[str, Any]) -> Optional[Path]:
         best = self.best()
@@ -291,7 +231,7 @@ class SearchRecorder:
                   f"# Retrain: python -m cvae.train --config best.yaml"
                   f"{' --data ' + self.data_root if self.data_root else ''}\n")
         path = self.run_dir / "best.yaml"
-        _atomic_write(path, header + yaml.safe_dump(full_config, sort_keys=False))
+        atomic_write(path, header + yaml.safe_dump(full_config, sort_keys=False))
         return path
 
 
@@ -303,60 +243,42 @@ def _finite_or_none(value: Any) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file so a reader (or a kill) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class ResultsCallback(Callback):
-    """Tune callback on the driver: every result goes to the recorder and to disk.
+    """Tune callback on the driver: keeps the views of the record fresh while the search runs.
 
-    Module-level (not built in a function) because Tune pickles the callbacks
-    with the experiment, and Tuner.restore unpickles them.
+    Tune calls callbacks after the scheduler (search.record_scheduler) committed the
+    result to the study, so a view never shows what the record does not hold.
     """
 
-    # Every result is written before Tune registers its checkpoint (Tune calls
-    # on_trial_result first): a driver killed in between can then never resume
-    # a trial from a checkpoint whose epoch row trials.csv lacks. Rewriting the
-    # files per result costs milliseconds; epochs take seconds to hours.
-    def __init__(self, recorder: SearchRecorder, flush_every_s: float = 0.0) -> None:
+    def __init__(self, recorder: SearchRecorder, read_trials: Any, flush_every_s: float = 1.0) -> None:
         self.recorder = recorder
+        self.read_trials = read_trials  # () -> the study's trials
         self.flush_every_s = flush_every_s
         self._last_flush = 0.0
 
-    def setup(self, **info: Any) -> None:
-        # On resume this is an unpickled copy made before any result: reload what
-        # the interrupted run wrote, so rows are replaced rather than lost.
-        self.recorder.load_existing()
-
-    def _flush(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_flush >= self.flush_every_s:
+            self.recorder.load_record(self.read_trials())
             self.recorder.write()
-            self._last_flush = now
+            self._last_flush = time.monotonic()
+
+    def setup(self, **info: Any) -> None:
+        self.refresh(force=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        self.recorder.add_result(trial.trial_id, dict(trial.config), result)
-        self._flush()
-
-    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
-        try:
-            with checkpoint.as_directory() as folder:
-                self.recorder.copy_frames(trial.trial_id, folder)
-        except Exception:  # a missing picture must never stop a search
-            pass
+        self.refresh()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.recorder.set_status(trial.trial_id, self.recorder.classify_end(trial.trial_id, error=False))
-        self._flush(force=True)
+        self.refresh(force=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        record = self.recorder.trials.setdefault(trial.trial_id, TrialRecord(trial.trial_id, {}))
-        self.recorder._set_study_fields(record, dict(trial.config))
-        self.recorder.set_status(trial.trial_id, FAILED)
-        self._flush(force=True)
+        # Tune's error.txt sits in this session's scratch folder: keep a copy with the trial.
+        key = (trial.config or {}).get(TRIAL_KEY)
+        source = Path(trial.path) / "error.txt" if key and getattr(trial, "path", None) else None
+        if source is not None and source.is_file():
+            shutil.copyfile(source, self.recorder.trial_dir(str(key)) / "error.txt")
+        self.refresh(force=True)
 
     def on_experiment_end(self, trials, **info) -> None:
-        self._flush(force=True)
+        self.refresh(force=True)

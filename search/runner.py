@@ -20,11 +20,12 @@ from search.errors import SpaceError
 from search.run_lock import LOCK_NAME, hold_run_folder
 from search.sampler import make_sampler
 from search.space import SearchSpace, load_space
+from search.trial_files import NUM_CHECKPOINTS_KEPT
 
 logger = logging.getLogger(__name__)
 
-NUM_CHECKPOINTS_KEPT = 2
 RAY_LOG = "ray.log"  # Ray's own console output (search.console), in the run folder
+TUNE_DIR = "tune"  # Ray Tune's experiment folders, one per session (scratch, never read back)
 # What a run folder holds besides search state: Ray's log and the driver lock (search.run_lock).
 _NOT_SEARCH_STATE = (RAY_LOG, LOCK_NAME)
 # ASHA and the Optuna bridge count budget in the trainer's epochs: equal to
@@ -49,7 +50,13 @@ class SearchPlan:
     cpu: float
     gpu: float
     resume: bool = False
-    force_resume: bool = False  # resume even with ray/optuna versions resume was not tested with
+    storage: Optional[str] = None  # an Optuna storage URL; None: sqlite:///<run folder>/optuna.db
+
+    @property
+    def storage_url(self) -> str:
+        from search.record import default_storage_url
+
+        return self.storage or default_storage_url(self.run_dir)
 
     @property
     def run_dir(self) -> Path:
@@ -85,7 +92,7 @@ class SearchPlan:
             f"{'' if self.max_concurrent is None else ' at a time'}, "
             f"{self.cpu:g} CPU + {self.gpu:g} GPU each, strata {space.strata_mode}",
             f"  re-eval:     {reeval}",
-            f"  sampler:     {space.sampler.type} (seed {space.sampler.seed}), study {self.run_dir / 'optuna.db'}",
+            f"  sampler:     {space.sampler.type} (seed {space.sampler.seed}), study '{self.name}' in {self.storage_url}",
             f"  stopping:    {stopping}",
             f"  failures:    retried up to {space.max_failures} times; checkpoint every "
             f"{space.checkpoint_every} epoch(s), last {NUM_CHECKPOINTS_KEPT} kept",
@@ -96,7 +103,7 @@ def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optio
               storage_path: str | Path = "runs", num_samples: Optional[int] = None,
               max_concurrent: Optional[int] = None, cpus_per_trial: Optional[float] = None,
               gpus_per_trial: Optional[float] = None, resume: bool = False,
-              force_resume: bool = False) -> SearchPlan:
+              storage: Optional[str] = None) -> SearchPlan:
     """Load and validate the space, apply overrides, check the run folder. Starts nothing."""
     space = load_space(space_path, data=data)
     plan = SearchPlan(
@@ -106,16 +113,9 @@ def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optio
         max_concurrent=space.max_concurrent if max_concurrent is None else max_concurrent,
         cpu=space.cpu if cpus_per_trial is None else cpus_per_trial,
         gpu=space.gpu if gpus_per_trial is None else gpus_per_trial,
-        resume=resume or force_resume, force_resume=force_resume)
+        resume=resume, storage=storage)
     _check_plan(plan)
     return plan
-
-
-def _only_startup_leftovers(run_dir: Path) -> bool:
-    """The folder holds nothing but Ray's log, or what a search killed during start-up left."""
-    from search.resume import nothing_saved
-
-    return all(p.name in _NOT_SEARCH_STATE for p in run_dir.iterdir()) or nothing_saved(run_dir)
 
 
 def _check_plan(plan: SearchPlan) -> None:
@@ -136,25 +136,22 @@ def _check_plan(plan: SearchPlan) -> None:
         raise RunError(f"--name is {plan.name!r}, but must be a plain folder name")
     check_request(plan.cpu, plan.gpu, source="--cpus-per-trial/--gpus-per-trial or trials.resources")
     run_dir = plan.run_dir
-    if plan.resume:
-        from search.resume import check_experiment_dir, check_versions, nothing_saved
+    from search.record import storage_has_study
+    from search.resume import AFRESH, STARTUP_FILES, resume_mode
 
-        # ResumeError (a ValueError, exit 2) naming what is wrong; before Ray starts and
-        # before anything in the folder changes.
-        warning = check_versions(force=plan.force_resume)
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
-        if nothing_saved(run_dir):
-            # Killed during start-up, before Tune saved anything or a trial reported:
-            # nothing to continue, so the search starts afresh (run_search sets the leftovers aside).
-            print(f"resume: {run_dir} holds no saved search (it was stopped during start-up): "
+    # ResumeError / StorageError (ValueErrors, exit 2) naming what is wrong, before Ray
+    # starts and before anything in the folder changes.
+    if plan.resume:
+        if resume_mode(run_dir, plan.storage_url, plan.name) == AFRESH:
+            # Killed during start-up, before any trial was recorded: nothing to continue,
+            # so the search starts afresh (run_search sets the leftovers aside).
+            print(f"resume: {run_dir} holds no recorded trial (it was stopped during start-up): "
                   "starting the search afresh", flush=True)
             plan.resume = False
-        else:
-            check_experiment_dir(run_dir)
-    elif run_dir.exists() and not _only_startup_leftovers(run_dir):
-        raise RunError(f"{run_dir}: already holds a search; pass --resume to continue it "
-                       f"or --name NEW to start another")
+    elif storage_has_study(plan.storage_url, plan.name) or (
+            run_dir.is_dir() and not {p.name for p in run_dir.iterdir()} <= set(STARTUP_FILES)):
+        raise RunError(f"{run_dir}: already holds a search (study '{plan.name}' in {plan.storage_url}); "
+                       f"pass --resume to continue it or --name NEW to start another")
     if plan.data_root.exists() and not plan.data_root.is_dir():
         raise DataError(f"{plan.data_root}: the data path is a file, but must be a dataset folder (the Lab4 layout)")
     if not plan.data_root.exists() and not plan.space.synthetic:
@@ -202,7 +199,9 @@ def connect(address: Optional[str], dashboard_host: str = "127.0.0.1") -> Option
     import ray
 
     if ray.is_initialized():
-        url = ray._private.worker.get_dashboard_url()
+        from search._compat import dashboard_url
+
+        url = dashboard_url()
         return f"http://{url}" if url else None
     kwargs: dict[str, Any] = {"log_to_driver": True}
     if address:
@@ -230,23 +229,24 @@ def connect(address: Optional[str], dashboard_host: str = "127.0.0.1") -> Option
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def make_searcher(plan: SearchPlan):
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-
-    from search.optuna_bridge import PruningOptunaSearch
+def make_record(plan: SearchPlan):
+    """The study: the search's one record (search.record)."""
+    from search.record import StudyRecord
 
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{plan.run_dir / 'optuna.db'}")
-    searcher = PruningOptunaSearch(
-        plan.space.define_by_run, metric=plan.space.metric, mode=plan.space.mode, max_t=plan.num_epoch,
-        sampler=make_sampler(plan.space, plan.max_concurrent), study_name=plan.name, storage=storage,
-        design=make_design(plan))
-    return ConcurrencyLimiter(searcher, max_concurrent=plan.max_concurrent)
+    return StudyRecord(plan.storage_url, plan.name, mode=plan.space.mode,
+                       sampler=make_sampler(plan.space, plan.max_concurrent or 1))
+
+
+def make_searcher(plan: SearchPlan, record):
+    from search.searcher import StudySearcher
+
+    return StudySearcher(plan.space.define_by_run, record, metric=plan.space.metric, mode=plan.space.mode,
+                         max_t=plan.num_epoch, design=make_design(plan))
 
 
 def make_design(plan: SearchPlan):
-    from search.optuna_bridge import StudyDesign
+    from search.searcher import StudyDesign
 
     space = plan.space
     return StudyDesign(
@@ -255,7 +255,9 @@ def make_design(plan: SearchPlan):
         reeval_seed_values=tuple(space.reeval_seed(i) for i in range(1, space.reeval_seeds + 1)))
 
 
-def make_scheduler(plan: SearchPlan):
+def make_scheduler(plan: SearchPlan, record=None):
+    """ASHA per stratum (or FIFO without early stopping); with a `record`, wrapped so every
+    result is committed to the study first, and ASHA's rungs rebuilt from the study."""
     import functools
 
     from ray.tune.schedulers import FIFOScheduler
@@ -264,16 +266,26 @@ def make_scheduler(plan: SearchPlan):
 
     asha = plan.space.asha
     if asha is None:
-        return FIFOScheduler()
-    # A partial of a module-level function: Tune pickles the scheduler with the experiment.
-    # `fixed`: the base config (the fixed values over the family's defaults), where a trial's
-    # KL settings come from when it did not sample them.
-    earliest = functools.partial(earliest_stop_epoch, fixed=plan.space.train_config({}).to_dict(),
-                                 grace_period=asha.grace_period, num_epoch=plan.num_epoch)
-    return ScheduleAwareASHA(time_attr=TIME_ATTR, metric=plan.space.metric, mode=plan.space.mode,
-                             max_t=plan.num_epoch, grace_period=asha.grace_period,
-                             reduction_factor=asha.reduction_factor, brackets=asha.brackets,
-                             earliest_stop=earliest)
+        inner = FIFOScheduler()
+    else:
+        # `fixed`: the base config (the fixed values over the family's defaults), where a trial's
+        # KL settings come from when it did not sample them.
+        earliest = functools.partial(earliest_stop_epoch, fixed=plan.space.train_config({}).to_dict(),
+                                     grace_period=asha.grace_period, num_epoch=plan.num_epoch)
+        inner = ScheduleAwareASHA(time_attr=TIME_ATTR, metric=plan.space.metric, mode=plan.space.mode,
+                                  max_t=plan.num_epoch, grace_period=asha.grace_period,
+                                  reduction_factor=asha.reduction_factor, brackets=asha.brackets,
+                                  earliest_stop=earliest)
+    if record is None:
+        return inner
+    from search.record import config_of, key_of, phase_of, stratum_of
+    from search.record_scheduler import RecordingScheduler
+    from search.strata import PHASE_KEY, STRATUM_KEY
+
+    if asha is not None:
+        inner.rebuild((key_of(t), {**config_of(t), PHASE_KEY: phase_of(t), STRATUM_KEY: stratum_of(t)},
+                       dict(t.intermediate_values)) for t in record.trials())
+    return RecordingScheduler(inner, record, metric=plan.space.metric, num_epoch=plan.num_epoch)
 
 
 def make_trainable(plan: SearchPlan, data: Any):
@@ -283,7 +295,8 @@ def make_trainable(plan: SearchPlan, data: Any):
 
     # with_parameters puts the arrays in the object store once; every trial on
     # a node maps that one copy.
-    wrapped = tune.with_parameters(train_trial, data=plan.space.family.share_data(data), space=plan.space)
+    wrapped = tune.with_parameters(train_trial, data=plan.space.family.share_data(data), space=plan.space,
+                                   run_dir=str(plan.run_dir))
     return tune.with_resources(wrapped, {"cpu": plan.cpu, "gpu": plan.gpu})
 
 
@@ -308,65 +321,41 @@ def make_console(plan: SearchPlan, stream=None, live: Optional[bool] = None):
                            stream=stream, live=live)
 
 
-def build_tuner(plan: SearchPlan, data: Any, console=None):
+def build_tuner(plan: SearchPlan, data: Any, record, console=None):
+    """A fresh Tuner over the study: for a new search and for every --resume alike."""
     from ray import tune
 
     from search.results import ResultsCallback
 
     trainable = make_trainable(plan, data)
-    if plan.resume:
-        from search.resume import reconcile_for_resume
+    searcher = make_searcher(plan, record)
+    if searcher.resumed:
+        from search.resume import backfill_interrupted
 
-        # Make Tune's saved state, the searcher pickle and optuna.db agree (a SIGKILL
-        # leaves the study ahead of Tune's last save); re-points the searcher at this
-        # folder's optuna.db, so a moved run folder resumes too.
-        resume_plan = reconcile_for_resume(plan.run_dir, study_name=plan.name,
-                                           storage_url=f"sqlite:///{plan.run_dir / 'optuna.db'}",
-                                           force=plan.force_resume)
-        if resume_plan.changed:
-            # On the console, not in ray.log: what resume changed is the user's to see.
-            line = f"resume: reconciled {plan.run_dir}: {resume_plan}"
-            if console is not None:
-                console.say(line)
-            else:
-                print(line, flush=True)
-        tuner = tune.Tuner.restore(str(plan.run_dir), trainable=trainable,
-                                   resume_unfinished=True, resume_errored=True)
-        _fresh_callbacks(tuner, plan, data, console)
-        return tuner
-    recorder = make_recorder(plan, data)
+        starts = backfill_interrupted(record, plan.run_dir, plan.space.metric)
+        line = (f"resume: continuing {len(starts)} interrupted trial(s): "
+                + ", ".join(f"{key} from epoch {epoch}" if epoch else f"{key} from scratch"
+                            for key, epoch in starts.items()))
+        console.say(line) if console is not None else print(line, flush=True)
+    # Tune's own folder is this attempt's scratch (its logs, result.json): never read back.
+    tune_root = plan.run_dir / TUNE_DIR
+    session = f"session-{len(list(tune_root.glob('session-*'))) + 1}" if tune_root.is_dir() else "session-1"
     run_config = tune.RunConfig(
-        name=plan.name, storage_path=str(plan.storage_path),
-        callbacks=[ResultsCallback(recorder), *([console] if console is not None else [])],
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=NUM_CHECKPOINTS_KEPT),
+        name=session, storage_path=str(tune_root),
+        callbacks=[ResultsCallback(make_recorder(plan, data), record.trials),
+                   *([console] if console is not None else [])],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=plan.space.max_failures),
     )
     # Reused actors: a fresh worker per trial re-imports torch and Ray (bench/overhead.py
     # measured ~10 s of worker start per trial on 2 cores). train_trial keeps no state
     # between calls (model, optimizer, threads and seeds are set per trial), so reuse is safe.
-    # num_samples counts Ray trials: the search's, then the re-evaluation runs the
-    # searcher adds once the search has ended (it says FINISHED after the last).
-    tune_config = tune.TuneConfig(search_alg=make_searcher(plan), scheduler=make_scheduler(plan),
-                                  num_samples=plan.num_trials, reuse_actors=True)
+    # num_samples bounds the Ray trials of this session (each runs one study trial: an
+    # interrupted one, or a new one); the searcher says FINISHED after the last re-run.
+    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(plan, record),
+                                  num_samples=plan.num_trials, max_concurrent_trials=plan.max_concurrent,
+                                  reuse_actors=True)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
-
-
-def _fresh_callbacks(tuner, plan: SearchPlan, data: Any, console=None) -> None:
-    """Replace the unpickled ResultsCallback by one writing to this run folder.
-
-    The pickled callback holds the absolute run_dir of the first session: after
-    the folder was moved it would write trials.csv to the old place (or fail).
-    A fresh recorder reloads trials.csv/summary.json in setup(), so nothing is lost.
-    """
-    from search.console import ConsoleCallback
-    from search.results import ResultsCallback
-
-    from search.resume import restored_run_config
-
-    run_config = restored_run_config(tuner)  # Tuner.restore accepts no new RunConfig
-    others = [cb for cb in (run_config.callbacks or []) if not isinstance(cb, (ResultsCallback, ConsoleCallback))]
-    run_config.callbacks = [*others, ResultsCallback(make_recorder(plan, data)),
-                            *([console] if console is not None else [])]
 
 
 @dataclass
@@ -397,29 +386,33 @@ def run_search(plan: SearchPlan, data: Any, *, check_resources: bool = True, con
 
 
 def _search_in_held_folder(plan: SearchPlan, data: Any, console) -> SearchOutcome:
-    if not plan.resume:
-        from search.resume import set_aside_unsaved
+    from search.resume import backup_state, set_aside_unsaved
 
-        # A start killed before Tune saved anything: its leftovers (space.yaml, an optuna.db
-        # with no finished trial) go to .resume-backup/, and the search starts afresh here.
+    if plan.resume:
+        backup_state(plan.run_dir, plan.storage_url)
+    else:
+        # A start killed before any trial was recorded: its leftovers (space.yaml, an empty
+        # optuna.db) go to .resume-backup/, and the search starts afresh here.
         if any(p.name not in _NOT_SEARCH_STATE for p in plan.run_dir.iterdir()):
             set_aside_unsaved(plan.run_dir, keep=(RAY_LOG,))
         shutil.copyfile(plan.space.path, plan.run_dir / "space.yaml")
-    tuner = build_tuner(plan, data, console)
-    tuner.fit()
-    # The callback flushed everything to disk; reading it back works the same
-    # for a fresh run and for a resumed one (whose callback was unpickled).
+    record = make_record(plan)
     recorder = make_recorder(plan, data)
-    recorder.load_existing()
+    # The views first: a resumed folder's trials.csv and summary.json are rebuilt from the record.
+    recorder.load_record(record.trials())
+    recorder.write()
+    tuner = build_tuner(plan, data, record, console)
+    tuner.fit()
+    recorder.load_record(record.trials())
     recorder.write(final=True)
     best = recorder.best()
     best_yaml = None
     if best is not None:
-        record = recorder.trials[best[0]]
-        cfg = plan.space.train_config(record.params)
+        trial = recorder.trials[best[0]]
+        cfg = plan.space.train_config(trial.params)
         # What the trial's numbers depend on besides its configuration (threads,
         # device, resolved precision), so `cvae.train --config best.yaml` reproduces it.
-        best_yaml = recorder.write_best_yaml({"model": plan.space.model, **cfg.to_dict(), **record.execution})
+        best_yaml = recorder.write_best_yaml({"model": plan.space.model, **cfg.to_dict(), **trial.execution})
     return SearchOutcome(run_dir=plan.run_dir, best_trial=best[0] if best else None,
                          best_value=best[2] if best else None, best_yaml=best_yaml,
                          trials_csv=plan.run_dir / "trials.csv", summary_json=plan.run_dir / "summary.json",

@@ -36,7 +36,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY
+from search._compat import StratumView
+from search.strata import STRATUM_KEY
 
 if TYPE_CHECKING:
     from search.space import SearchSpace
@@ -76,39 +77,6 @@ def make_sampler(space: "SearchSpace", max_concurrent: int) -> "StratifiedSample
     return StratifiedSampler(factory, strata=[s.key for s in space.strata()])
 
 
-class _StratumView:
-    """A study as one stratum's sampler should see it: that stratum's search trials only.
-
-    Samplers read history through `study._get_trials` (TPE, its group search
-    space, the random and QMC samplers); everything else is the real study.
-    """
-
-    def __init__(self, study: optuna.Study, stratum: Optional[str]) -> None:
-        self._study = study
-        self._stratum = stratum
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    def _keep(self, trial: FrozenTrial) -> bool:
-        if trial.user_attrs.get(PHASE_KEY) == REEVAL:
-            return False
-        return self._stratum is None or trial.user_attrs.get(STRATUM_KEY) == self._stratum
-
-    def _get_trials(self, deepcopy: bool = True, states: Optional[Sequence[TrialState]] = None,
-                    use_cache: bool = False) -> list[FrozenTrial]:
-        # use_cache is dropped: Optuna's cache is keyed on the study, not on this view.
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=False)
-        return [t for t in trials if self._keep(t)]
-
-    def get_trials(self, deepcopy: bool = True, states: Optional[Sequence[TrialState]] = None) -> list[FrozenTrial]:
-        return self._get_trials(deepcopy=deepcopy, states=states)
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
-
-
 class StratifiedSampler(BaseSampler):
     """One base sampler per stratum, each fed only its stratum's search trials.
 
@@ -136,7 +104,7 @@ class StratifiedSampler(BaseSampler):
         stratum = self._stratum_of(trial)
         if stratum is not None and stratum not in self._strata:
             stratum = None
-        return self.sampler_for(stratum), _StratumView(study, stratum)
+        return self.sampler_for(stratum), StratumView(study, stratum)
 
     @property
     def base(self) -> BaseSampler:

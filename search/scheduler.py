@@ -17,21 +17,25 @@ bench/results/efficiency*.json) and a plain cut stopped most of them.
 Re-evaluation trials (`trial.config[phase_key] == "reeval"`) re-run a chosen
 configuration with other seeds: they are never stopped before max_t and never
 recorded, so they cannot shift a rung's cut-off.
+
+The rung bookkeeping is search/asha.py (Ray's algorithm, on public classes only).
+A trial is known by its study trial (`trial.config[TRIAL_KEY]`, else Ray's id), so
+a resumed search rebuilds the rungs from the study's intermediate values
+(`rebuild`) and judges a resumed trial against every earlier trial of its stratum.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional
 
-import numpy as np
 from ray.tune.experiment import Trial
-from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler, _Bracket
-from ray.tune.schedulers.trial_scheduler import TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from cvae.config import TrainConfig
 from cvae.schedules import kl_warmup_end
-from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY
+from search.asha import Bracket, choose_bracket
+from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY, TRIAL_KEY
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -70,18 +74,19 @@ def _check(name: str, value: Any, ok: bool, rule: str) -> None:
         raise ValueError(f"The value of `{name}` is {value!r}, but must be {rule}")
 
 
-class ScheduleAwareASHA(AsyncHyperBandScheduler):
+class ScheduleAwareASHA(FIFOScheduler):
     """Async successive halving with brackets per stratum and no stop before a trial's earliest epoch.
 
     Args:
         time_attr: the result key that measures progress (the runner: epochs).
         metric, mode: the objective and its direction ("min" | "max").
-        max_t: a trial is stopped when time_attr reaches it (Ray's stop_last_trials).
+        max_t: a trial is stopped when time_attr reaches it.
         grace_period, reduction_factor, brackets: Ray's ASHA arguments. Each
             stratum gets its own `brackets` brackets (Hyperband-style: bracket s
             has its first rung at grace_period * reduction_factor ** s), built on
             the stratum's first trial; a trial draws its bracket within its
-            stratum as Ray draws (softmax over the brackets' numbers of rungs).
+            stratum as Ray draws (softmax over the brackets' numbers of rungs),
+            seeded by its key so a resume draws the same.
         earliest_stop: config -> the first value of time_attr at which the trial
             may be stopped. Before it the trial continues and nothing is
             recorded. From it on, results go to the bracket as in Ray, whose
@@ -89,9 +94,7 @@ class ScheduleAwareASHA(AsyncHyperBandScheduler):
             time that the trial has not recorded yet: a trial whose warm-up ends
             after a rung enters that rung with its value at the end of its
             warm-up (compared with the values others recorded there, possibly
-            earlier in their runs). Must be picklable (Tune pickles the
-            scheduler with the experiment state): a functools.partial of a
-            module-level function such as `earliest_stop_epoch`.
+            earlier in their runs).
         stratum_key: the config key naming a trial's stratum (absent: one shared stratum "").
         phase_key: the config key whose value "reeval" marks a re-evaluation trial.
 
@@ -103,100 +106,127 @@ class ScheduleAwareASHA(AsyncHyperBandScheduler):
     def __init__(self, *, time_attr: str, metric: str, mode: str, max_t: int, grace_period: int,
                  reduction_factor: float, brackets: int = 1, earliest_stop: Callable[[dict], int],
                  stratum_key: str = STRATUM_KEY, phase_key: str = PHASE_KEY) -> None:
-        # Ray checks these with assert, which `python -O` removes.
         _check("mode", mode, mode in ("min", "max"), "'min' or 'max'")
         _check("max_t", max_t, max_t > 0, "> 0")
         _check("grace_period", grace_period, 0 < grace_period <= max_t, f"> 0 and <= max_t ({max_t})")
         _check("reduction_factor", reduction_factor, reduction_factor > 1, "> 1")
         _check("brackets", brackets, isinstance(brackets, int) and brackets >= 1, "an integer >= 1")
         _check("earliest_stop", earliest_stop, callable(earliest_stop), "callable (config -> epoch)")
-        super().__init__(time_attr=time_attr, metric=metric, mode=mode, max_t=max_t,
-                         grace_period=grace_period, reduction_factor=reduction_factor,
-                         brackets=brackets, stop_last_trials=True)
-        del self._brackets  # Ray's one shared bracket set: replaced by one set per stratum
+        super().__init__()
+        self._time_attr = time_attr
+        self._metric = metric
+        self._mode = mode
+        self._metric_op = 1.0 if mode == "max" else -1.0  # decide the sign once: higher is better below
+        self._max_t = max_t
         self._grace_period = grace_period
+        self._reduction_factor = reduction_factor
         self._num_brackets = brackets
         self._earliest_stop = earliest_stop
         self._stratum_key = stratum_key
         self._phase_key = phase_key
-        self._strata: Dict[str, list[_Bracket]] = {}
-        self._earliest: Dict[str, int] = {}  # trial_id -> first epoch it may be stopped
+        self._strata: Dict[str, list[Bracket]] = {}
+        self._bracket_of: Dict[str, Optional[Bracket]] = {}  # Ray trial id -> its bracket (None: re-run)
+        self._earliest: Dict[str, int] = {}  # Ray trial id -> first epoch it may be stopped
+        self._num_stopped = 0
 
     # --- helpers -------------------------------------------------------------
 
-    def _stratum(self, trial: Trial) -> str:
-        value = (trial.config or {}).get(self._stratum_key)
+    @property
+    def metric(self) -> str:
+        return self._metric
+
+    def _stratum(self, config: Mapping[str, Any]) -> str:
+        value = (config or {}).get(self._stratum_key)
         return SHARED_STRATUM if value is None else str(value)
 
-    def _is_reeval(self, trial: Trial) -> bool:
-        return (trial.config or {}).get(self._phase_key) == REEVAL
+    def _is_reeval(self, config: Mapping[str, Any]) -> bool:
+        return (config or {}).get(self._phase_key) == REEVAL
 
-    def _brackets_of(self, stratum: str) -> list[_Bracket]:
+    @staticmethod
+    def _key(trial: Trial) -> str:
+        return str((trial.config or {}).get(TRIAL_KEY) or trial.trial_id)
+
+    def _brackets_of(self, stratum: str) -> list[Bracket]:
         if stratum not in self._strata:
-            self._strata[stratum] = [
-                _Bracket(self._grace_period, self._max_t, self._reduction_factor, s,
-                         stop_last_trials=self._stop_last_trials)
-                for s in range(self._num_brackets)]
+            self._strata[stratum] = [Bracket(self._grace_period, self._max_t, self._reduction_factor, s)
+                                     for s in range(self._num_brackets)]
         return self._strata[stratum]
+
+    def _bracket_for(self, key: str, config: Mapping[str, Any]) -> Optional[Bracket]:
+        if self._is_reeval(config):
+            return None  # never recorded: needs no bracket
+        brackets = self._brackets_of(self._stratum(config))
+        return brackets[choose_bracket(brackets, key)]
 
     def _judged(self, trial: Trial, result: Dict) -> bool:
         """Whether this result may be recorded in a rung (and the trial stopped)."""
-        return (not self._is_reeval(trial)
+        return (self._bracket_of.get(trial.trial_id) is not None
                 and result[self._time_attr] >= self._earliest[trial.trial_id])
+
+    # --- resume ----------------------------------------------------------------
+
+    def rebuild(self, history: Iterable[tuple[str, Mapping[str, Any], Mapping[int, float]]]) -> int:
+        """Replay earlier runs' results into the rungs: (trial key, config, {epoch: value}) each,
+        as the study holds them. Only what the live search would have recorded is recorded
+        (not re-runs, not before a trial's earliest epoch). Returns how many results."""
+        count = 0
+        for key, config, values in history:
+            bracket = self._bracket_for(key, config)
+            if bracket is None:
+                continue
+            earliest = int(self._earliest_stop(dict(config)))
+            for epoch in sorted(values):
+                value = values[epoch]
+                if epoch >= earliest and value is not None:
+                    bracket.record(key, epoch, self._metric_op * float(value))
+                    count += 1
+        return count
 
     # --- TrialScheduler hooks ------------------------------------------------
 
     def on_trial_add(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
-        if not self._metric or not self._metric_op:
-            raise ValueError(f"{self.__class__.__name__} has no valid `metric` ({self._metric}) "
-                             f"or `mode` ({self._mode})")
-        if self._is_reeval(trial):
-            self._trial_info[trial.trial_id] = None  # never recorded: needs no bracket
-            return
+        self._bracket_of[trial.trial_id] = self._bracket_for(self._key(trial), trial.config)
         self._earliest[trial.trial_id] = int(self._earliest_stop(trial.config))
-        brackets = self._brackets_of(self._stratum(trial))
-        # Ray's draw: softmax over the brackets' numbers of rungs.
-        sizes = np.array([len(b._rungs) for b in brackets])
-        probs = np.e ** (sizes - sizes.max())
-        idx = np.random.choice(len(brackets), p=probs / probs.sum())
-        self._trial_info[trial.trial_id] = brackets[idx]
 
     def on_trial_result(self, tune_controller: Optional["TuneController"], trial: Trial,
                         result: Dict) -> str:
         action = TrialScheduler.CONTINUE
         if self._time_attr not in result or self._metric not in result:
             return action
-        if result[self._time_attr] >= self._max_t and self._stop_last_trials:
+        if result[self._time_attr] >= self._max_t:
             action = TrialScheduler.STOP
         elif not self._judged(trial, result):
             action = TrialScheduler.CONTINUE
         elif result[self._metric] is None:
             logger.warning("Reward attribute %r is None! Consider reporting using a different field.",
                            self._metric)
-        else:
-            bracket = self._trial_info[trial.trial_id]
-            action = bracket.on_result(trial, result[self._time_attr],
-                                       self._metric_op * result[self._metric])
+        elif self._bracket_of[trial.trial_id].on_result(
+                self._key(trial), result[self._time_attr], self._metric_op * result[self._metric]):
+            action = TrialScheduler.STOP
         if action == TrialScheduler.STOP:
             self._num_stopped += 1
         return action
 
     def on_trial_complete(self, tune_controller: Optional["TuneController"], trial: Trial,
                           result: Dict) -> None:
-        if self._time_attr not in result or self._metric not in result:
-            return
-        bracket = self._trial_info[trial.trial_id]
-        if bracket is not None and result[self._metric] is not None and self._judged(trial, result):
-            bracket.on_result(trial, result[self._time_attr], self._metric_op * result[self._metric])
-        del self._trial_info[trial.trial_id]
-        self._earliest.pop(trial.trial_id, None)
+        if (result and self._time_attr in result and self._metric in result
+                and result[self._metric] is not None and self._judged(trial, result)):
+            self._bracket_of[trial.trial_id].on_result(
+                self._key(trial), result[self._time_attr], self._metric_op * result[self._metric])
+        self._forget(trial)
 
     def on_trial_remove(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
-        del self._trial_info[trial.trial_id]
+        self._forget(trial)
+
+    def on_trial_error(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
+        self._forget(trial)
+
+    def _forget(self, trial: Trial) -> None:
+        self._bracket_of.pop(trial.trial_id, None)
         self._earliest.pop(trial.trial_id, None)
 
     def debug_string(self) -> str:
         out = f"Using ScheduleAwareASHA: num_stopped={self._num_stopped}"
         for stratum, brackets in sorted(self._strata.items()):
-            out += "\n" + "\n".join(f"[{stratum or 'shared'}] {b.debug_str()}" for b in brackets)
+            out += "\n" + "\n".join(f"[{stratum or 'shared'}] {b.describe()}" for b in brackets)
         return out

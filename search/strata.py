@@ -23,6 +23,8 @@ from typing import Any, Mapping, Sequence
 ALL = "all"  # the one stratum of a space with no scientific parameter
 STRATUM_KEY = "stratum"  # trials.csv column, Optuna user attribute, Ray config key
 PHASE_KEY = "phase"
+# The study trial a Ray trial is an attempt of (trials.csv's trial_id, trials/<id>/, a Ray config key).
+TRIAL_KEY = "study_trial"
 SEARCH, REEVAL = "search", "reeval"
 PHASES = (SEARCH, REEVAL)
 

@@ -7,23 +7,22 @@ once; each trial's `ray.get` on a node maps the same shared-memory buffers
 wraps them without copying. Torch tensors would be unpickled into a private
 copy per trial, so the arrays travel as numpy.
 
-Per-trial files: every result carries `val_psnr_per_frame` (a short list) and
-`node_id`, so the driver-side callback (search/results.py) writes
-`trials/<id>/val_psnr_per_frame.json` from the result stream: this works when
-the worker node shares no filesystem with the driver. `frames.png` (ground
-truth over prediction) is put in every checkpoint next to the trainer state;
-Ray persists checkpoints to the experiment's storage (local folder, NFS or
-s3://), and the driver copies the latest one's frames.png to
-`trials/<id>/frames.png`. A trial stopped by ASHA between checkpoints keeps the
-frames of its last checkpoint (their epoch is in frames.json beside them).
+Per-trial files: each study trial has its own folder `runs/<name>/trials/<id>/`
+(search.trial_files), written by the trial itself, so the run folder must be
+reachable from every node (a local disk, or NFS on a cluster, as Ray's own
+storage path). Each epoch, in this order: the row goes to `metrics.jsonl`
+(flushed to disk), then a checkpoint (every `checkpoint_every` epochs, and the
+last) to `checkpoints/epoch-NNNN/`, then `val_psnr_per_frame.json` and
+`frames.png` (ground truth over prediction), and only then `tune.report`. An
+attempt of the trial (a Ray retry, or a `--resume` after a kill) starts from the
+newest complete checkpoint there, first cutting `metrics.jsonl` back to that
+epoch, so no epoch is written twice and none is missing; Tune's own checkpoints
+are not used.
 """
 from __future__ import annotations
 
-import json
-import logging
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,8 @@ import torch
 from cvae.data import LabData
 from search.space import SearchSpace
 
-CHECKPOINT_FILE = "trainer.pt"
-FRAMES_FILE = "frames.png"
-FRAMES_META_FILE = "frames.json"
-PER_FRAME_KEY = "val_psnr_per_frame"
+from search.trial_files import CHECKPOINT_FILE, FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY, TrialFiles
+
 MAX_FRAMES_SHOWN = 10
 # The worst PSNR of images in [0, 1]: MSE cannot exceed 1, so PSNR >= 0 dB.
 # A diverged trial reports it, so ASHA and Optuna rank it last (ASHA never
@@ -116,8 +113,8 @@ def write_frames_png(path: Path, target: torch.Tensor, prediction: torch.Tensor)
 
 
 # Keys the searcher adds to a trial's config next to the sampled parameters
-# (search/optuna_bridge.py); they describe the study, not the training.
-STUDY_KEYS = ("phase", "stratum", "reeval_of")
+# (search/searcher.py); they describe the study, not the training.
+STUDY_KEYS = ("phase", "stratum", "reeval_of", "study_trial")
 # What a trial's numbers depend on besides its configuration; reported with
 # every result and written into best.yaml.
 EXECUTION_KEYS = ("torch_threads", "device", "precision")
@@ -176,11 +173,19 @@ def _cpu_share() -> int:
 
 def _save_checkpoint(trainer: Any, metrics: dict[str, Any], folder: Path) -> None:
     trainer.save_checkpoint(folder / CHECKPOINT_FILE)
+
+
+def _write_pictures(files: TrialFiles, trainer: Any, metrics: dict[str, Any]) -> None:
+    """The last validation's per-frame PSNR and frames, when this epoch validated."""
+    per_frame = metrics.get(PER_FRAME_KEY)
+    if not metrics.get("validated", True):
+        return
+    if per_frame:
+        files.write_per_frame(int(metrics["epoch"]), per_frame)
     prediction = getattr(trainer, "last_prediction", None)
     target = getattr(trainer, "val_target", None)
     if prediction is not None and target is not None:
-        write_frames_png(folder / FRAMES_FILE, target, prediction)
-        (folder / FRAMES_META_FILE).write_text(json.dumps({"epoch": int(metrics.get("epoch", 0))}))
+        files.write_frames(lambda path: write_frames_png(path, target, prediction), int(metrics["epoch"]))
 
 
 def _maybe_crash(epoch: int) -> None:
@@ -197,8 +202,8 @@ def _maybe_crash(epoch: int) -> None:
     os._exit(1)
 
 
-def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: Any) -> None:
-    """Ray Tune function trainable. `config` holds only the sampled parameters."""
+def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: Any, run_dir: str) -> None:
+    """Ray Tune function trainable: one attempt of the study trial `config["study_trial"]`."""
     import ray
     from ray import tune
 
@@ -206,9 +211,6 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
     family = space.family
     fit = family.fit
 
-    # Ray logs "Checkpoint successfully created at: ..." at INFO for every epoch of
-    # every trial, which buries the progress table; warnings still come through.
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     device = _trial_device()
     cfg = space.train_config(training_params(config))
     # The trial's CPU share sets its threads (unless the space fixes torch_threads):
@@ -218,6 +220,8 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
     lab_data, zero_copy = family.unshare_data(data)
     node_id = ray.get_runtime_context().get_node_id()
     every = max(1, int(getattr(space, "checkpoint_every", 1) or 1))
+    files = TrialFiles(Path(run_dir), str(config.get("study_trial") or tune.get_context().get_trial_id()))
+    checkpoint = files.start_attempt(tune.get_context().get_trial_id())
 
     def on_epoch(metrics: dict[str, Any], trainer: Any) -> None:
         _maybe_crash(int(metrics["epoch"]))
@@ -226,20 +230,17 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
         report["data_zero_copy"] = zero_copy
         report.update(execution)
         epoch = int(metrics["epoch"])
-        last = epoch >= cfg.num_epoch or bool(metrics.get("diverged", False))
-        if last or epoch % every == 0:
-            with tempfile.TemporaryDirectory(prefix="cvae-ckpt-") as tmp:
-                _save_checkpoint(trainer, metrics, Path(tmp))
-                # Ray copies the folder into the trial's storage before report returns.
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
-        else:
-            tune.report(report)
+        # 1) the row, on disk before anything else: a checkpoint never outruns its rows
+        files.append_metrics({k: v for k, v in report.items() if k != PER_FRAME_KEY})
+        # 2) the checkpoint, complete or absent (written beside, then renamed)
+        if epoch >= cfg.num_epoch or bool(metrics.get("diverged", False)) or epoch % every == 0:
+            files.save_checkpoint(epoch, lambda folder: _save_checkpoint(trainer, metrics, folder))
+        _write_pictures(files, trainer, metrics)
+        tune.report(report)
 
     validate_at = asha_epochs(space, config)
-    checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         fit(cfg, lab_data, on_epoch=on_epoch, device=device, validate_at=validate_at)
-        return
-    with checkpoint.as_directory() as folder:
-        fit(cfg, lab_data, on_epoch=on_epoch, resume_from=os.path.join(folder, CHECKPOINT_FILE), device=device,
+    else:
+        fit(cfg, lab_data, on_epoch=on_epoch, resume_from=str(checkpoint / CHECKPOINT_FILE), device=device,
             validate_at=validate_at)
