@@ -20,7 +20,6 @@ Storage: any Optuna storage URL (`sqlite:///...`, `postgresql://...`,
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -141,10 +140,7 @@ class StudyRecord:
     def report(self, number: int, epoch: int, value: float) -> None:
         """The metric at an epoch. A repeated epoch (an attempt continuing from a checkpoint) is
         written again: the trainer is deterministic, so it is the same value."""
-        value = float(value)
-        if not math.isfinite(value):
-            return  # Optuna refuses NaN steps; the row in metrics.jsonl keeps what happened
-        self.storage.set_trial_intermediate_value(self._id(number), int(epoch), value)
+        self.storage.set_trial_intermediate_value(self._id(number), int(epoch), float(value))
 
     def is_finished(self, number: int) -> bool:
         return self.trial(number).state.is_finished()

@@ -126,11 +126,14 @@ def set_aside_unsaved(run_dir: Path, keep: tuple[str, ...] = ()) -> Optional[Pat
     return run_dir / BACKUP_DIR
 
 
-def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str) -> dict[str, int]:
-    """Give the study the epochs an interrupted trial finished and checkpointed but whose
-    report the killed driver never received (its row is in metrics.jsonl, written first),
-    so ASHA's rebuilt rungs and Optuna see them. Returns trial id -> the epoch it continues from."""
+def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str, num_epoch: int) -> dict[str, int]:
+    """Give the study what an interrupted trial finished and checkpointed but the killed
+    driver never heard (its row is in metrics.jsonl, written before the report), so ASHA's
+    rebuilt rungs and Optuna see it; a trial whose newest checkpoint is its last epoch (or
+    its divergence) is committed as ended here, with nothing left to run.
+    Returns trial id -> the epoch each trial still to run continues from."""
     from search.record import key_of
+    from search.status import COMPLETED, DIVERGED, classify_end
     from search.trial_files import TrialFiles, epoch_rows
 
     continued = {}
@@ -138,8 +141,14 @@ def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str) -> d
         files = TrialFiles(run_dir, key_of(frozen))
         newest = files.newest_checkpoint()
         start = newest[0] if newest else 0
-        for epoch, row in epoch_rows(files.metrics_path).items():
-            if epoch <= start and metric in row and epoch not in frozen.intermediate_values:
+        rows = {e: row for e, row in epoch_rows(files.metrics_path).items() if e <= start and metric in row}
+        for epoch, row in sorted(rows.items()):
+            if frozen.intermediate_values.get(epoch) != row[metric]:
                 record.report(frozen.number, epoch, row[metric])
+        last = rows.get(start)
+        status = classify_end(last, error=False, metric=metric, num_epoch=num_epoch) if last else None
+        if status in (COMPLETED, DIVERGED):
+            record.finish(frozen.number, status, value=last[metric], epoch=start)
+            continue
         continued[key_of(frozen)] = start
     return continued

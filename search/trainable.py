@@ -239,6 +239,10 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
         tune.report(report)
 
     validate_at = asha_epochs(space, config)
+    done = files.last_row() if checkpoint is not None else None
+    if done is not None and (int(done.get("epoch", 0)) >= cfg.num_epoch or done.get("diverged")):
+        tune.report(done)  # nothing left to train: tell the driver how the trial ended
+        return
     if checkpoint is None:
         fit(cfg, lab_data, on_epoch=on_epoch, device=device, validate_at=validate_at)
     else:

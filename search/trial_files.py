@@ -125,6 +125,10 @@ class TrialFiles:
     def attempts(self) -> list[dict[str, Any]]:
         return read_jsonl(self.folder / ATTEMPTS_FILE)
 
+    def last_row(self) -> Optional[dict[str, Any]]:
+        rows = epoch_rows(self.metrics_path)
+        return rows[max(rows)] if rows else None
+
     # --- per epoch -------------------------------------------------------------------
     def append_metrics(self, row: dict[str, Any]) -> None:
         with self.metrics_path.open("a") as out:

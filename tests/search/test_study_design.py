@@ -12,11 +12,12 @@ import optuna
 import pytest
 import yaml
 
-from search.optuna_bridge import PruningOptunaSearch
 from search.runner import make_design, make_plan
-from search.sampler import StratifiedSampler, _StratumView, make_sampler
+from search._compat import StratumView
+from search.sampler import StratifiedSampler, make_sampler
 from search.space import SpaceError, load_space
 from search.strata import ALL, stratum_key
+from tests.search.study_harness import Harness, harness
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -166,27 +167,25 @@ def test_stratum_view_shows_only_that_stratums_search_trials():
         trial.set_user_attr("stratum", stratum)
         trial.set_user_attr("phase", phase)
         study.tell(trial, 1.0)
-    view = _StratumView(study, "A")
+    view = StratumView(study, "A")
     assert [t.number for t in view._get_trials(deepcopy=False, states=None, use_cache=True)] == [0, 3]
-    assert [t.number for t in _StratumView(study, None).get_trials()] == [0, 1, 3]
+    assert [t.number for t in StratumView(study, None).get_trials()] == [0, 1, 3]
     assert view.direction == study.direction  # everything else is the real study
 
 
 # --------------------------------------------------------------------------- #
 # The searcher: balance and re-evaluation on a real study (no Ray start)
 # --------------------------------------------------------------------------- #
-def _searcher(tmp_path: Path, space_path: Path) -> PruningOptunaSearch:
+def _searcher(tmp_path: Path, space_path: Path) -> Harness:
     plan = make_plan(space_path, storage_path=tmp_path / "runs")
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
-    return PruningOptunaSearch(plan.space.define_by_run, metric="val_psnr", mode="max", max_t=plan.num_epoch,
-                               sampler=make_sampler(plan.space, 1), study_name="d", storage=storage,
-                               design=make_design(plan))
+    return harness(tmp_path, plan.space.define_by_run, max_t=plan.num_epoch, design=make_design(plan),
+                   sampler=make_sampler(plan.space, 1), name="d")
 
 
-def _finish(searcher: PruningOptunaSearch, trial_id: str, value: float, epochs: int) -> None:
+def _finish(searcher: Harness, trial_id: str, value: float, epochs: int) -> None:
     for epoch in range(1, epochs + 1):
-        searcher.on_trial_result(trial_id, {"val_psnr": value - (epochs - epoch), "epoch": epoch})
-    searcher.on_trial_complete(trial_id, {"val_psnr": value, "epoch": epochs})
+        searcher.result(trial_id, {"val_psnr": value - (epochs - epoch), "epoch": epoch})
+    searcher.complete(trial_id, {"val_psnr": value, "epoch": epochs})
 
 
 def test_balanced_strata_get_three_each_and_nuisance_is_sampled_within(tmp_path):
@@ -199,7 +198,7 @@ def test_balanced_strata_get_three_each_and_nuisance_is_sampled_within(tmp_path)
     assert Counter(c["stratum"] for c in configs) == {"Cyclical": 3, "Monotonic": 3, "None": 3}
     assert all(c["kl_anneal_type"] == c["stratum"] and c["phase"] == "search" for c in configs)
     assert searcher.suggest("t9") == "FINISHED"
-    study = searcher._ot_study
+    study = searcher.study
     assert [t.user_attrs["stratum"] for t in study.trials] == [c["stratum"] for c in configs]
 
 
@@ -237,27 +236,13 @@ def test_reeval_waits_for_the_search_then_reruns_each_best_once(tmp_path):
         original = configs[best[stratum]]
         assert all(r["lr"] == original["lr"] for r in runs)  # the same configuration again
     # the re-runs never reach a stratum's sampler, and the study says what each trial is
-    study = searcher._ot_study
+    study = searcher.study
     phases = Counter(t.user_attrs["phase"] for t in study.trials)
     assert phases == {"search": 6, "reeval": 6}
-    stopped = next(t for t in study.trials if t.user_attrs.get("ray_trial_id") == "t5")
+    stopped = next(t for t in study.trials if t.user_attrs.get("attempts") == ["t5"])
     assert stopped.state == optuna.trial.TrialState.PRUNED
-    assert all(t.user_attrs["reeval_of"] == best[t.user_attrs["stratum"]]
+    assert all(t.user_attrs["reeval_of"] == configs[best[t.user_attrs["stratum"]]]["study_trial"]
                for t in study.trials if t.user_attrs["phase"] == "reeval")
-
-
-def test_resume_closes_a_trial_tune_finished_after_an_asha_stop_as_pruned(tmp_path):
-    from search.resume import _close_unheard
-
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}", direction="maximize")
-    trial = study.ask()
-    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
-    trial.report(20.0, 1)
-    frozen = study.trials[0]
-    _close_unheard(study, frozen, {"val_psnr": 21.5, "epoch": 2}, "TERMINATED", {"_metric": "val_psnr", "_max_t": 4})
-    closed = study.trials[0]
-    assert closed.state == optuna.trial.TrialState.PRUNED  # not COMPLETE with a 2-of-4-epoch value
-    assert closed.user_attrs["status"] == "stopped" and closed.intermediate_values == {1: 20.0, 2: 21.5}
 
 
 def test_qmc_sampler_really_samples_within_strata(tmp_path):
