@@ -1,250 +1,292 @@
-"""Interrupted searches resume without losing, re-running or duplicating trials (issue 6, item 4).
-
-A toy function trainable (0.5 s per iteration, a checkpoint every iteration)
-runs under OptunaSearch (define-by-run, SQLite study) + ASHA + ConcurrencyLimiter
-in a driver subprocess. The driver is killed with SIGINT or SIGKILL once some
-trials finished and others run, then a second driver calls
-`reconcile_for_resume` and `Tuner.restore(...).fit()`. Every executed iteration
-leaves a marker line, so the test sees exactly what ran before and after.
-"""
+"""`--resume` on the record (search/resume.py): which folders resume, start afresh or are
+refused; the backup made first; interrupted trials given back what their files hold; the
+views rebuilt from the record; a journal-file storage killed and resumed for real."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
-from search.processes import kill_driver_and_ray
+import run_search
+from search.record import StudyRecord, default_storage_url, trial_key
+from search.resume import (AFRESH, BACKUP_DIR, RESUME, ResumeError, backfill_interrupted, backup_state,
+                           resume_mode, set_aside_unsaved)
+from search.trial_files import TrialFiles
 
-from search.resume import ResumeError, check_experiment_dir, reconcile_for_resume
-
-REPO = Path(__file__).resolve().parents[2]
-NUM_SAMPLES = 6
-MAX_ITER = 5
-
-DRIVER = r'''
-import json, os, sys, tempfile, time
-from pathlib import Path
-sys.path.insert(0, os.environ["REPO"])
-import optuna, ray
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
-
-MAX_ITER = int(os.environ["MAX_ITER"])
-
-def space(trial):
-    kind = trial.suggest_categorical("kind", ["a", "b"])
-    trial.suggest_float("x", 0.0, 1.0)
-    if kind == "a":
-        trial.suggest_int("k", 1, 3)
-
-def toy(config, marker_dir, phase):
-    start = 0
-    ckpt = tune.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            start = json.loads(Path(d, "state.json").read_text())["it"]
-    tid = tune.get_context().get_trial_id()
-    for it in range(start + 1, MAX_ITER + 1):
-        time.sleep(0.5)
-        with open(Path(marker_dir, tid + ".log"), "a") as f:
-            f.write(json.dumps({"it": it, "start": start, "phase": phase}) + "\n")
-        d = Path(tempfile.mkdtemp(dir=marker_dir, prefix="ck"))
-        (d / "state.json").write_text(json.dumps({"it": it}))
-        tune.report({"score": config["x"] * it + 0.1 * config.get("k", 0)},
-                    checkpoint=tune.Checkpoint.from_directory(str(d)))
-
-def main():
-    mode, parent, name, markers, raytmp = sys.argv[1:6]
-    exp = Path(parent, name)
-    url = f"sqlite:///{exp / 'optuna.db'}"
-    trainable = tune.with_parameters(toy, marker_dir=markers, phase=mode)
-    if mode == "resume":
-        from search.resume import reconcile_for_resume
-        plan = reconcile_for_resume(exp, name, url)
-        Path(markers, "plan.json").write_text(json.dumps(
-            {"closed": plan.closed, "resumed": plan.resumed, "requeued": plan.requeued,
-             "orphaned": plan.orphaned_trial_ids}))
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=raytmp, log_to_driver=False)
-    if mode == "run":
-        exp.mkdir(parents=True)
-        searcher = OptunaSearch(space=space, metric="score", mode="max", study_name=name,
-                                storage=optuna.storages.RDBStorage(url),
-                                sampler=optuna.samplers.TPESampler(seed=0))
-        tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=2),
-            scheduler=ASHAScheduler(time_attr="training_iteration", max_t=MAX_ITER,
-                                    grace_period=2, reduction_factor=2),
-            num_samples=int(os.environ["NUM_SAMPLES"]), metric="score", mode="max"),
-            run_config=tune.RunConfig(name=name, storage_path=parent,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
-    else:
-        tuner = tune.Tuner.restore(str(exp), trainable=trainable,
-                                   resume_unfinished=True, resume_errored=True)
-    tuner.fit()
-    print("FIT RETURNED", flush=True)
-
-main()
-'''
+ROOT = Path(__file__).resolve().parents[2]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-# --- helpers -------------------------------------------------------------------------
-def _study_states(db: Path) -> list[tuple[int, str]]:
-    if not db.exists():
-        return []
-    con = sqlite3.connect(db, timeout=10)
+def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _record(run_dir: Path, name: str = "guard") -> StudyRecord:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return StudyRecord(default_storage_url(run_dir), name, mode="max", sampler=optuna.samplers.RandomSampler(0))
+
+
+def _asked(record: StudyRecord, lr: float = 1e-3) -> int:
+    trial = record.ask()
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    record.set_attr(trial.number, "trial_id", trial_key(trial.number))
+    record.set_attr(trial.number, "config", {"lr": lr})
+    return trial.number
+
+
+def _space(tmp_path: Path, tiny_fixed: dict, name: str = "guard", data: Path | None = None, samples: int = 2) -> Path:
+    fixed = "\n".join(f"  {k}: {v}" for k, v in tiny_fixed.items())
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""\
+name: {name}
+metric: {{name: val_psnr, goal: maximize}}
+data: {{root: {data or tmp_path / 'data'}, synthetic: small}}
+trials: {{num_samples: {samples}, max_concurrent: 2, resources: {{cpu: 1, gpu: 0}}, checkpoint_every: 1}}
+fixed:
+{fixed}
+parameters:
+  lr: {{distribution: log_uniform_values, min: 1.0e-4, max: 3.0e-3}}
+""")
+    return path
+
+
+def test_which_folders_resume_start_afresh_or_are_refused(tmp_path) -> None:
+    url = default_storage_url(tmp_path / "runs" / "guard")
+    with pytest.raises(ResumeError, match="does not exist"):
+        resume_mode(tmp_path / "runs" / "guard", url, "guard")
+    run_dir = tmp_path / "runs" / "guard"
+    run_dir.mkdir(parents=True)
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(ResumeError, match="not a search folder") as err:
+        resume_mode(run_dir, url, "guard")
+    assert str(run_dir) in str(err.value)
+    (run_dir / "notes.txt").unlink()
+    # killed during start-up: space.yaml, ray.log, a study with no trial yet
+    (run_dir / "space.yaml").write_text("name: guard\n")
+    (run_dir / "ray.log").write_text("starting\n")
+    record = _record(run_dir)
+    assert resume_mode(run_dir, url, "guard") == AFRESH
+    _asked(record)  # one trial asked: a record, which always resumes
+    assert resume_mode(run_dir, url, "guard") == RESUME
+
+
+def test_backup_copies_the_record_and_views_and_keeps_the_last_one(tmp_path) -> None:
+    run_dir = tmp_path / "runs" / "guard"
+    record = _record(run_dir)
+    _asked(record)
+    (run_dir / "trials.csv").write_text("trial_id,status,epoch\n")
+    (run_dir / "summary.json").write_text("{}")
+    first = backup_state(run_dir, record.storage_url)
+    assert {p.name for p in first.iterdir()} == {"trials.csv", "summary.json", "optuna.db", "backup.json"}
+    copy = optuna.load_study(study_name="guard", storage=f"sqlite:///{first / 'optuna.db'}")
+    assert [t.state for t in copy.get_trials()] == [TrialState.RUNNING]
+    assert json.loads((first / "backup.json").read_text())["record"] == "optuna.db"
+    (run_dir / "trials.csv").write_text("trial_id,status,epoch\nt,running,1\n")
+    backup_state(run_dir, record.storage_url)  # a second resume replaces it
+    assert (run_dir / BACKUP_DIR / "trials.csv").read_text().endswith("t,running,1\n")
+    assert not (run_dir / f"{BACKUP_DIR}.new").exists()
+    # a journal-file record is copied as it is
+    journal = tmp_path / "shared" / "guard.log"
+    StudyRecord(f"journal://{journal}", "guard", mode="max")
+    backup = backup_state(run_dir, f"journal://{journal}")
+    assert (backup / "guard.log").read_bytes() == journal.read_bytes()
+
+
+# A child that opens optuna.db, starts a transaction big enough to spill into the file, says
+# so and waits to be SIGKILLed: what a driver killed during an Optuna write leaves on disk.
+_WRITER_KILLED_MID_TRANSACTION = """
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA cache_size=1")  # spill dirty pages into the db file before the commit
+con.execute("BEGIN")
+con.executemany("INSERT INTO trial_user_attributes (trial_id, key, value_json) VALUES (?, ?, ?)",
+                [(1, f"k{i}", "x" * 500) for i in range(2000)])
+print("in transaction", flush=True)
+time.sleep(600)
+"""
+
+
+def test_backup_rolls_back_the_hot_journal_a_sigkilled_writer_left(tmp_path) -> None:
+    # CI once failed here: a resume right after a SIGKILL hit "attempt to write a readonly
+    # database", because the backup opened optuna.db read-only and SQLite refuses to roll a hot
+    # journal back through a read-only connection.
+    run_dir = tmp_path / "runs" / "guard"
+    record = _record(run_dir)
+    _asked(record)
+    db = run_dir / "optuna.db"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER_KILLED_MID_TRANSACTION, str(db)],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        return con.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
-    except sqlite3.OperationalError:  # tables not created yet
-        return []
+        assert writer.stdout.readline().strip() == "in transaction"
     finally:
-        con.close()
+        writer.kill()
+        writer.wait(timeout=30)
+    assert (run_dir / "optuna.db-journal").stat().st_size > 0  # the hot journal is really there
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):  # what a read-only open meets
+        sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute("SELECT 1 FROM trials").fetchall()
+    backup = backup_state(run_dir, record.storage_url)
+    for path in (backup / "optuna.db", db):  # only the unfinished transaction is gone
+        study = optuna.load_study(study_name="guard", storage=f"sqlite:///{path}")
+        (trial,) = study.get_trials()
+        assert set(trial.user_attrs) == {"trial_id", "config"}, path
+    assert not (run_dir / "optuna.db-journal").exists()
 
 
-def _markers(markers: Path) -> dict[str, list[dict]]:
-    return {p.stem: [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-            for p in markers.glob("*.log")}
+def test_a_search_killed_during_start_up_starts_afresh_on_resume(tmp_path, tiny_fixed, capsys) -> None:
+    from search.runner import RunError, make_plan
+
+    space = _space(tmp_path, tiny_fixed)
+    run_dir = tmp_path / "runs" / "guard"
+    run_dir.mkdir(parents=True)
+    (run_dir / "space.yaml").write_text(space.read_text())
+    (run_dir / "ray.log").write_text("starting\n")
+    _record(run_dir)  # the study exists, with no trial
+    plan = make_plan(space, storage_path=tmp_path / "runs", resume=True)
+    assert not plan.resume and "starting the search afresh" in capsys.readouterr().out
+    assert make_plan(space, storage_path=tmp_path / "runs").run_dir == run_dir  # a plain start is allowed too
+    assert sorted(p.name for p in run_dir.iterdir()) == ["optuna.db", "ray.log", "space.yaml"]  # nothing moved
+    set_aside_unsaved(run_dir, keep=("ray.log",))
+    assert sorted(p.name for p in run_dir.iterdir()) == [BACKUP_DIR, "ray.log"]
+    assert sorted(p.name for p in (run_dir / BACKUP_DIR).iterdir()) == ["optuna.db", "space.yaml"]
+    # a folder holding something else, or a recorded trial, is never started over
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="already holds a search"):
+        make_plan(space, storage_path=tmp_path / "runs")
+    (run_dir / "notes.txt").unlink()
+    _asked(_record(run_dir))
+    with pytest.raises(RunError, match="already holds a search"):
+        make_plan(space, storage_path=tmp_path / "runs")
+    assert make_plan(space, storage_path=tmp_path / "runs", resume=True).resume
 
 
+def test_resume_while_the_search_still_runs_exits_2_and_changes_nothing(tmp_path, tiny_fixed, capsys,
+                                                                       folder_holder) -> None:
+    # A --resume typed in a second terminal while the first search runs: refused before Ray
+    # starts, before the backup or any write to the folder.
+    run_dir = tmp_path / "runs" / "guard"
+    _asked(_record(run_dir))
+    (run_dir / "space.yaml").write_text("name: guard\n")
+    holder = folder_holder(run_dir)
+    before = _snapshot(run_dir)
+    code = run_search.main(["--space", str(_space(tmp_path, tiny_fixed)), "--storage-path", str(tmp_path / "runs"),
+                            "--resume", "--no-report"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "another search is running in this folder" in err and f"pid {holder.pid}" in err, err
+    assert _snapshot(run_dir) == before
+    assert not (run_dir / BACKUP_DIR).exists()
 
 
-class _Search:
-    def __init__(self, tmp_path: Path) -> None:
-        self.parent = tmp_path / "runs"
-        self.name = "toy"
-        self.exp = self.parent / self.name
-        self.markers = tmp_path / "markers"
-        self.markers.mkdir()
-        self.script = tmp_path / "driver.py"
-        self.script.write_text(DRIVER)
-        # Short private Ray temp dir (unix socket paths are limited to ~107 chars).
-        self.ray_tmp = Path(tempfile.mkdtemp(prefix="rzr", dir="/tmp"))
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, mode: str) -> subprocess.Popen:
-        env = {**os.environ, "REPO": str(REPO), "MAX_ITER": str(MAX_ITER), "NUM_SAMPLES": str(NUM_SAMPLES)}
-        log = open(self.markers.parent / f"{mode}.log", "w")
-        proc = subprocess.Popen([sys.executable, str(self.script), mode, str(self.parent), self.name,
-                                 str(self.markers), str(self.ray_tmp)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def log(self, mode: str) -> str:
-        return (self.markers.parent / f"{mode}.log").read_text()[-3000:]
-
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            kill_driver_and_ray(proc.pid, self.ray_tmp)
-        shutil.rmtree(self.ray_tmp, ignore_errors=True)
+def test_a_bad_storage_url_is_a_clear_error(tmp_path, tiny_fixed, capsys) -> None:
+    code = run_search.main(["--space", str(_space(tmp_path, tiny_fixed)), "--storage-path", str(tmp_path / "runs"),
+                            "--storage", "nosuchdb://x", "--dry-run"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--storage 'nosuchdb://x'" in err and "journal:///" in err, err
 
 
-@pytest.fixture
-def search(tmp_path):
-    s = _Search(tmp_path)
-    yield s
-    s.cleanup()
+def _rows(files: TrialFiles, values: dict[int, float], diverged_at: int | None = None) -> None:
+    for epoch, value in values.items():
+        files.append_metrics({"epoch": epoch, "val_psnr": value, "diverged": epoch == diverged_at})
 
 
-def _interrupt_then_resume(search: _Search, sig: signal.Signals) -> None:
-    db = search.exp / "optuna.db"
-    proc = search.start("run")
-    # 1) wait until some trials finished and others run
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        states = [s for _, s in _study_states(db)]
-        if states.count("RUNNING") >= 1 and sum(s in ("COMPLETE", "PRUNED") for s in states) >= 2:
-            break
-        assert proc.poll() is None, f"driver ended early:\n{search.log('run')}"
-        time.sleep(0.3)
-    else:
-        pytest.fail(f"no progress in 120 s:\n{search.log('run')}")
-    os.kill(proc.pid, sig)
-    proc.wait(timeout=90)
-    kill_driver_and_ray(proc.pid, search.ray_tmp)
-    finished_before = {n for n, s in _study_states(db) if s in ("COMPLETE", "PRUNED", "FAIL")}
-    before = _markers(search.markers)
+def test_interrupted_trials_get_what_their_files_hold_before_they_continue(tmp_path) -> None:
+    run_dir = tmp_path / "runs" / "guard"
+    record = _record(run_dir)
+    mid, done, fresh = (_asked(record) for _ in range(3))
+    record.report(mid, 1, 20.0)  # the driver heard epoch 1 only
+    files = TrialFiles(run_dir, trial_key(mid))
+    _rows(files, {1: 20.0, 2: 21.0, 3: 22.0})  # epoch 3 ran after the newest checkpoint (2)
+    for epoch in (1, 2):
+        files.save_checkpoint(epoch, lambda folder: (folder / "trainer.pt").write_bytes(b"x"))
+    finished = TrialFiles(run_dir, trial_key(done))
+    _rows(finished, {1: 10.0, 2: 11.0, 3: 12.0, 4: 13.0})
+    finished.save_checkpoint(4, lambda folder: (folder / "trainer.pt").write_bytes(b"x"))
+    starts = backfill_interrupted(record, run_dir, "val_psnr", num_epoch=4)
+    assert starts == {trial_key(mid): 2, trial_key(fresh): 0}
+    assert record.trial(mid).intermediate_values == {1: 20.0, 2: 21.0}  # not epoch 3: it runs again
+    ended = record.trial(done)
+    assert ended.state is TrialState.COMPLETE and ended.value == 13.0 and ended.user_attrs["status"] == "completed"
+    # the attempt then cuts metrics.jsonl back to its checkpoint
+    assert files.start_attempt("ray-2") == run_dir / "trials" / trial_key(mid) / "checkpoints" / "epoch-0002"
+    assert [json.loads(line)["epoch"] for line in files.metrics_path.read_text().splitlines()] == [1, 2]
+    assert files.attempts()[-1]["from_epoch"] == 2
 
-    # 2) resume in a fresh driver
-    res = search.start("resume")
-    try:
-        res.wait(timeout=150)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"resume did not finish in 150 s:\n{search.log('resume')}")
-    assert res.returncode == 0, search.log("resume")
-    assert "FIT RETURNED" in search.log("resume")
-    plan = json.loads((search.markers / "plan.json").read_text())
-    after = _markers(search.markers)
 
-    # 3) the Optuna study: exactly num_samples trials, all finished, no duplicated configuration
-    import optuna
+def test_the_views_are_rebuilt_from_the_record_byte_for_byte(tmp_path) -> None:
+    from search.results import SearchRecorder
 
-    study = optuna.load_study(study_name=search.name, storage=f"sqlite:///{db}")
-    trials = study.get_trials(deepcopy=False)
-    assert len(trials) == NUM_SAMPLES, [(t.number, t.state) for t in trials]
-    assert all(t.state.is_finished() for t in trials), [(t.number, t.state) for t in trials]
-    params = [tuple(sorted(t.params.items())) for t in trials]
-    assert len(set(params)) == NUM_SAMPLES, params
-    assert {t.number for t in trials} >= finished_before
+    run_dir = tmp_path / "runs" / "guard"
+    record = _record(run_dir)
+    stopped, running = _asked(record, 1e-3), _asked(record, 2e-3)
+    for epoch in (1, 2):
+        record.report(stopped, epoch, 20.0 + epoch)
+    record.finish(stopped, "stopped", epoch=2)
+    # the worker ran epoch 3 before the STOP reached it: not part of the trial
+    _rows(TrialFiles(run_dir, trial_key(stopped)), {1: 21.0, 2: 22.0, 3: 23.0})
+    _rows(TrialFiles(run_dir, trial_key(running)), {1: 19.0})
 
-    # 4) Ray's experiment: num_samples trials, each iteration logged exactly once, 1..n
-    state_file = sorted(search.exp.glob("experiment_state-*.json"))[-1]
-    ray_trials = [json.loads(t) for t, _ in json.loads(state_file.read_text())["trial_data"]]
-    assert len(ray_trials) == NUM_SAMPLES
-    for t in ray_trials:
-        assert t["status"] == "TERMINATED", (t["trial_id"], t["status"])
-        lines = (search.exp / t["relative_logdir"] / "result.json").read_text().splitlines()
-        iters = [json.loads(line)["training_iteration"] for line in lines]
-        assert iters == list(range(1, len(iters) + 1)), (t["trial_id"], iters)
-        ran = [m["it"] for m in after.get(t["trial_id"], [])]
-        if t["trial_id"] not in plan["closed"]:  # a closed trial may have lost its unflushed last line
-            assert len(iters) == max(ran), (t["trial_id"], iters, ran)
+    def rebuilt() -> bytes:
+        recorder = SearchRecorder(run_dir, name="guard", param_names=["lr"], metric="val_psnr", mode="max",
+                                  num_epoch=4, num_samples=2, fixed_config={"seed": 1}, baseline_psnr=None)
+        recorder.load_record(record.trials())
+        recorder.write()
+        return (run_dir / "trials.csv").read_bytes()
 
-    # 5) trials that had finished are not re-run; unfinished ones continue from their checkpoint
-    finished_ids = {tid for tid, ms in before.items()
-                    if tid not in plan["resumed"] and tid not in plan["orphaned"]}
-    for tid in finished_ids:
-        assert [m for m in after[tid] if m["phase"] == "resume"] == [], tid
-    for tid, ckpt_iter in plan["resumed"].items():
-        resumed = [m for m in after.get(tid, []) if m["phase"] == "resume"]
-        if resumed:  # ASHA may stop it right at its checkpoint's rung
-            assert resumed[0]["it"] == ckpt_iter + 1 and resumed[0]["start"] == ckpt_iter, (tid, resumed)
-            # every iteration ran once since its checkpoint
-            its = [m["it"] for m in resumed]
-            assert its == list(range(ckpt_iter + 1, ckpt_iter + 1 + len(its)))
-    # trials asked after the last save were moved aside, never counted as trials
-    for tid in plan["orphaned"]:
-        assert tid not in {t["trial_id"] for t in ray_trials}
+    first = rebuilt()
+    lines = first.decode().splitlines()
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["t0000", "stopped", "1"], ["t0000", "stopped", "2"], ["t0001", "running", "1"]]
+    (run_dir / "trials.csv").unlink()
+    (run_dir / "summary.json").unlink()
+    assert rebuilt() == first
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status_counts"]["stopped"] == 1 and summary["status_counts"]["running"] == 1
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_interrupted_search_resumes(search, sig):
-    _interrupt_then_resume(search, sig)
+@pytest.mark.timeout(600)
+def test_a_journal_file_record_is_killed_and_resumed(tmp_path, tiny_data, tiny_fixed) -> None:
+    """--storage journal:///...: the record lives outside the run folder (a cluster's shared disk)."""
+    import tempfile
 
+    from search.processes import kill_processes_using
 
-def test_resume_missing_folder_is_clear_error(tmp_path):
-    with pytest.raises(ResumeError, match=r"does not exist"):
-        check_experiment_dir(tmp_path / "nope")
-    with pytest.raises(ResumeError, match=r"does not exist"):
-        reconcile_for_resume(tmp_path / "nope", "nope", f"sqlite:///{tmp_path / 'x.db'}")
-
-
-def test_resume_non_experiment_folder_is_clear_error(tmp_path):
-    (tmp_path / "some.txt").write_text("x")
-    with pytest.raises(ResumeError, match=r"not a search experiment folder: no tuner.pkl") as err:
-        check_experiment_dir(tmp_path)
-    assert str(tmp_path) in str(err.value)
-    with pytest.raises(ResumeError, match=r"this is a file"):
-        check_experiment_dir(tmp_path / "some.txt")
+    space = _space(tmp_path, {**tiny_fixed, "num_epoch": 3}, name="journal", data=tiny_data, samples=4)
+    journal = tmp_path / "shared" / "journal.log"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rjo", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, str(ROOT / "run_search.py"), "--space", str(space), "--storage-path",
+            str(tmp_path / "runs"), "--storage", f"journal://{journal}", "--no-report"]
+    run_dir = tmp_path / "runs" / "journal"
+    try:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=(tmp_path / "run1.log").open("w"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 300
+        while not ((run_dir / "trials.csv").is_file() and len((run_dir / "trials.csv").read_text().splitlines()) >= 3):
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "run1.log").read_text()[-3000:]
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        kill_processes_using(ray_tmp)
+        done = subprocess.run([*args, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=500)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        assert "resume: continuing" in done.stdout, done.stdout[-3000:]
+    finally:
+        kill_processes_using(ray_tmp)
+    study = optuna.load_study(study_name="journal", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert len(study.trials) == 4 and all(t.state.is_finished() for t in study.trials)
+    assert not (run_dir / "optuna.db").exists()  # the record is the journal, nowhere else
+    assert (run_dir / BACKUP_DIR / "journal.log").is_file()

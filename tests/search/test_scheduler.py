@@ -45,7 +45,7 @@ def add(sched, *trials):
 
 
 def rung(sched, stratum: str, milestone: float, bracket: int = 0) -> dict:
-    return next(rec for m, rec in sched._strata[stratum][bracket]._rungs if m == milestone)
+    return next(rec for m, rec in sched._strata[stratum][bracket].rungs if m == milestone)
 
 
 def test_a_weak_stratum_is_not_cut_by_a_strong_one_but_a_weak_trial_within_it_is():
@@ -127,7 +127,7 @@ def test_c_reeval_trials_are_never_stopped_nor_recorded():
         assert sched.on_trial_result(None, reeval, result(epoch, 100.0 if epoch == 2 else -1e9)) == CONTINUE
     assert sched.on_trial_result(None, reeval, result(6, -1e9)) == STOP  # max_t, as Ray
     sched.on_trial_complete(None, reeval, result(6, -1e9))
-    assert all(not rec for b_ in sched._strata["s"] for _, rec in b_._rungs)
+    assert all(not rec for b_ in sched._strata["s"] for _, rec in b_.rungs)
     # Had the 100 dB been recorded, 30 would fall below the cut-off.
     assert sched.on_trial_result(None, a, result(2, 30.0)) == CONTINUE
     assert sched.on_trial_result(None, b, result(2, 20.0)) == STOP
@@ -142,14 +142,14 @@ def test_d_brackets_are_kept_per_stratum():
     for stratum in "AB":
         brackets = sched._strata[stratum]
         assert len(brackets) == 2
-        assert [m for m, _ in brackets[0]._rungs] == [6, 2]
-        assert [m for m, _ in brackets[1]._rungs] == [6]
+        assert [m for m, _ in brackets[0].rungs] == [6, 2]
+        assert [m for m, _ in brackets[1].rungs] == [6]
         # Ray's softmax draw over the numbers of rungs (2 and 1): e / (e + 1) = 73% to bracket 0.
-        in_first = sum(sched._trial_info[t.trial_id] is brackets[0] for t in trials if t.config["stratum"] == stratum)
+        in_first = sum(sched._bracket_of[t.trial_id] is brackets[0] for t in trials if t.config["stratum"] == stratum)
         assert 55 <= in_first <= 90
     assert not {id(b) for b in sched._strata["A"]} & {id(b) for b in sched._strata["B"]}
     # A trial in bracket 1 has no rung before max_t: never stopped early.
-    in_second = next(t for t in trials if sched._trial_info[t.trial_id] is sched._strata["A"][1])
+    in_second = next(t for t in trials if sched._bracket_of[t.trial_id] is sched._strata["A"][1])
     assert sched.on_trial_result(None, in_second, result(2, -1e9)) == CONTINUE
     assert len(sched.debug_string().splitlines()) == 1 + 4
 
@@ -185,26 +185,21 @@ def test_complete_records_in_its_own_stratum_and_remove_forgets_the_trial():
     sched.on_trial_result(None, a, result(2, 30.0))
     sched.on_trial_complete(None, a, result(2, 30.0))  # the same result again: recorded once
     assert rung(sched, "x", 2) == {"a": 30.0} and not rung(sched, "y", 2)
-    assert "a" not in sched._trial_info and "a" not in sched._earliest
+    assert "a" not in sched._bracket_of and "a" not in sched._earliest
     sched.on_trial_remove(None, b)
-    assert "b" not in sched._trial_info and "b" not in sched._earliest
+    assert "b" not in sched._bracket_of and "b" not in sched._earliest
     sched.on_trial_complete(None, c, result(1, 5.0))  # before its earliest epoch: not recorded
     assert not rung(sched, "y", 2)
 
 
 def test_f_pickle_round_trip_keeps_state_and_decisions(tmp_path):
     earliest = functools.partial(earliest_stop_epoch, fixed={"kl_anneal_ratio": 0.5}, grace_period=2, num_epoch=6)
-    sched = make_scheduler(earliest, brackets=2)
-    np.random.seed(1)
+    sched = make_scheduler(earliest)
     trials = add(sched, *(trial(f"t{i}", stratum="s", kl_anneal_type="Monotonic") for i in range(8)))
     for t in trials[:6]:
         sched.on_trial_result(None, t, result(4, 30.0 + int(t.trial_id[1:])))
     last = trials[-1]
     copies = [pickle.loads(pickle.dumps(sched)), cloudpickle.loads(cloudpickle.dumps(sched))]
-    sched.save(str(tmp_path / "sched.pkl"))  # Tune's own path: pickles __dict__
-    restored = make_scheduler(at_grace)
-    restored.restore(str(tmp_path / "sched.pkl"))
-    copies.append(restored)
     expected = [sched.on_trial_result(None, last, result(e, 10.0)) for e in (2, 3, 4)]
     assert expected == [CONTINUE, CONTINUE, STOP]  # warm-up until epoch 4, then far below the rung
     for copy in copies:
@@ -221,3 +216,31 @@ def test_f_pickle_round_trip_keeps_state_and_decisions(tmp_path):
 def test_bad_arguments_are_value_errors_that_name_them(kw, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         make_scheduler(**kw)
+
+
+def test_a_resumed_trial_is_judged_against_the_trials_from_before_the_kill():
+    """rebuild replays the study's intermediate values: a fresh scheduler (the resumed
+    search's) stops a weak trial the old run's rung would have stopped, and not without them."""
+    history = [(f"t000{i}", {"stratum": "s", "phase": "search"}, {1: 29.0 + i, 2: 30.0 + i, 3: 31.0 + i})
+               for i in range(3)]
+    history.append(("t0009", {"stratum": "s", "phase": "reeval"}, {2: 1.0}))  # re-runs are never recorded
+    history.append(("t0008", {"stratum": "other", "phase": "search"}, {2: 99.0}))  # another stratum
+    resumed = make_scheduler()
+    assert resumed.rebuild(history) == 3 * 2 + 1  # epochs >= the earliest (2) of the search trials
+    assert rung(resumed, "s", 2) == {"t0000": 30.0, "t0001": 31.0, "t0002": 32.0}
+    weak, = add(resumed, trial("ray-new", stratum="s", study_trial="t0005"))
+    assert resumed.on_trial_result(None, weak, result(2, 29.5)) == STOP
+    fresh = make_scheduler()  # without the history: alone in its rung, it continues
+    weak2, = add(fresh, trial("ray-new", stratum="s", study_trial="t0005"))
+    assert fresh.on_trial_result(None, weak2, result(2, 29.5)) == CONTINUE
+
+
+def test_an_interrupted_trial_keeps_its_rung_and_its_bracket_after_a_rebuild():
+    sched = make_scheduler(brackets=2)
+    history = [("t0003", {"stratum": "s"}, {2: 30.0})]
+    sched.rebuild(history)
+    # the same study trial, continued by a new Ray trial: rung 2 is recorded already, not judged twice
+    again, = add(sched, trial("ray-2", stratum="s", study_trial="t0003"))
+    assert sched.on_trial_result(None, again, result(3, 1.0)) == CONTINUE
+    index = next(i for i, b in enumerate(sched._strata["s"]) if "t0003" in next(iter(b.rungs[-1:]), (0, {}))[1])
+    assert sched._bracket_of["ray-2"] is sched._strata["s"][index]
