@@ -126,17 +126,20 @@ def set_aside_unsaved(run_dir: Path, keep: tuple[str, ...] = ()) -> Optional[Pat
     return run_dir / BACKUP_DIR
 
 
-def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str, num_epoch: int) -> dict[str, int]:
+def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str,
+                         num_epoch: int) -> tuple[dict[str, int], dict[str, str]]:
     """Give the study what an interrupted trial finished and checkpointed but the killed
     driver never heard (its row is in metrics.jsonl, written before the report), so ASHA's
     rebuilt rungs and Optuna see it; a trial whose newest checkpoint is its last epoch (or
     its divergence) is committed as ended here, with nothing left to run.
-    Returns trial id -> the epoch each trial still to run continues from."""
+    Returns (trial id -> the epoch each trial still to run continues from, trial id -> the
+    status of each trial ended here)."""
     from search.record import key_of
     from search.status import COMPLETED, DIVERGED, classify_end
     from search.trial_files import TrialFiles, epoch_rows
 
-    continued = {}
+    continued: dict[str, int] = {}
+    ended: dict[str, str] = {}
     for frozen in record.interrupted():
         files = TrialFiles(run_dir, key_of(frozen))
         newest = files.newest_checkpoint()
@@ -149,6 +152,7 @@ def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str, num_
         status = classify_end(last, error=False, metric=metric, num_epoch=num_epoch) if last else None
         if status in (COMPLETED, DIVERGED):
             record.finish(frozen.number, status, value=last[metric], epoch=start)
+            ended[key_of(frozen)] = status
             continue
         continued[key_of(frozen)] = start
-    return continued
+    return continued, ended

@@ -190,11 +190,17 @@ class Driver:
             assert trials.get(tid) == before, (tid, before, trials.get(tid))
         # an interrupted trial's next attempt starts from the checkpoint it had at the kill (or a
         # newer one a dying worker finished): attempts.jsonl has one line per attempt
-        what: dict[str, list[str]] = {"continued": [], "from_scratch": []}
+        what: dict[str, list[str]] = {"continued": [], "from_scratch": [], "ended_at_resume": []}
         for kill in self.checkpoint_at_kill:
             for key, (epoch, attempts_then) in kill.items():
                 attempts = TrialFiles(run_dir, key).attempts()
-                assert len(attempts) > attempts_then, (key, "an interrupted trial was never run again", attempts)
+                if len(attempts) == attempts_then:
+                    # not run again: only when its newest checkpoint was its end (the resume committed it)
+                    t = by_key[key]
+                    assert t.user_attrs.get("status") in ("completed", "diverged"), (key, attempts, t.user_attrs)
+                    assert t.user_attrs["final_epoch"] >= epoch, (key, epoch, t.user_attrs)
+                    what["ended_at_resume"].append(key)
+                    continue
                 start = attempts[attempts_then]["from_epoch"]
                 assert start >= epoch, (key, epoch, attempts)
                 (what["continued"] if start > 0 else what["from_scratch"]).append(key)
@@ -202,8 +208,15 @@ class Driver:
         for key, t in by_key.items():
             assert len(t.user_attrs.get("attempts", [])) == len(TrialFiles(run_dir, key).attempts()), key
         # nothing of a killed driver is left: its process group, or anything holding the Ray temp folder
-        left = {g: pgid_members(g) for g in self.killed_groups if pgid_members(g)}
-        assert not left and not holding(self.ray_tmp), (left, holding(self.ray_tmp))
+        # (Ray's processes exit a moment after the driver: wait for them, up to 30 s)
+        deadline = time.monotonic() + 30
+        while True:
+            left = {g: pgid_members(g) for g in self.killed_groups if pgid_members(g)}
+            held = holding(self.ray_tmp)
+            if (not left and not held) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert not left and not held, (left, held)
         return what
 
     def check_numbers(self, space: Path, tmp_path: Path, num_epoch: int) -> None:

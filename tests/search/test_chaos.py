@@ -73,7 +73,8 @@ def _finish(driver: Driver, space: Path, tmp_path: Path, t0: float, moments: lis
     driver.check_numbers(space, tmp_path, NUM_EPOCH)
     assert (driver.run_dir / ".resume-backup" / "optuna.db").is_file()
     print(f"chaos seed {SEED}: interrupted trials continued from a checkpoint {what['continued']}, "
-          f"started again (no checkpoint yet) {what['from_scratch']}; finished before a kill and unchanged: "
+          f"started again (no checkpoint yet) {what['from_scratch']}, ended by the resume (their last epoch was "
+          f"checkpointed) {what['ended_at_resume']}; finished before a kill and unchanged: "
           f"{len(driver.finished)}")
     return what
 
@@ -138,9 +139,13 @@ def test_two_kills_within_a_second_of_a_start_then_resume(tmp_path, tiny_data, t
     driver = Driver(space, tmp_path / "runs", ray_tmp, tmp_path)
     moments: list[str] = []
     for n in (1, 2):
+        # "a start": the moment the driver begins to write the run folder (its lock taken),
+        # before any trial is asked (1) or while the resumed one sets up (2)
+        lock = driver.run_dir / ".search.lock"
+        launched = time.time()
         proc, log = driver.start(n > 1)
-        started = time.monotonic()
         delay = rng.uniform(0.0, 1.0)
-        driver.kill_when(proc, log, lambda: time.monotonic() >= started + delay)
-        moments.append(f"kill {n} ({delay:.2f}s after its start): folder {'exists' if driver.run_dir.exists() else 'absent'}")
+        driver.kill_when(proc, log, _after(delay, lambda: lock.is_file() and lock.stat().st_mtime >= launched - 1))
+        moments.append(f"kill {n} ({delay:.2f}s after its start): rows {len(csv_rows(driver.run_dir))}, "
+                       f"trials recorded {len(study(driver.run_dir))}")
     _finish(driver, space, tmp_path, t0, moments)

@@ -26,13 +26,11 @@ def test_one_name_per_column_and_the_trainer_reports_every_metric() -> None:
 def test_search_and_reports_use_the_contract() -> None:
     import reports.load
     import search.results
-    import search.resume
     from search import status
 
     assert reports.load.STATUSES is contract.STATUSES is status.STATUSES
     assert reports.load.read_trials_table is contract.read_trials_table
     assert search.results.write_trials_csv is contract.write_trials_csv
-    assert search.resume.drop_trials is contract.drop_trials
 
 
 def test_older_headers_get_todays_names() -> None:
@@ -66,7 +64,12 @@ def test_summary_json_has_the_contract_fields(tmp_path) -> None:
 
     rec = SearchRecorder(tmp_path, name="r", param_names=["lr"], metric="val_psnr", mode="max", num_epoch=1,
                          num_samples=1, fixed_config={"num_epoch": 1}, baseline_psnr=15.0)
-    rec.add_result("a", {"lr": 0.01}, {"epoch": 1, "val_psnr": 20.0, "validated": True, "diverged": False})
+    from tests.search.record_builder import RecordBuilder
+
+    built = RecordBuilder(tmp_path)
+    built.add("a", {"lr": 0.01}, [{"epoch": 1, "val_psnr": 20.0, "validated": True, "diverged": False}],
+              status="completed")
+    rec.load_record(built.trials())
     rec.write(final=True)
     summary = json.loads((tmp_path / contract.SUMMARY_JSON).read_text())
     assert tuple(summary) == contract.SUMMARY_FIELDS

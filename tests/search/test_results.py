@@ -1,4 +1,5 @@
-"""SearchRecorder: rows per (trial, epoch), resume without duplicates, best by mode. No Ray run."""
+"""SearchRecorder: the views (trials.csv, summary.json) built from the record and the trials'
+files, best by mode. No Ray run."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +9,7 @@ import pytest
 
 from search.contract import METRIC_COLUMNS
 from search.results import SearchRecorder
+from tests.search.record_builder import RecordBuilder
 
 
 def _recorder(run_dir, mode: str = "max") -> SearchRecorder:
@@ -28,40 +30,43 @@ def _lines(run_dir) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
-def test_resume_replaces_repeated_epochs(tmp_path):
-    first = _recorder(tmp_path)
+def test_rows_come_from_the_trials_files_and_end_where_the_record_ends(tmp_path):
+    built = RecordBuilder(tmp_path)
     params = {"kl_anneal_type": "Monotonic", "lr": 0.002}
-    for epoch in (1, 2):
-        first.add_result("a", params, _result(epoch, 10.0 + epoch, lr=0.002))
-    first.write()
-    # A new driver (resume) reloads the file; the trial restarts from its epoch-1 checkpoint.
-    second = _recorder(tmp_path)
-    second.load_existing()
-    for epoch in (2, 3):
-        second.add_result("a", params, _result(epoch, 20.0 + epoch, lr=0.002))
-    second.set_status("a", second.classify_end("a", error=False))
-    second.write(final=True)
+    a = built.add("a", params, [_result(e, 20.0 + e, lr=0.002) for e in (1, 2, 3)], status="completed")
+    built.add("b", {"kl_anneal_type": "None", "lr": 0.001}, [_result(1, 9.0), _result(2, 9.5)], status="stopped")
+    # b's worker ran one more epoch before the STOP reached it: not part of the trial
+    from search.trial_files import TrialFiles
+
+    b = built.keys["b"]
+    TrialFiles(tmp_path, b).append_metrics(_result(3, 99.0))
+    rec = _recorder(tmp_path)
+    rec.load_record(built.trials())
+    rec.write(final=True)
     lines = _lines(tmp_path)
     assert lines[0] == ["trial_id", "status", "epoch", "phase", "stratum", "seed",
                         "kl_anneal_type", "kl_anneal_cycle", "lr", *METRIC_COLUMNS]
-    assert [(l[0], l[1], l[2]) for l in lines[1:]] == [("a", "completed", "1"), ("a", "completed", "2"),
-                                                        ("a", "completed", "3")]
-    assert lines[2][9] == "22.0"  # the resumed run's epoch 2 replaced the first one
+    assert [(l[0], l[1], l[2]) for l in lines[1:]] == [(a, "completed", "1"), (a, "completed", "2"),
+                                                        (a, "completed", "3"), (b, "stopped", "1"),
+                                                        (b, "stopped", "2")]
+    assert lines[2][9] == "22.0"
     assert lines[1][7] == ""  # kl_anneal_cycle not sampled for Monotonic
-    per_frame = json.loads((tmp_path / "trials" / "a" / "val_psnr_per_frame.json").read_text())
-    assert per_frame == {"epoch": 3, "frame_index": [1, 2], "psnr": [23.0, 23.0]}
+    assert rec.best()[0] == a  # b's 99 dB epoch is not the trial's
+    info = json.loads((tmp_path / "trials" / a / "trial.json").read_text())
+    assert info["node_ids"] == ["n1"] and info["status"] == "completed" and info["epochs"] == 3
 
 
 @pytest.mark.parametrize("mode,best", [("max", "b"), ("min", "a")])
 def test_best_follows_mode_and_skips_diverged(tmp_path, mode, best):
+    built = RecordBuilder(tmp_path, mode=mode)
+    built.add("a", {"lr": 0.1}, [_result(1, 10.0)], status="stopped")
+    built.add("b", {"lr": 0.2}, [_result(1, 12.0)], status="stopped")
+    built.add("c", {"lr": 9.0}, [_result(1, float("nan"), diverged=True)], status="diverged")
     rec = _recorder(tmp_path, mode)
-    rec.add_result("a", {"lr": 0.1}, _result(1, 10.0))
-    rec.add_result("b", {"lr": 0.2}, _result(1, 12.0))
-    rec.add_result("c", {"lr": 9.0}, _result(1, float("nan"), diverged=True))
-    assert rec.best()[0] == best
-    assert rec.classify_end("c", error=False) == "diverged"
-    assert rec.classify_end("a", error=False) == "stopped"  # 1 of 3 epochs
-    path = rec.write_best_yaml({"lr": rec.trials[best].params["lr"]})
+    rec.load_record(built.trials())
+    assert rec.best()[0] == built.keys[best]
+    assert rec.trials[built.keys["c"]].status == "diverged"
+    path = rec.write_best_yaml({"lr": rec.trials[built.keys[best]].params["lr"]})
     assert "lr:" in path.read_text()
 
 
@@ -75,31 +80,33 @@ def test_trials_csv_opens_cleanly_in_pandas(tmp_path):
     rec = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type", "lr", "tfr"], metric="val_psnr",
                          mode="max", num_epoch=2, num_samples=3, fixed_config={"num_epoch": 2}, baseline_psnr=15.0,
                          scientific=["kl_anneal_type"])
+    built = RecordBuilder(tmp_path)
     for trial, kl in (("a", "Cyclical"), ("b", "Monotonic"), ("c", "None")):
-        for epoch in (1, 2):
-            rec.add_result(trial, {"kl_anneal_type": kl, "lr": 0.002, "tfr": 0.5},
-                           _result(epoch, 20.0 + epoch, lr=0.002 / epoch))
+        built.add(trial, {"kl_anneal_type": kl, "lr": 0.002, "tfr": 0.5},
+                  [_result(epoch, 20.0 + epoch, lr=0.002 / epoch) for epoch in (1, 2)])
+    rec.load_record(built.trials())
     rec.write()
     df = pd.read_csv(tmp_path / "trials.csv")
     assert df.columns.is_unique
     assert list(df.columns[-len(METRIC_COLUMNS):]) == list(METRIC_COLUMNS)
     assert df["kl_anneal_type"].notna().all() and df["stratum"].notna().all()
     assert sorted(df.groupby("kl_anneal_type").size().index) == ["Cyclical", "Monotonic", "Without"]
-    none_rows = df[df["trial_id"] == "c"]
+    none_rows = df[df["trial_id"] == built.keys["c"]]
     assert none_rows["kl_anneal_type"].tolist() == ["Without", "Without"]  # cvae.config's alias of None
     assert none_rows["stratum"].tolist() == ["Without", "Without"]
     # the parameter and the per-epoch value: one name each
     assert df["lr"].tolist() == [0.002] * 6 and df["lr_at_epoch"].tolist() == [0.002, 0.001] * 3
     assert df["tfr"].tolist() == [0.5] * 6 and df["tfr_at_epoch"].tolist() == [1.0] * 6
     # the project's own reader (reports, resume) gives the value back as None
-    rows = [r for r in read_trials_csv(tmp_path) if r["trial_id"] == "c"]
+    rows = [r for r in read_trials_csv(tmp_path) if r["trial_id"] == built.keys["c"]]
     assert {r["kl_anneal_type"] for r in rows} == {"None"} and {r["stratum"] for r in rows} == {"None"}
     again = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type", "lr", "tfr"], metric="val_psnr",
                            mode="max", num_epoch=2, num_samples=3, fixed_config={"num_epoch": 2},
                            baseline_psnr=15.0, scientific=["kl_anneal_type"])
-    again.load_existing()
-    assert again.trials["c"].params["kl_anneal_type"] == "None" and again.trials["c"].stratum == "None"
-    assert again.trials["a"].rows[2]["lr"] == 0.001  # metrics keep the trainer's names inside the program
+    again.load_record(built.trials())
+    c, a = built.keys["c"], built.keys["a"]
+    assert again.trials[c].params["kl_anneal_type"] == "None" and again.trials[c].stratum == "None"
+    assert again.trials[a].rows[2]["lr"] == 0.001  # metrics keep the trainer's names inside the program
 
 
 def test_report_shows_none_for_the_without_spelling(tmp_path):
@@ -108,34 +115,28 @@ def test_report_shows_none_for_the_without_spelling(tmp_path):
     rec = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type"], metric="val_psnr", mode="max",
                          num_epoch=1, num_samples=2, fixed_config={"num_epoch": 1}, baseline_psnr=15.0,
                          scientific=["kl_anneal_type"])
-    rec.add_result("a", {"kl_anneal_type": "Cyclical"}, _result(1, 20.0))
-    rec.add_result("b", {"kl_anneal_type": "None"}, _result(1, 21.0))
+    built = RecordBuilder(tmp_path)
+    built.add("a", {"kl_anneal_type": "Cyclical"}, [_result(1, 20.0)], status="completed")
+    built.add("b", {"kl_anneal_type": "None"}, [_result(1, 21.0)], status="completed")
+    rec.load_record(built.trials())
     rec.write(final=True)
     exp = load_experiment(tmp_path)
     assert sorted(exp.trials["kl_anneal_type"]) == ["Cyclical", "None"]
     assert sorted(exp.trials["stratum"]) == ["Cyclical", "None"]
 
 
-def test_a_trial_that_failed_before_its_first_epoch_is_counted_after_reloading(tmp_path):
-    # The driver's final pass rebuilds the recorder from disk: a trial with no trials.csv row
-    # (it failed at start) is known only from trials/<id>/trial.json, and must still count.
-    first = _recorder(tmp_path)
-    first.add_result("a", {"kl_anneal_type": "Monotonic", "lr": 0.002}, _result(1, 12.0, lr=0.002))
-    from search.results import TrialRecord
-    from search.status import FAILED
-
-    record = first.trials.setdefault("b", TrialRecord("b", {}))
-    first._set_study_fields(record, {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "lr": 0.01,
-                                     "phase": "search", "stratum": "Cyclical"})
-    first.set_status("b", FAILED)
-    first.write()
-    (tmp_path / "trials" / "c").mkdir()
-    (tmp_path / "trials" / "c" / "trial.json").write_text('{"trial_id": "c", "stat')  # cut short by a kill
-    again = _recorder(tmp_path)
-    again.load_existing()
-    assert again.status_counts()["failed"] == 1 and again.status_counts()["running"] == 1
-    assert again.trials["b"].params == {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "lr": 0.01}
-    assert again.trials["b"].stratum == "Cyclical" and "c" not in again.trials
-    again.write(final=True)
-    assert [line[0] for line in _lines(tmp_path)[1:]] == ["a"]  # trials.csv: rows per epoch only
+def test_a_trial_that_failed_before_its_first_epoch_is_counted(tmp_path):
+    # A trial with no epoch (it failed at start) has no trials.csv row, but the record knows it.
+    built = RecordBuilder(tmp_path)
+    built.add("a", {"kl_anneal_type": "Monotonic", "lr": 0.002}, [_result(1, 12.0, lr=0.002)])
+    built.add("b", {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "lr": 0.01}, [], status="failed",
+              stratum="Cyclical")
+    rec = _recorder(tmp_path)
+    rec.load_record(built.trials())
+    b = built.keys["b"]
+    assert rec.status_counts()["failed"] == 1 and rec.status_counts()["running"] == 1
+    assert rec.trials[b].params == {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "lr": 0.01}
+    assert rec.trials[b].stratum == "Cyclical"
+    rec.write(final=True)
+    assert [line[0] for line in _lines(tmp_path)[1:]] == [built.keys["a"]]  # trials.csv: rows per epoch only
     assert json.loads((tmp_path / "summary.json").read_text())["status_counts"]["failed"] == 1

@@ -213,8 +213,8 @@ def test_interrupted_trials_get_what_their_files_hold_before_they_continue(tmp_p
     finished = TrialFiles(run_dir, trial_key(done))
     _rows(finished, {1: 10.0, 2: 11.0, 3: 12.0, 4: 13.0})
     finished.save_checkpoint(4, lambda folder: (folder / "trainer.pt").write_bytes(b"x"))
-    starts = backfill_interrupted(record, run_dir, "val_psnr", num_epoch=4)
-    assert starts == {trial_key(mid): 2, trial_key(fresh): 0}
+    starts, ended = backfill_interrupted(record, run_dir, "val_psnr", num_epoch=4)
+    assert starts == {trial_key(mid): 2, trial_key(fresh): 0} and ended == {trial_key(done): "completed"}
     assert record.trial(mid).intermediate_values == {1: 20.0, 2: 21.0}  # not epoch 3: it runs again
     ended = record.trial(done)
     assert ended.state is TrialState.COMPLETE and ended.value == 13.0 and ended.user_attrs["status"] == "completed"
