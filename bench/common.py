@@ -144,12 +144,14 @@ def write_yaml(path: Path, payload: dict[str, Any]) -> Path:
 def read_trial_results(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Ray Tune's per-iteration results of every trial under run_dir: {trial_id: [result, ...]}.
 
-    Read from each trial folder's result.json (one JSON object a line), which
-    carries Ray's timing fields (timestamp, time_this_iter_s, time_total_s)
-    next to the trainer's metrics and the sampled config.
+    Read from each Ray trial folder's result.json (one JSON object a line; under
+    run_dir/tune/session-*/ for a search, one folder per session), which carries
+    Ray's timing fields (timestamp, time_this_iter_s, time_total_s) next to the
+    trainer's metrics and the sampled config. Keyed by the study trial (trials.csv's
+    trial_id) when the config names it, else by Ray's trial id.
     """
     trials: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(Path(run_dir).glob("*/result.json")):
+    for path in sorted(Path(run_dir).glob("**/result.json")):
         rows = []
         for line in path.read_text().splitlines():
             line = line.strip()
@@ -157,7 +159,8 @@ def read_trial_results(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
                 # Ray writes NaN for diverged losses: Python's json accepts it.
                 rows.append(json.loads(line))
         if rows:
-            trials.setdefault(str(rows[0]["trial_id"]), []).extend(rows)
+            key = (rows[0].get("config") or {}).get("study_trial") or rows[0]["trial_id"]
+            trials.setdefault(str(key), []).extend(rows)
     for rows in trials.values():
         rows.sort(key=lambda r: r.get("training_iteration", 0))
     return trials

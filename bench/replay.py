@@ -18,14 +18,14 @@ them. The budget is epochs spent by all trials together; a search runs until 4x 
 
 Arms (each as the project would run it; the searchers are the project's, driven without starting Ray):
 - grid: spaces/writeups-grid.yaml's 6 runs (the table's `grid` curves), then nothing more.
-- random: Optuna's RandomSampler through search.optuna_bridge.PruningOptunaSearch, free strata, no stopping.
+- random: Optuna's RandomSampler through search.searcher.StudySearcher, free strata, no stopping.
 - qmc: a scrambled Sobol sequence over every parameter (torch.quasirandom, mapped as bench/curves.py maps
   its design; Optuna's QMCSampler needs scipy, which the project does not install), no stopping.
 - tpe: TPE as quick.yaml's `sampler:` block configures it (search.sampler.make_base_sampler: multivariate,
   group, constant liar, quick.yaml's n_startup_trials) over the whole space, free strata, no stopping.
 - tpe_asha: tpe + Ray's own ASHAScheduler (quick.yaml's grace period, reduction factor; max_t = 6), stopped
-  trials PRUNED in Optuna (search/status.py classify_end via PruningOptunaSearch).
-- ours: what quick.yaml ran before this benchmark set its defaults: balanced strata by KL type (PruningOptunaSearch._enqueue_next picks the
+  trials PRUNED in Optuna (search/status.py classify_end via search.record_scheduler.RecordingScheduler).
+- ours: what quick.yaml ran before this benchmark set its defaults: balanced strata by KL type (StudySearcher._enqueue_next picks the
   stratum, search.sampler.make_sampler's StratifiedSampler draws the rest from that stratum's own TPE) and
   search.scheduler.ScheduleAwareASHA (per stratum, never before the KL warm-up ends).
 - ours_random: ours with the random sampler in each stratum (what the design adds without TPE); the best arm
@@ -343,18 +343,26 @@ class Proposer:
         if arm.kind == "optuna":
             import optuna
 
-            from search.optuna_bridge import PruningOptunaSearch, StudyDesign
+            from ray.tune.schedulers import FIFOScheduler
+
+            from search.record import StudyRecord
+            from search.record_scheduler import RecordingScheduler
             from search.sampler import make_sampler
+            from search.searcher import StudyDesign, StudySearcher
 
             space = arm.space
             space.sampler = type(space.sampler)(**{**space.sampler.__dict__, "seed": rep_seed})
             design = StudyDesign(strata={s.key: s.values for s in space.strata()},
                                  scientific=tuple(space.scientific_parameters()),
                                  balanced=space.strata_mode == "balanced")
-            self.searcher = PruningOptunaSearch(
-                space.define_by_run, metric="val_psnr", mode="max", max_t=max_t,
-                sampler=make_sampler(space, WORKERS), study_name=f"{arm.name}-{rep_seed}",
-                storage=optuna.storages.InMemoryStorage(), design=design)
+            # The live search's driver side: the study as the record, each result committed
+            # through RecordingScheduler (FIFO inside: the arm's own scheduler decides stops).
+            record = StudyRecord(optuna.storages.InMemoryStorage(), f"{arm.name}-{rep_seed}", mode="max",
+                                 sampler=make_sampler(space, WORKERS))
+            self.searcher = StudySearcher(space.define_by_run, record, metric="val_psnr", mode="max",
+                                          max_t=max_t, design=design)
+            self.recording = RecordingScheduler(FIFOScheduler(), record, metric="val_psnr", num_epoch=max_t)
+            self.configs: dict[str, dict[str, Any]] = {}
         elif arm.kind == "qmc":
             import torch
 
@@ -373,18 +381,22 @@ class Proposer:
                                                for n, x in zip(self.names, u)})
         else:
             config = self.searcher.suggest(trial_id)
-            if config is None:
+            if not isinstance(config, dict):  # None (not yet) or FINISHED
                 return None
+            self.configs[trial_id] = config
         self.count += 1
         return trial_id, config
 
     def result(self, trial_id: str, result: dict[str, Any]) -> None:
         if self.searcher is not None:
-            self.searcher.on_trial_result(trial_id, result)
+            self.recording.on_trial_result(None, ReplayTrial(trial_id, self.configs[trial_id]), result)
 
     def complete(self, trial_id: str, result: dict[str, Any]) -> None:
+        """The trial's last result (a STOP the arm's scheduler decided is committed as `stopped`)."""
         if self.searcher is not None:
-            self.searcher.on_trial_complete(trial_id, result, error=False)
+            trial = ReplayTrial(trial_id, self.configs[trial_id])
+            self.recording.on_trial_result(None, trial, result)
+            self.recording.on_trial_complete(None, trial, result)
 
 
 # --- one replayed search ----------------------------------------------------------------
@@ -695,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("search.optuna_bridge").setLevel(logging.ERROR)
+    logging.getLogger("search.searcher").setLevel(logging.ERROR)
     reps = args.reps or (5 if args.smoke else 200)
     resamples = args.resamples or (200 if args.smoke else 2000)
     names = tuple(a.strip() for a in args.arms.split(",") if a.strip())

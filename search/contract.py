@@ -206,30 +206,6 @@ def read_trials_csv(run_dir: str | Path) -> list[dict[str, str]]:
     return read_trials_table(run_dir).rows
 
 
-def csv_trial_ids(path: str | Path) -> set[str]:
-    """The trial ids trials.csv has rows for (empty when the file is missing)."""
-    path = Path(path)
-    if not path.is_file():
-        return set()
-    with path.open(newline="") as handle:
-        return {row[0] for row in list(csv.reader(handle))[1:] if row}
-
-
-def drop_trials(path: str | Path, trial_ids: set[str]) -> None:
-    """Remove the rows of trials.csv whose trial_id is one of `trial_ids` (atomically)."""
-    path = Path(path)
-    if not trial_ids or not path.is_file():
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    body = [r for r in rows[1:] if r and r[0] not in trial_ids]
-    if len(body) != len(rows) - 1:
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("w", newline="") as handle:
-            csv.writer(handle).writerows([rows[0], *body])
-        os.replace(tmp, path)
-
-
 def rows_by_trial(rows: Iterable[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     """trials.csv rows grouped per trial_id, in file order (epochs ascending)."""
     out: dict[str, list[dict[str, str]]] = {}
@@ -244,7 +220,8 @@ OPTUNA_DB = "optuna.db"
 def study_trials(db: str | Path) -> list[tuple[int, str, dict[str, str]]]:
     """(number, state, user attributes as text) of every trial in a run's optuna.db,
     read with sqlite3 (no Optuna import): the attributes are the contract's `phase`,
-    `stratum`, `status`, `ray_trial_id`, and for re-runs `seed` and `reeval_of`."""
+    `stratum`, `status`, `trial_id` (trials.csv's), `attempts` (the Ray trial ids that ran it), and
+    for re-runs `seed` and `reeval_of`."""
     import sqlite3
 
     con = sqlite3.connect(str(db), timeout=10)

@@ -96,10 +96,11 @@ def storage_has_study(url: str, study_name: str) -> bool:
 class StudyRecord:
     """The study plus the mapping from trial numbers to storage ids."""
 
-    def __init__(self, storage_url: str, study_name: str, *, mode: str,
+    def __init__(self, storage_url: str | optuna.storages.BaseStorage, study_name: str, *, mode: str,
                  sampler: Optional[optuna.samplers.BaseSampler] = None) -> None:
-        self.storage_url = storage_url
-        self.storage = open_storage(storage_url)
+        """`storage_url`: an Optuna storage URL, or a storage object (a benchmark's in-memory one)."""
+        self.storage_url = storage_url if isinstance(storage_url, str) else type(storage_url).__name__
+        self.storage = open_storage(storage_url) if isinstance(storage_url, str) else storage_url
         self.study = optuna.create_study(
             study_name=study_name, storage=self.storage, sampler=sampler, load_if_exists=True,
             direction="maximize" if mode == "max" else "minimize")

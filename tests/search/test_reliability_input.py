@@ -106,7 +106,7 @@ def test_resume_of_a_folder_that_is_not_an_experiment(capsys, make_space, tmp_pa
     (tmp_path / "runs" / "bad").mkdir(parents=True)
     (tmp_path / "runs" / "bad" / "notes.txt").write_text("hello")
     err = _search_fails(capsys, make_space, tmp_path, tiny_root, "--resume")
-    assert str(tmp_path / "runs" / "bad") in err and "not a search experiment folder" in err
+    assert str(tmp_path / "runs" / "bad") in err and "not a search folder" in err
 
 
 @pytest.mark.parametrize("key,value,fragment", [

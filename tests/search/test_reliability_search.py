@@ -98,7 +98,7 @@ def test_diverged_trials_end_cleanly_with_the_worst_value(searched):
     assert summary["best"]["trial_id"] not in diverged
     study = optuna.load_study(study_name="rel", storage=f"sqlite:///{plan.run_dir / 'optuna.db'}")
     for t in study.get_trials():
-        if t.user_attrs["ray_trial_id"] in diverged:
+        if t.user_attrs["trial_id"] in diverged:
             assert t.state.name == "PRUNED" and t.user_attrs["status"] == "diverged"
         else:
             assert t.state.name == "COMPLETE"

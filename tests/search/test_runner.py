@@ -63,7 +63,7 @@ def test_stopped_trials_reach_optuna_as_pruned(search_run):
     csv_status = {row["trial_id"]: row["status"] for row in read_trials_csv(plan.run_dir)}
     expected_state = {"completed": "COMPLETE", "stopped": "PRUNED", "diverged": "PRUNED"}
     for trial in trials:
-        ray_id = trial.user_attrs["ray_trial_id"]
+        ray_id = trial.user_attrs["trial_id"]
         assert trial.user_attrs["status"] == csv_status[ray_id]
         assert trial.state.name == expected_state[csv_status[ray_id]], (ray_id, trial.state)
         budget = plan.space.fixed["num_epoch"] if trial.state.name == "COMPLETE" else max(trial.intermediate_values)

@@ -155,7 +155,7 @@ def test_optuna_dashboard_serves_the_study_with_states_and_intermediate_values(w
     assert [s["study_name"] for s in studies] == ["wandb-sweep"]
     study = get(f"/api/studies/{studies[0]['study_id']}")
     trials = _trials_csv(run_dir)
-    by_ray_id = {next(a["value"] for a in t["user_attrs"] if a["key"] == "ray_trial_id"): t for t in study["trials"]}
+    by_ray_id = {next(a["value"] for a in t["user_attrs"] if a["key"] == "trial_id"): t for t in study["trials"]}
     assert set(by_ray_id) == set(trials)
     for trial_id, rows in trials.items():
         shown = by_ray_id[trial_id]
