@@ -11,6 +11,8 @@ to be continued by the next `--resume` from its own newest checkpoint.
 """
 from __future__ import annotations
 
+import os
+import signal
 from typing import TYPE_CHECKING, Any, Optional
 
 from ray.tune.experiment import Trial
@@ -22,6 +24,12 @@ from search.strata import TRIAL_KEY
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
+
+
+# Test hook (tests/search/test_study_ray.py), off unless set in the driver's environment:
+# right after the first end with this status is committed, the driver SIGKILLs its own process
+# group, as a user's kill would, before Tune hears of the end.
+DIE_AFTER_END_ENV = "CVAE_SEARCH_DIE_AFTER_END"
 
 
 def number_of(trial: Trial) -> Optional[int]:
@@ -67,7 +75,8 @@ class RecordingScheduler(FIFOScheduler):
         status = classify_end(result, error=False, metric=self._metric, num_epoch=self._num_epoch)
         if status in (COMPLETED, DIVERGED) or decision == TrialScheduler.STOP:
             # (classify_end says `stopped` for a STOP before the full budget)
-            self.record.finish(number, status, value=result[self._metric], epoch=epoch)
+            if self.record.finish(number, status, value=result[self._metric], epoch=epoch):
+                _maybe_die(status)
         return decision
 
     def on_trial_error(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
@@ -93,3 +102,9 @@ class RecordingScheduler(FIFOScheduler):
 
     def debug_string(self) -> str:
         return self.inner.debug_string()
+
+
+def _maybe_die(status: str) -> None:
+    """The kill test hook (see DIE_AFTER_END_ENV); does nothing unless enabled."""
+    if os.environ.get(DIE_AFTER_END_ENV) == status:
+        os.killpg(os.getpgrp(), signal.SIGKILL)

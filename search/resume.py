@@ -60,7 +60,8 @@ def resume_mode(run_dir: Path, storage_url: str, study_name: str) -> str:
     if storage_has_study(storage_url, study_name):
         return RESUME
     names = {p.name for p in run_dir.iterdir()}
-    if names & {"space.yaml", "ray.log"} and names <= set(STARTUP_FILES):
+    # what run_search.py writes first: its lock (taken before anything else), ray.log, space.yaml
+    if names & {"space.yaml", "ray.log", LOCK_NAME} and names <= set(STARTUP_FILES):
         return AFRESH
     raise ResumeError(f"cannot resume {run_dir}: not a search folder (no study '{study_name}' in "
                       f"{storage_url} and no space.yaml); pass the run folder run_search.py made, or the "

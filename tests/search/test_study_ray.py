@@ -8,8 +8,8 @@
 3. sampler grid runs exactly the product of the values.
 4. A search SIGKILLed during its re-evaluation phase, then resumed, re-runs each
    stratum's best exactly once per seed (no duplicates, none lost).
-5. A search SIGKILLed right after ASHA stopped a trial, then resumed, leaves
-   that trial PRUNED in the study.
+5. A search SIGKILLed right after ASHA stopped a trial (or one completed), then
+   resumed, leaves that trial unchanged in the study and in trials.csv.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import pytest
 
 from cvae.schedules import kl_beta
 from search.contract import rows_by_trial, study_trials
-from search.processes import kill_driver_and_ray
+from search.processes import kill_driver_and_ray, kill_processes_using
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,18 +171,6 @@ def _csv_statuses(run_dir: Path) -> list[tuple[str, str, str]]:
         return []
 
 
-def _saved_trial_ids(run_dir: Path) -> set[str]:
-    """Trial ids in Tune's newest saved experiment state ([] while none is readable)."""
-    import json
-
-    states = sorted(run_dir.glob("experiment_state-*.json"))
-    try:
-        data = json.loads(states[-1].read_text()) if states else {"trial_data": []}
-    except (OSError, ValueError):
-        return set()
-    return {json.loads(entry[0])["trial_id"] for entry in data["trial_data"]}
-
-
 def _kill_when(proc: subprocess.Popen, ray_tmp: Path, ready, log: Path, within: float = 300) -> None:
     deadline = time.time() + within
     while time.time() < deadline:
@@ -225,8 +213,17 @@ def test_sigkill_during_reeval_then_resume_reruns_each_best_exactly_once(tmp_pat
 
 
 @pytest.mark.timeout(600)
-def test_sigkill_right_after_an_asha_stop_leaves_that_trial_pruned_after_resume(tmp_path, tiny_data, tiny_fixed,
-                                                                                ray_tmp):
+@pytest.mark.parametrize("status", ["stopped", "completed"])
+def test_a_kill_right_after_a_trial_ends_leaves_it_unchanged_after_resume(tmp_path, tiny_data, tiny_fixed, ray_tmp,
+                                                                           status):
+    """The driver SIGKILLs its process group right after it committed an ASHA stop (or a full
+    run), before Tune heard of it (search.record_scheduler's test hook): after --resume that
+    trial is the same in the study and in trials.csv, and it never ran again."""
+    import optuna
+
+    from search.record_scheduler import DIE_AFTER_END_ENV
+    from search.trial_files import TrialFiles, epoch_rows
+
     # Plain lr search (one stratum), ASHA at epoch 1 and 2 of 4: weak lr values are stopped early.
     space = _space(tmp_path / "st.yaml", tiny_data, tiny_fixed, name="st", num_samples=8, reeval=0, num_epoch=4,
                    sampler="random", parameters="""\
@@ -234,21 +231,31 @@ def test_sigkill_right_after_an_asha_stop_leaves_that_trial_pruned_after_resume(
   lr: {distribution: log_uniform_values, min: 1.0e-6, max: 3.0e-2}
 """)
     runs, run_dir = tmp_path / "runs", tmp_path / "runs" / "st"
-    proc = _start(["--space", str(space), "--storage-path", str(runs)], ray_tmp, tmp_path / "run.log")
-    stopped: set[str] = set()
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONUNBUFFERED": "1", DIE_AFTER_END_ENV: status}
+    killed = subprocess.run([sys.executable, str(ROOT / "run_search.py"), "--no-report", "--space", str(space),
+                             "--storage-path", str(runs)], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=400, start_new_session=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
+    kill_processes_using(ray_tmp)  # a worker that outlived its group
+    storage = f"sqlite:///{run_dir / 'optuna.db'}"
+    ended = [t for t in optuna.load_study(study_name="st", storage=storage).get_trials()
+             if t.user_attrs.get("status") == status]
+    assert len(ended) == 1, [(t.number, t.state, t.user_attrs.get("status")) for t in ended]
+    before = ended[0]
+    key = before.user_attrs["trial_id"]
+    rows = epoch_rows(TrialFiles(run_dir, key).metrics_path)
+    psnr_before = [rows[e]["val_psnr"] for e in sorted(rows) if e <= before.user_attrs["final_epoch"]]
+    attempts_before = TrialFiles(run_dir, key).attempts()
 
-    def a_saved_trial_was_stopped() -> bool:
-        # A trial Tune never saved is re-run under a new id after the resume (search/resume.py):
-        # wait until Tune's newest saved state knows a trial that trials.csv says ASHA stopped.
-        csv_stopped = {t for t, s, _ in _csv_statuses(run_dir) if s == "stopped"}
-        stopped.update(csv_stopped & _saved_trial_ids(run_dir))
-        return bool(stopped)
-
-    _kill_when(proc, ray_tmp, a_saved_trial_was_stopped, tmp_path / "run.log")
     resumed = _run(["--space", str(space), "--storage-path", str(runs), "--resume"], ray_tmp)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    study = {attrs.get("ray_trial_id"): (state, attrs) for _, state, attrs in study_trials(run_dir / "optuna.db")}
-    for trial_id in stopped:
-        state, attrs = study[trial_id]
-        assert state == "PRUNED" and attrs["status"] == "stopped", (trial_id, state, attrs)
-    assert len(study) == 8 and all(state in ("COMPLETE", "PRUNED") for state, _ in study.values())
+    after = optuna.load_study(study_name="st", storage=storage).trials[before.number]
+    assert (after.state, after.value, after.intermediate_values, after.user_attrs) == (
+        before.state, before.value, before.intermediate_values, before.user_attrs)
+    assert after.state.name == {"stopped": "PRUNED", "completed": "COMPLETE"}[status]
+    trial_rows = rows_by_trial(_rows(run_dir))[key]
+    assert {r["status"] for r in trial_rows} == {status}
+    assert [float(r["val_psnr"]) for r in trial_rows] == psnr_before
+    assert TrialFiles(run_dir, key).attempts() == attempts_before  # never run again
+    study = study_trials(run_dir / "optuna.db")
+    assert len(study) == 8 and all(state in ("COMPLETE", "PRUNED") for _, state, _ in study)
