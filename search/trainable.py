@@ -45,7 +45,7 @@ DATA_FIELDS = ("train_frames", "train_labels", "val_frames", "val_labels")
 # environment the Ray workers inherit (a local Ray started by this driver does):
 # the worker process dies with os._exit(1) when the trial has trained epoch
 # CRASH_AT_EPOCH and before reporting it, once per trial (a marker file
-# <CRASH_DIR>/<trial_id> remembers that it crashed), so Ray's retry from the
+# <CRASH_DIR>/<study trial id> remembers that it crashed), so Ray's retry from the
 # last checkpoint runs through. Simulates a killed or OOM-crashed worker.
 CRASH_AT_EPOCH_ENV = "CVAE_SEARCH_CRASH_AT_EPOCH"
 CRASH_DIR_ENV = "CVAE_SEARCH_CRASH_DIR"
@@ -188,14 +188,12 @@ def _write_pictures(files: TrialFiles, trainer: Any, metrics: dict[str, Any]) ->
         files.write_frames(lambda path: write_frames_png(path, target, prediction), int(metrics["epoch"]))
 
 
-def _maybe_crash(epoch: int) -> None:
+def _maybe_crash(epoch: int, trial_id: str) -> None:
     """The crash test hook (see CRASH_AT_EPOCH_ENV); does nothing unless enabled."""
     at, folder = os.environ.get(CRASH_AT_EPOCH_ENV), os.environ.get(CRASH_DIR_ENV)
     if not at or not folder or epoch != int(at):
         return
-    from ray import tune
-
-    marker = Path(folder) / tune.get_context().get_trial_id()
+    marker = Path(folder) / trial_id
     if marker.exists():
         return
     marker.write_text(str(epoch))
@@ -224,7 +222,7 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
     checkpoint = files.start_attempt(tune.get_context().get_trial_id())
 
     def on_epoch(metrics: dict[str, Any], trainer: Any) -> None:
-        _maybe_crash(int(metrics["epoch"]))
+        _maybe_crash(int(metrics["epoch"]), files.trial_id)
         report = scalar_metrics(metrics, space.metric, space.mode)
         report["node_id"] = node_id
         report["data_zero_copy"] = zero_copy

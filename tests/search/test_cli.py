@@ -88,4 +88,4 @@ def test_gpus_on_a_cpu_only_cluster_exit_2_after_printing_the_dashboard(tmp_path
     assert "CVE-2023-48022" in proc.stderr and "no authentication" in proc.stderr
     dashboard = [l for l in proc.stdout.splitlines() if l.startswith("Ray dashboard: http://")]
     assert dashboard, proc.stdout
-    assert not list((tmp_path / "runs" / "gpu").glob("*/result.json"))  # no trial ran
+    assert not list((tmp_path / "runs" / "gpu").glob("**/result.json"))  # no trial ran

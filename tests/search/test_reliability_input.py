@@ -57,7 +57,7 @@ def _search_fails(capsys, make_space, tmp_path: Path, data_root: Path, *extra: s
     assert rc == 2, err
     assert "Traceback" not in err and err.startswith("run_search.py: error: "), err
     assert not _ray_started()
-    assert not list((tmp_path / "runs").glob("*/*/result.json"))  # no trial ran
+    assert not list((tmp_path / "runs").glob("**/result.json"))  # no trial ran
     return err
 
 
