@@ -36,6 +36,7 @@ STATUS_ATTR = "status"
 FINAL_EPOCH_ATTR = "final_epoch"
 SEED_ATTR = "seed"
 REEVAL_OF_ATTR = "reeval_of"
+ABANDONED_ATTR = "abandoned"  # asked, then the driver died before handing it out: not one of the trials
 JOURNAL_PREFIX = "journal://"
 UNFINISHED = (TrialState.RUNNING, TrialState.WAITING)
 
@@ -146,6 +147,14 @@ class StudyRecord:
     def is_finished(self, number: int) -> bool:
         return self.trial(number).state.is_finished()
 
+    def abandon(self, number: int) -> None:
+        """A trial asked by a driver killed before it wrote the trial's config (milliseconds after
+        the ask): nothing ran it and its parameters may be half-sampled. It ends as FAIL, marked
+        abandoned, and no count, view or comparison includes it; the search asks another."""
+        self.set_attr(number, ABANDONED_ATTR, True)
+        self.set_attr(number, STATUS_ATTR, "failed")
+        self.study.tell(number, None, state=TrialState.FAIL)
+
     def finish(self, number: int, status: str, *, value: Optional[float] = None,
                epoch: Optional[int] = None) -> bool:
         """Commit the end of a trial; False (nothing changed) when it had ended already."""
@@ -158,6 +167,16 @@ class StudyRecord:
         values = float(value) if state is TrialState.COMPLETE else None
         self.study.tell(number, values, state=state)
         return True
+
+
+def counted(frozen: FrozenTrial) -> bool:
+    """Whether a study trial is one of the search's trials (not an abandoned ask)."""
+    return not frozen.user_attrs.get(ABANDONED_ATTR, False)
+
+
+def handed_out(frozen: FrozenTrial) -> bool:
+    """Whether the searcher finished preparing the trial (its config is in the record)."""
+    return CONFIG_ATTR in frozen.user_attrs
 
 
 def phase_of(frozen: FrozenTrial) -> str:

@@ -85,7 +85,7 @@ class SearchRecorder:
         """Rebuild every trial from the study's trials (optuna FrozenTrials) and their files."""
         from optuna.trial import TrialState
 
-        from search.record import FINAL_EPOCH_ATTR, REEVAL_OF_ATTR, SEED_ATTR, STATUS_ATTR, config_of, key_of
+        from search.record import FINAL_EPOCH_ATTR, REEVAL_OF_ATTR, SEED_ATTR, STATUS_ATTR, config_of, counted, key_of
 
         summary_path = self.run_dir / SUMMARY_JSON
         if summary_path.exists() and not self._wall_loaded:
@@ -98,8 +98,8 @@ class SearchRecorder:
         self._wall_loaded = True
         self.trials = {}
         for frozen in trials:
-            if frozen.state == TrialState.WAITING:
-                continue  # enqueued, not yet a trial
+            if frozen.state == TrialState.WAITING or not counted(frozen):
+                continue  # enqueued, not yet a trial; or an abandoned ask
             attrs = frozen.user_attrs
             trial_id = key_of(frozen)
             config = config_of(frozen)

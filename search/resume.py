@@ -135,13 +135,17 @@ def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str,
     its divergence) is committed as ended here, with nothing left to run.
     Returns (trial id -> the epoch each trial still to run continues from, trial id -> the
     status of each trial ended here)."""
-    from search.record import key_of
+    from search.record import handed_out, key_of
     from search.status import COMPLETED, DIVERGED, classify_end
     from search.trial_files import TrialFiles, epoch_rows
 
     continued: dict[str, int] = {}
     ended: dict[str, str] = {}
     for frozen in record.interrupted():
+        if not handed_out(frozen):
+            record.abandon(frozen.number)
+            ended[key_of(frozen)] = "abandoned (asked, but killed before it was handed out; another is asked)"
+            continue
         files = TrialFiles(run_dir, key_of(frozen))
         newest = files.newest_checkpoint()
         start = newest[0] if newest else 0

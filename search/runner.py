@@ -278,13 +278,13 @@ def make_scheduler(plan: SearchPlan, record=None):
                                   earliest_stop=earliest)
     if record is None:
         return inner
-    from search.record import config_of, key_of, phase_of, stratum_of
+    from search.record import config_of, counted, key_of, phase_of, stratum_of
     from search.record_scheduler import RecordingScheduler
     from search.strata import PHASE_KEY, STRATUM_KEY
 
     if asha is not None:
         inner.rebuild((key_of(t), {**config_of(t), PHASE_KEY: phase_of(t), STRATUM_KEY: stratum_of(t)},
-                       dict(t.intermediate_values)) for t in record.trials())
+                       dict(t.intermediate_values)) for t in record.trials() if counted(t))
     return RecordingScheduler(inner, record, metric=plan.space.metric, num_epoch=plan.num_epoch)
 
 
@@ -332,7 +332,7 @@ def build_tuner(plan: SearchPlan, data: Any, record, console=None):
         from search.resume import backfill_interrupted
 
         starts, ended = backfill_interrupted(record, plan.run_dir, plan.space.metric, plan.num_epoch)
-        lines = [f"resume: {key} had checkpointed its end before the kill: {status}" for key, status in ended.items()]
+        lines = [f"resume: {key} ended: {status}" for key, status in ended.items()]
         if starts:
             lines.append(f"resume: continuing {len(starts)} interrupted trial(s): " + ", ".join(
                 f"{key} from epoch {epoch}" if epoch else f"{key} from scratch" for key, epoch in starts.items()))

@@ -37,7 +37,7 @@ from ray.tune.search import Searcher
 
 from search.comparison import RunOutcome, pick_best
 from search.record import (CONFIG_ATTR, REEVAL_OF_ATTR, SEED_ATTR, STATUS_ATTR, TRIAL_ID_ATTR, StudyRecord,
-                           config_of, key_of, phase_of, stratum_of, trial_key)
+                           config_of, counted, key_of, phase_of, stratum_of, trial_key)
 from search.status import COMPLETED, classify_end
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY
 
@@ -126,6 +126,7 @@ class StudySearcher(Searcher):
     def _enqueue_next(self, trials: list[FrozenTrial]) -> Optional[str]:
         """Prepare the next trial (_ASK), or say there is none yet (_NOT_YET) or ever (FINISHED)."""
         design = self._design
+        trials = [t for t in trials if counted(t)]
         search = [t for t in trials if phase_of(t) == SEARCH]
         if len(search) < design.num_search:
             if design.balanced:

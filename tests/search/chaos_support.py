@@ -137,8 +137,8 @@ class Driver:
         running: dict[str, tuple[int, int]] = {}
         for t in study(self.run_dir):
             key = t.user_attrs.get("trial_id")
-            if key is None:
-                continue
+            if key is None or "config" not in t.user_attrs:
+                continue  # asked, never handed out: the resume abandons it (search.record.abandon)
             if t.state.is_finished():
                 rows = epoch_rows(self.run_dir / "trials" / key / "metrics.jsonl")
                 final = t.user_attrs.get("final_epoch")
@@ -169,7 +169,11 @@ class Driver:
         for tid, r in trials.items():
             assert [int(x["epoch"]) for x in r] == list(range(1, len(r) + 1)), (tid, [x["epoch"] for x in r])
         # the study: the same trials, nothing RUNNING or WAITING
-        record = study(run_dir)
+        everything = study(run_dir)
+        abandoned = [t for t in everything if t.user_attrs.get("abandoned")]
+        assert all(t.state.name == "FAIL" and not (run_dir / "trials" / t.user_attrs.get("trial_id", "-")).exists()
+                   for t in abandoned), abandoned  # an abandoned ask never ran
+        record = [t for t in everything if not t.user_attrs.get("abandoned")]
         assert Counter(t.user_attrs.get("phase") for t in record) == {
             "search": num_samples, "reeval": len(strata) * reeval_seeds}, [(t.number, t.user_attrs) for t in record]
         assert all(t.state.name in ("COMPLETE", "PRUNED") for t in record), [(t.number, t.state) for t in record]

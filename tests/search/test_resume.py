@@ -224,6 +224,28 @@ def test_interrupted_trials_get_what_their_files_hold_before_they_continue(tmp_p
     assert files.attempts()[-1]["from_epoch"] == 2
 
 
+def test_a_trial_asked_but_never_handed_out_is_abandoned_and_replaced(tmp_path) -> None:
+    from search.searcher import StudyDesign, StudySearcher
+
+    run_dir = tmp_path / "runs" / "guard"
+    record = _record(run_dir)
+    half = record.ask()  # the driver died between the ask and writing the trial's config
+    half.suggest_float("lr", 1e-4, 1e-2, log=True)
+    starts, ended = backfill_interrupted(record, run_dir, "val_psnr", num_epoch=4)
+    assert starts == {} and ended[trial_key(half.number)].startswith("abandoned")
+    frozen = record.trial(half.number)
+    assert frozen.state is TrialState.FAIL and frozen.user_attrs["abandoned"] is True
+
+    def space(trial):
+        return {"lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True)}
+
+    searcher = StudySearcher(space, record, metric="val_psnr", mode="max", max_t=4,
+                             design=StudyDesign(num_search=2))
+    configs = [searcher.suggest(f"ray-{i}") for i in range(3)]
+    assert [c["study_trial"] for c in configs[:2]] == ["t0001", "t0002"]  # two real trials besides it
+    assert configs[2] == "FINISHED"
+
+
 def test_the_views_are_rebuilt_from_the_record_byte_for_byte(tmp_path) -> None:
     from search.results import SearchRecorder
 
