@@ -142,7 +142,10 @@ class StudyRecord:
     def report(self, number: int, epoch: int, value: float) -> None:
         """The metric at an epoch. A repeated epoch (an attempt continuing from a checkpoint) is
         written again: the trainer is deterministic, so it is the same value."""
-        self.storage.set_trial_intermediate_value(self._id(number), int(epoch), float(value))
+        try:
+            self.storage.set_trial_intermediate_value(self._id(number), int(epoch), float(value))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # a result still in flight after the trial's end was committed: not part of the trial
 
     def is_finished(self, number: int) -> bool:
         return self.trial(number).state.is_finished()

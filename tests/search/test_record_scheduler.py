@@ -90,6 +90,7 @@ def test_errored_trial_is_failed_at_its_last_epoch(tmp_path):
 def test_an_end_already_committed_is_never_changed(tmp_path):
     h = harness(tmp_path, _space, max_t=MAX_T, inner=_asha())
     h.run("a", [1.0, 2.0, 3.0, 4.0])
+    h.result("a", {"epoch": 5, "val_psnr": 50.0})  # a result still in flight: no error, not recorded
     h.complete("a", {"epoch": 4, "val_psnr": 99.0})  # a second completion
     h.error("a")
     (trial,) = h.study.get_trials()

@@ -121,7 +121,10 @@ def test_tensorboard_hint_and_per_epoch_val_psnr_in_the_trial_event_files(wandb_
     trials = _trials_csv(run_dir)
     seen = 0
     for trial_id, rows in trials.items():
-        events = list(run_dir.glob(f"*{trial_id}*/events.out.tfevents.*"))
+        from search.trial_files import TrialFiles
+
+        ray_id = TrialFiles(run_dir, trial_id).attempts()[0]["ray_trial_id"]  # Tune names its folder by it
+        events = list(run_dir.glob(f"tune/session-*/*{ray_id}*/events.out.tfevents.*"))
         assert len(events) == 1, (trial_id, list(run_dir.iterdir()))
         acc = EventAccumulator(str(events[0]))
         acc.Reload()
