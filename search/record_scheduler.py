@@ -19,7 +19,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.record import StudyRecord
-from search.status import COMPLETED, DIVERGED, FAILED, classify_end, last_epoch
+from search.status import COMPLETED, DIVERGED, classify_end, last_epoch
 from search.strata import TRIAL_KEY
 
 if TYPE_CHECKING:
@@ -80,10 +80,12 @@ class RecordingScheduler(FIFOScheduler):
         return decision
 
     def on_trial_error(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
-        number = number_of(trial)
-        if number is not None:
-            self.record.finish(number, FAILED, epoch=last_epoch(self._last.pop(trial.trial_id, None)))
+        # Tune calls this before a retry too, so the FAIL is committed where Tune says the
+        # error is final: the searcher's on_trial_complete(error=True) (search.searcher).
         self.inner.on_trial_error(tune_controller, trial)
+
+    def last_epoch_of(self, ray_trial_id: str) -> Optional[int]:
+        return last_epoch(self._last.get(ray_trial_id))
 
     def on_trial_complete(self, tune_controller: Optional["TuneController"], trial: Trial, result: dict) -> None:
         number = number_of(trial)

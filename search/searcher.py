@@ -38,7 +38,7 @@ from ray.tune.search import Searcher
 from search.comparison import RunOutcome, pick_best
 from search.record import (CONFIG_ATTR, REEVAL_OF_ATTR, SEED_ATTR, STATUS_ATTR, TRIAL_ID_ATTR, StudyRecord,
                            config_of, counted, key_of, phase_of, stratum_of, trial_key)
-from search.status import COMPLETED, classify_end
+from search.status import COMPLETED, FAILED, classify_end
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY
 
 logger = logging.getLogger(__name__)
@@ -166,12 +166,17 @@ class StudySearcher(Searcher):
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         """Nothing to save: Tune's copy of the searcher would be a second record."""
 
-    # --- results: committed by search.record_scheduler ------------------
+    # --- results: committed by search.record_scheduler, but for the final error ------
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         pass
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
-        pass
+        """Tune calls this with error=True only once the trial's retries are spent: FAIL, at the
+        last epoch the study holds for it."""
+        number = self._attempt_of.get(trial_id)
+        if error and number is not None:
+            steps = self._record.trial(number).intermediate_values
+            self._record.finish(number, FAILED, epoch=max(steps) if steps else None)
 
 
 # The searcher's answer "no trial now, ask again later" (Ray's Searcher contract).

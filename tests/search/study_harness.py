@@ -40,8 +40,11 @@ class Harness:
     def complete(self, ray_id: str, result: Optional[dict] = None) -> None:
         self.scheduler.on_trial_complete(None, self.trials[ray_id], result or {})
 
-    def error(self, ray_id: str) -> None:
+    def error(self, ray_id: str, final: bool = True) -> None:
+        """Tune's order: the scheduler hears every error; the searcher only the final one."""
         self.scheduler.on_trial_error(None, self.trials[ray_id])
+        if final:
+            self.searcher.on_trial_complete(ray_id, None, error=True)
 
     def run(self, ray_id: str, values: list[float], *, diverged_at: Optional[int] = None) -> str:
         """Results until the scheduler says STOP or the values end; then the completion."""

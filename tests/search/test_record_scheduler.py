@@ -81,6 +81,8 @@ def test_errored_trial_is_failed_at_its_last_epoch(tmp_path):
     h = harness(tmp_path, _space, max_t=MAX_T)
     h.suggest("boom")
     h.result("boom", {"epoch": 1, "val_psnr": 10.0})
+    h.error("boom", final=False)  # Tune retries it: still running
+    assert h.study.get_trials()[0].state is TrialState.RUNNING
     h.error("boom")
     (trial,) = h.study.get_trials()
     assert trial.state is TrialState.FAIL and trial.user_attrs["status"] == "failed"
