@@ -15,7 +15,6 @@ the (1 - 1/rf) quantile of the values recorded there before it.
 """
 from __future__ import annotations
 
-import math
 import random
 from typing import Optional
 
@@ -68,10 +67,3 @@ def choose_bracket(brackets: list[Bracket], key: str) -> int:
         if draw < 0:
             return index
     return len(brackets) - 1
-
-
-def finite(value: object) -> bool:
-    try:
-        return math.isfinite(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False

@@ -50,6 +50,11 @@ def trial_key(number: int) -> str:
     return f"t{number:04d}"
 
 
+def trial_number(key: str) -> int:
+    """The inverse of trial_key: "t0007" -> 7."""
+    return int(key[1:])
+
+
 def default_storage_url(run_dir: Path) -> str:
     return f"sqlite:///{Path(run_dir).resolve() / 'optuna.db'}"
 

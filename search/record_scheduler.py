@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.record import StudyRecord
+from search.record import StudyRecord, trial_number
 from search.status import COMPLETED, DIVERGED, classify_end, last_epoch
 from search.strata import TRIAL_KEY
 
@@ -33,11 +33,9 @@ DIE_AFTER_END_ENV = "CVAE_SEARCH_DIE_AFTER_END"
 
 
 def number_of(trial: Trial) -> Optional[int]:
-    """The study trial number a Ray trial is an attempt of (its config's `study_trial`, "t0007")."""
+    """The study trial number a Ray trial is an attempt of (its config's `study_trial`)."""
     key = (trial.config or {}).get(TRIAL_KEY)
-    if not key:
-        return None
-    return int(str(key).lstrip("t"))
+    return trial_number(str(key)) if key else None
 
 
 class RecordingScheduler(FIFOScheduler):
@@ -83,9 +81,6 @@ class RecordingScheduler(FIFOScheduler):
         # Tune calls this before a retry too, so the FAIL is committed where Tune says the
         # error is final: the searcher's on_trial_complete(error=True) (search.searcher).
         self.inner.on_trial_error(tune_controller, trial)
-
-    def last_epoch_of(self, ray_trial_id: str) -> Optional[int]:
-        return last_epoch(self._last.get(ray_trial_id))
 
     def on_trial_complete(self, tune_controller: Optional["TuneController"], trial: Trial, result: dict) -> None:
         number = number_of(trial)

@@ -263,9 +263,6 @@ class ResultsCallback(Callback):
             self.recorder.write()
             self._last_flush = time.monotonic()
 
-    def setup(self, **info: Any) -> None:
-        self.refresh(force=True)
-
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.refresh()
 

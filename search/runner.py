@@ -328,16 +328,15 @@ def build_tuner(plan: SearchPlan, data: Any, record, console=None):
     from search.results import ResultsCallback
 
     trainable = make_trainable(plan, data)
-    if record.interrupted():
-        from search.resume import backfill_interrupted
+    from search.resume import backfill_interrupted
 
-        starts, ended = backfill_interrupted(record, plan.run_dir, plan.space.metric, plan.num_epoch)
-        lines = [f"resume: {key} ended: {status}" for key, status in ended.items()]
-        if starts:
-            lines.append(f"resume: continuing {len(starts)} interrupted trial(s): " + ", ".join(
-                f"{key} from epoch {epoch}" if epoch else f"{key} from scratch" for key, epoch in starts.items()))
-        for line in lines:
-            console.say(line) if console is not None else print(line, flush=True)
+    starts, ended = backfill_interrupted(record, plan.run_dir, plan.space.metric, plan.num_epoch)
+    lines = [f"resume: {key} ended: {status}" for key, status in ended.items()]
+    if starts:
+        lines.append(f"resume: continuing {len(starts)} interrupted trial(s): " + ", ".join(
+            f"{key} from epoch {epoch}" if epoch else f"{key} from scratch" for key, epoch in starts.items()))
+    for line in lines:
+        console.say(line) if console is not None else print(line, flush=True)
     searcher = make_searcher(plan, record)
     # Tune's own folder is this attempt's scratch (its logs, result.json): never read back.
     tune_root = plan.run_dir / TUNE_DIR

@@ -43,10 +43,6 @@ from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY
 
 logger = logging.getLogger(__name__)
 
-SEED_KEY = SEED_ATTR
-REEVAL_OF_KEY = REEVAL_OF_ATTR
-
-
 class StudyDesign:
     """What the searcher needs of the space: strata, balance, counts, re-run seeds."""
 
@@ -81,11 +77,7 @@ class StudySearcher(Searcher):
         self._design = design or StudyDesign()
         # Interrupted trials, oldest first: each is run again once by this driver.
         self._interrupted = deque(record.interrupted())
-        self.resumed = [key_of(t) for t in self._interrupted]
         self._attempt_of: dict[str, int] = {}  # Ray trial id -> study trial number
-
-    def study_number(self, ray_trial_id: str) -> Optional[int]:
-        return self._attempt_of.get(ray_trial_id)
 
     # --- asking ---------------------------------------------------------
     def suggest(self, trial_id: str) -> Optional[dict]:
@@ -119,8 +111,8 @@ class StudySearcher(Searcher):
         config = {**config_of(frozen), TRIAL_KEY: key_of(frozen), PHASE_KEY: phase_of(frozen),
                   STRATUM_KEY: stratum_of(frozen)}
         if phase_of(frozen) == REEVAL:
-            config[SEED_KEY] = int(frozen.user_attrs[SEED_ATTR])
-            config[REEVAL_OF_KEY] = frozen.user_attrs.get(REEVAL_OF_ATTR)
+            config[SEED_ATTR] = int(frozen.user_attrs[SEED_ATTR])
+            config[REEVAL_OF_ATTR] = frozen.user_attrs.get(REEVAL_OF_ATTR)
         return config
 
     def _enqueue_next(self, trials: list[FrozenTrial]) -> Optional[str]:
