@@ -166,12 +166,15 @@ class StratumResult(NamedTuple):
     trials: int  # search trials of the stratum
     stopped: int
     best_trial: str | None
-    n: int  # full-budget runs of the best configuration (original + re-runs)
+    n: int  # full-budget re-runs of the best configuration (the search run that chose it is not counted)
     mean: float | None
     std: float | None
     ci_low: float | None
     ci_high: float | None
     enough_evidence: bool
+    original_value: float | None  # the search run's own value: shown, never counted (it was selected by it)
+    failed_reruns: int  # re-runs that failed, diverged or were stopped: counted against the stratum
+    failed_text: str  # e.g. "1 of 3 re-runs diverged", "" when none failed
 
 
 class Comparison(NamedTuple):
@@ -183,8 +186,9 @@ class Comparison(NamedTuple):
     order: list[str]  # best mean first, strata without evidence last
     winner: str | None
     runner_up: str | None
+    verdict: str  # decisive | equivalent | not enough evidence
     decisive: bool
-    reason: str
+    reason: str  # the verdict as search/comparison.py wrote it
     seeds_to_separate: int | None
     points: pd.DataFrame  # stratum, position, x, kind (original | re-run), value, trial_id, seed
     baseline: float | None
@@ -213,8 +217,10 @@ def collect_comparison(exp: Experiment) -> Comparison | None:
             stratum=name, position=pos, trials=_int(b.get("trials")), stopped=_int(b.get("stopped")),
             best_trial=None if b.get("best_trial") is None else str(b["best_trial"]), n=_int(b.get("n")),
             mean=_num(b.get("mean")), std=_num(b.get("std")), ci_low=_num(b.get("ci_low")),
-            ci_high=_num(b.get("ci_high")), enough_evidence=bool(b.get("enough_evidence"))))
-        original = _num(b.get("original_value"))
+            ci_high=_num(b.get("ci_high")), enough_evidence=bool(b.get("enough_evidence")),
+            original_value=_num(b.get("original_value")), failed_reruns=_int(b.get("failed_reruns")),
+            failed_text=str(b.get("failed_text") or "")))
+        original = strata[-1].original_value
         runs = [("original", original, strata[-1].best_trial)] if original is not None else []
         runs += [("re-run", v, None) for v in map(_num, _list(b.get("reeval_values"))) if v is not None]
         left = list(reruns.get(name, []))
@@ -237,6 +243,7 @@ def collect_comparison(exp: Experiment) -> Comparison | None:
         confidence=_num(block.get("confidence")) or 0.95, strata=strata,
         order=[str(o) for o in _list(block.get("order"))],
         winner=None if winner is None else str(winner), runner_up=None if runner is None else str(runner),
+        verdict=str(block.get("verdict") or ("decisive" if block.get("decisive") else "not enough evidence")),
         decisive=bool(block.get("decisive")), reason=str(block.get("reason", "")),
         seeds_to_separate=int(seeds) if isinstance(seeds, int) and not isinstance(seeds, bool) else None,
         points=pd.DataFrame(rows, columns=["stratum", "position", "x", "kind", "value", "trial_id", "seed"]),

@@ -270,9 +270,10 @@ def draw_best_so_far(bsf: pd.DataFrame, baselines: dict[str, float | None]) -> g
 
 def draw_comparison(c: Comparison) -> go.Figure:
     """Each stratum's full-budget runs of its best configuration (open diamond: the
-    search's original run, dots: the re-runs), the mean with its interval as an
-    error bar, the copy-first-frame baseline as a line. Strata without enough
-    evidence are grey and say so."""
+    search run that chose it, shown but not counted; dots: the re-runs), the mean
+    of the re-runs with its interval as an error bar, the copy-first-frame
+    baseline as a line. Strata without enough evidence are grey and say so; a
+    stratum's failed or diverged re-runs are named under its tick."""
     fig = go.Figure()
     names = [r.stratum for r in c.strata]
     by_name = {r.stratum: r for r in c.strata}
@@ -282,7 +283,7 @@ def draw_comparison(c: Comparison) -> go.Figure:
     def col(stratum: str) -> str:
         return colour(stratum, names) if by_name[stratum].enough_evidence else NO_EVIDENCE_COLOUR
 
-    for kind, symbol, label in (("original", "diamond-open", "original run (search)"),
+    for kind, symbol, label in (("original", "diamond-open", "search run (not counted)"),
                                 ("re-run", "circle", "re-run (another seed)")):
         pts = c.points[c.points["kind"] == kind]
         if pts.empty:
@@ -313,10 +314,12 @@ def draw_comparison(c: Comparison) -> go.Figure:
         # Over its lone run, else over the baseline, else mid-height.
         y = r.mean if r.mean is not None else c.baseline
         fig.add_annotation(x=r.position, y=0.5 if y is None else y, yref="paper" if y is None else "y",
-                           text=f"not enough evidence<br>({r.n} full-budget run{'s' if r.n != 1 else ''})",
+                           text=f"not enough evidence<br>({r.n} full-budget re-run{'s' if r.n != 1 else ''})",
                            showarrow=False, yshift=0 if y is None else 28, font=dict(color="#777", size=11))
     _baseline(fig, {c.experiment: c.baseline})
-    ticks = [f"<b>{esc(n)}</b>" if n == c.winner else esc(n) for n in names]
+    ticks = [(f"<b>{esc(n)}</b>" if n == c.winner else esc(n))
+             + (f"<br><span style='font-size:11px;color:#b22'>{esc(by_name[n].failed_text)}</span>"
+                if by_name[n].failed_text else "") for n in names]
     fig.update_xaxes(tickvals=list(range(len(names))), ticktext=ticks, range=[-0.6, len(names) - 0.4],
                      zeroline=False, showgrid=False)
     return _layout(fig, height=400, yaxis_title=f"{esc(c.metric)} at the full budget{unit and ' (dB)'}",

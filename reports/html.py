@@ -161,11 +161,14 @@ def _ranking_sentence(v: Verdict) -> str:
 
 
 def comparison_sentences(e: Experiment, s: Summary, c: Comparison) -> list[str]:
-    """The verdict from the comparison block: the winner's mean and interval, the
-    runner-up's, decisive or not in plain words, strata without enough evidence
-    named as such (never as losers), the baseline, and whether the winner's best
-    trial was still improving."""
-    out = [esc(_progress_sentence(s))]
+    """The verdict from the comparison block, first: decisive, equivalent or not
+    enough evidence and what it would take (search/comparison.py's sentence: one
+    rule, written once); then what it rests on: the runs, the leader's mean and
+    interval, the runner-up's, strata without enough evidence named as such
+    (never as losers), the baseline, and whether the leader's best trial was
+    still improving."""
+    out = [esc(c.reason)] if c.reason else []
+    out.append(esc(_progress_sentence(s)))
     if s.n_reeval:
         out.append(esc(_reeval_sentence(s)))
     by = {r.stratum: r for r in c.strata}
@@ -174,7 +177,7 @@ def comparison_sentences(e: Experiment, s: Summary, c: Comparison) -> list[str]:
     if w is None or w.mean is None or w.ci_low is None or w.ci_high is None:
         runs = ", ".join(f"{r.stratum} {r.n}" for r in c.strata) or "none"
         out.append(esc("No verdict yet: no strategy has enough evidence. An interval needs at least 2 full-budget "
-                       f"runs of a strategy's best configuration (runs so far: {runs}); re-run the best "
+                       f"re-runs of a strategy's best configuration (re-runs so far: {runs}); re-run the best "
                        "configurations with more seeds."))
         v = collect_verdict(e)
         if v.ranking:
@@ -183,8 +186,8 @@ def comparison_sentences(e: Experiment, s: Summary, c: Comparison) -> list[str]:
     fmt = _value_format(c)
     pct = f"{100 * c.confidence:g}%"
     out.append(f"<b>{esc(w.stratum)}</b> has the best mean {esc(c.metric)} over its best configuration's "
-               f"full-budget runs: <b>{esc(_pm(w, fmt))}</b> ({esc(_interval(w, fmt, pct))}, n = {w.n}: "
-               f"{esc(_runs_text(c, w))}; best trial {esc(w.best_trial or '-')}).")
+               f"full-budget re-runs: <b>{esc(_pm(w, fmt))}</b> ({esc(_interval(w, fmt, pct))}, "
+               f"{esc(_runs_text(w, fmt))}; best trial {esc(w.best_trial or '-')}).")
     others = [by[n] for n in c.order if n in by and n != w.stratum and by[n].enough_evidence]
     others += [r for r in c.strata if r.enough_evidence and r.stratum != w.stratum and r not in others]
     if others:
@@ -193,26 +196,11 @@ def comparison_sentences(e: Experiment, s: Summary, c: Comparison) -> list[str]:
         if others[1:]:
             text += "; then " + "; ".join(f"{r.stratum} {_pm(r, fmt)} (n = {r.n})" for r in others[1:])
         out.append(esc(text + "."))
-    side = "above" if c.mode == "max" else "below"
-    if c.decisive:
-        text = f"Decisive: {w.stratum}'s {pct} interval lies entirely {side} every other strategy's"
-        if c.seeds_to_separate is not None and c.runner_up is not None:
-            text += (f"; at the observed spread about {c.seeds_to_separate} seeds per strategy are enough to "
-                     f"separate {w.stratum} and {c.runner_up}")
-        out.append(esc(text + "."))
-    elif [r for r in others if not _apart(w, r, c.mode)]:
-        out.append(esc("Not decisive: the intervals overlap; " + _seeds_text(c, by) + "."))
-    elif lacking and others:
-        out.append(esc(f"Not decisive: {w.stratum}'s interval lies {side} every other interval measured, but not "
-                       "every strategy has enough evidence to be compared."))
-    elif not others and not lacking:
-        out.append(esc(f"Not decisive: {w.stratum} is the only strategy, so there is nothing to compare it with."))
-    elif not lacking:
-        out.append(esc(c.reason))
     if lacking:
-        names = ", ".join(f"{r.stratum} ({r.n} full-budget run{'' if r.n == 1 else 's'})" for r in lacking)
-        out.append(esc(f"Not enough evidence for {names}: an interval needs at least 2 full-budget runs of the best "
-                       "configuration, so this is no verdict against it; re-run it with more seeds."))
+        names = ", ".join(f"{r.stratum} ({r.n} full-budget re-run{'' if r.n == 1 else 's'}"
+                          + (f"; {r.failed_text}" if r.failed_text else "") + ")" for r in lacking)
+        out.append(esc(f"Not ranked: {names}. Too few re-runs for an interval is no verdict against a "
+                       "strategy."))
     if c.baseline is not None and c.metric.endswith("psnr"):
         d = w.mean - c.baseline  # PSNR: higher is better
         out.append(esc(f"Copying the first frame into every later frame scores {c.baseline:.2f} dB; "
@@ -250,31 +238,13 @@ def _interval(r: StratumResult, fmt: _Fmt, pct: str) -> str:
     return f"{pct} interval {fmt(r.ci_low)}–{fmt(r.ci_high)}{fmt.unit}"
 
 
-def _runs_text(c: Comparison, r: StratumResult) -> str:
-    pts = c.points[c.points["stratum"] == r.stratum]
-    n_re = int((pts["kind"] == "re-run").sum())
-    parts = (["the original run"] if (pts["kind"] == "original").any() else []) + (
-        [f"{n_re} re-run{'' if n_re == 1 else 's'}"] if n_re else [])
-    return " and ".join(parts) or f"{r.n} run(s)"
-
-
-def _apart(w: StratumResult, r: StratumResult, mode: str) -> bool:
-    if None in (w.ci_low, w.ci_high, r.ci_low, r.ci_high):
-        return False
-    return w.ci_low > r.ci_high if mode == "max" else w.ci_high < r.ci_low  # type: ignore[operator]
-
-
-def _seeds_text(c: Comparison, by: dict[str, StratumResult]) -> str:
-    w, r = by.get(c.winner or ""), by.get(c.runner_up or "")
-    if w is None or r is None:
-        return "more seeds per strategy would narrow them"
-    if c.seeds_to_separate is not None:
-        return (f"about {c.seeds_to_separate} seeds per strategy would separate {w.stratum} and {r.stratum} "
-                "at the observed spread")
-    if w.mean == r.mean:
-        return f"{w.stratum} and {r.stratum} have the same mean, so more seeds would not separate them"
-    return (f"more than 1000 seeds per strategy would be needed to separate {w.stratum} and {r.stratum} "
-            "at the observed spread")
+def _runs_text(r: StratumResult, fmt: _Fmt) -> str:
+    """'n = 3 re-runs, 1 of 4 re-runs diverged; the search run that chose it (22.00 dB) is not counted'."""
+    text = f"n = {r.n} re-run{'' if r.n == 1 else 's'}" + (f", {r.failed_text}" if r.failed_text else "")
+    if r.original_value is not None:
+        # It was chosen for being the stratum's maximum: counting it would flatter the mean.
+        text += f"; the search run that chose it ({fmt(r.original_value)}{fmt.unit}) is not counted"
+    return text
 
 
 def _reeval_sentence(s: Summary) -> str:

@@ -1,29 +1,48 @@
-"""The verdict of a strategy study, with its confidence (issue 11, item 4).
+"""The verdict of a strategy study, with its confidence (issues 11 and 21).
 
 After the search, each stratum's best configuration is re-run at the full
 budget with other training seeds (phase `reeval`). `build_comparison` turns the
-runs into summary.json's `comparison` block: per stratum the best configuration
-and its full-budget values (the original run and its re-runs), their mean and a
-Student t interval of that mean; then the winner, whether the win is decisive,
-and how many seeds per stratum would separate the top two at the observed spread.
+runs into summary.json's `comparison` block:
 
-A stratum with fewer than 2 full-budget runs has no interval: it is "not enough
-evidence", never a loser, and it keeps the comparison from being decisive.
+- A stratum's estimate is the mean of its **re-runs only**. The search run that
+  made the configuration the stratum's best was selected by its own value (it is
+  the maximum of the stratum's trials: a winner's curse), so it is shown
+  (`original_value`) but never counted.
+- A re-run that failed, diverged or was stopped counts: it is named in the
+  verdict ("1 of 3 re-runs diverged"), it is the worst outcome in a rank test,
+  and a leader with one is never decisive on the parametric interval alone.
+- The leader (best mean) is compared with every other stratum by a Welch
+  interval of the difference, Holm-corrected over the comparisons, with each
+  stratum's spread floored at the spread pooled across strata (and at
+  `min_spread`), so that a zero spread cannot make a tiny gap decisive; with 5+
+  runs on both sides an exact permutation test must agree.
+- Two strategies are *equivalent within δ* when the 90% interval of their
+  difference lies inside ±δ (two one-sided tests; an intersection-union test
+  over several comparisons needs no correction).
+- `verdict` is "decisive", "equivalent" or "not enough evidence"; `reason` is
+  the sentence that says it, and what more seeds would give.
 
-Pure Python (stdlib only), so search/ writes the block and reports/ reads it
-without Ray, Optuna, torch, pandas or Plotly.
+search/stats.py holds the tests themselves; this module only decides which runs
+go into them. reports/ reads the block from summary.json without importing this.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Sequence
+
+from search import stats
 
 PHASES = ("search", "reeval")
 UNUSABLE = ("failed", "diverged")  # runs whose value says nothing about the configuration
-MIN_RUNS = 2  # full-budget runs a stratum needs for an interval
+FAILED_RERUN = ("failed", "diverged", "stopped")  # a re-run that ended without a full-budget value
+MIN_RUNS = 2  # full-budget re-runs a stratum needs for an interval
+PERMUTATION_MIN_RUNS = 5  # from this many runs on both sides a permutation test must agree
 MAX_SEEDS = 1000  # seeds_to_separate looks no further
+TARGET_POWER = 0.8
+DEFAULT_EQUIVALENCE = 0.5  # reeval.equivalence_db: in the metric's units (dB for PSNR)
+DEFAULT_MIN_SPREAD = 0.1  # no stratum's seed spread is taken as smaller than this
+DECISIVE, EQUIVALENT, UNDECIDED = "decisive", "equivalent", "not enough evidence"
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,28 @@ class RunOutcome:
     params: dict[str, Any]  # the sampled parameters
     seed: int | None  # training seed
     source_trial: str | None = None  # reeval only: the search trial whose config it re-runs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the verdict is judged by (`reeval:` in the space file)."""
+    confidence: float = 0.95
+    equivalence: float = DEFAULT_EQUIVALENCE
+    min_spread: float = DEFAULT_MIN_SPREAD
+    power: float = TARGET_POWER
+
+    def __post_init__(self) -> None:
+        for name, value, ok, expected in (
+                ("confidence", self.confidence, 0.5 <= self.confidence < 1.0, "0.5 <= confidence < 1"),
+                ("equivalence", self.equivalence, self.equivalence >= 0.0, ">= 0"),
+                ("min_spread", self.min_spread, self.min_spread >= 0.0, ">= 0"),
+                ("power", self.power, 0.0 < self.power < 1.0, "0 < power < 1")):
+            if not ok:
+                raise ValueError(f"The value of `{name}` is {value!r}, but must be {expected}")
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.confidence
 
 
 # ---- choosing a stratum's best search run --------------------------------------
@@ -86,75 +127,22 @@ def pick_best(runs: Sequence[RunOutcome], mode: str) -> RunOutcome | None:
     return best
 
 
-# ---- Student t quantile ----------------------------------------------------------
+# ---- one stratum ---------------------------------------------------------------------
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 1e-15
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        for num in (m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)),
-                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < eps:
-            break
-    return h
+def _rerun_entry(r: RunOutcome) -> dict[str, Any]:
+    value = _finite(r.final_value) if r.status == "completed" else None
+    status = r.status if r.status != "completed" or value is not None else "failed"
+    return {"trial_id": r.trial_id, "seed": r.seed, "status": status, "value": value}
 
 
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-@lru_cache(maxsize=4096)
-def t_critical(df: int, confidence: float = 0.95) -> float:
-    """Two-sided Student t quantile: P(|T| <= t) = confidence for T with `df`
-    degrees of freedom (df=1: 12.706, df=10: 2.228, large df: 1.960 at 95%).
-
-    P(|T| > t) = I_x(df/2, 1/2) with x = df / (df + t^2), increasing in x, so
-    bisect on x and turn it back into t."""
-    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
-        raise ValueError(f"The value of `df` is {df!r}, but must be an integer >= 1")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"The value of `confidence` is {confidence!r}, but must be 0 < confidence < 1")
-    alpha = 1.0 - confidence
-    lo, hi = 0.0, 1.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _betainc(df / 2.0, 0.5, mid) < alpha:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-16 * max(hi, 1e-300):
-            break
-    x = 0.5 * (lo + hi)
-    return math.sqrt(df * (1.0 - x) / x)
-
-
-# ---- the comparison block --------------------------------------------------------
-
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"
-
-
-def _interval_sentence(confidence: float) -> str:
-    pct = f"{100 * confidence:g}%"
-    return (f"{pct} Student t interval of the mean over the best configuration's full-budget runs "
-            "(the original run and its re-runs): mean ± t(n-1) · std / sqrt(n), std with ddof=1.")
+def _failed_text(entries: list[dict[str, Any]], of: str = "") -> str:
+    """'1 of 3 re-runs diverged' ('... re-runs of Monotonic ...' with `of`); '' when none failed."""
+    failed = [e for e in entries if e["status"] in FAILED_RERUN]
+    if not failed:
+        return ""
+    ended = sum(e["status"] != "running" for e in entries)
+    how = " or ".join(sorted({e["status"] for e in failed}))
+    return f"{len(failed)} of {ended} re-run{'' if ended == 1 else 's'}{f' of {of}' if of else ''} {how}"
 
 
 def _stratum_block(runs: list[RunOutcome], mode: str, confidence: float) -> dict[str, Any]:
@@ -175,108 +163,184 @@ def _stratum_block(runs: list[RunOutcome], mode: str, confidence: float) -> dict
         best_id = best.trial_id if best else None
         config = dict(best.params) if best else None
     original = _finite(best.final_value) if best and best.status not in UNUSABLE else None
-    reeval_values = [v for v in (_finite(r.final_value) for r in reeval if r.status == "completed") if v is not None]
-    values = ([original] if original is not None else []) + reeval_values
+    entries = [_rerun_entry(r) for r in reeval]
+    values = [e["value"] for e in entries if e["value"] is not None]
+    failed = [e for e in entries if e["status"] in FAILED_RERUN]
     n = len(values)
-    mean = math.fsum(values) / n if n else None
-    std = ci_low = ci_high = None
+    mean, std = stats.mean_std(values) if n else (None, None)
+    ci_low = ci_high = None
     if n >= MIN_RUNS:
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))  # type: ignore[operator]
-        half = t_critical(n - 1, confidence) * std / math.sqrt(n)
-        ci_low, ci_high = mean - half, mean + half  # type: ignore[operator]
+        ci_low, ci_high = stats.Difference(mean, std / math.sqrt(n), n - 1).interval(confidence)  # type: ignore[operator]
     return {
         "trials": len(search), "stopped": sum(r.status == "stopped" for r in search),
         "best_trial": best_id, "best_config": config, "original_value": original,
-        "reeval_values": reeval_values, "values": values, "n": n,
-        "mean": mean, "std": std, "ci_low": ci_low, "ci_high": ci_high, "enough_evidence": n >= MIN_RUNS,
+        "reeval_runs": entries, "reeval_values": values, "failed_reruns": len(failed),
+        "failed_statuses": sorted({e["status"] for e in failed}), "failed_text": _failed_text(entries),
+        "pending_reruns": sum(e["status"] == "running" for e in entries),
+        "n": n, "mean": mean, "std": std, "ci_low": ci_low, "ci_high": ci_high, "enough_evidence": n >= MIN_RUNS,
     }
 
 
-def _separated(a: dict[str, Any], b: dict[str, Any], sign: float) -> bool:
-    """a's interval lies entirely on the better side of b's."""
-    if sign > 0:
-        return a["ci_low"] > b["ci_high"]
-    return a["ci_high"] < b["ci_low"]
+# ---- the leader against each other stratum ----------------------------------------------
+
+def _signed(values: Sequence[float], failed: int, sign: float) -> list[float]:
+    """Values turned so that larger is better, a failed run as the worst (-inf)."""
+    return [sign * v for v in values] + [-math.inf] * failed
 
 
-def seeds_to_separate(m1: float | None, s1: float | None, m2: float | None, s2: float | None,
-                      confidence: float = 0.95) -> int | None:
-    """The smallest n in 2..1000 for which two intervals of n runs each, with these
-    stds, would not overlap at these means: t(n-1) * (s1 + s2) / sqrt(n) < |m1 - m2|.
-    None when a mean or std is missing, the means are equal, or 1000 is not enough."""
-    if m1 is None or m2 is None or s1 is None or s2 is None:
-        return None
-    gap = abs(m1 - m2)
-    if gap == 0.0:
-        return None
-
-    def apart(n: int) -> bool:
-        return t_critical(n - 1, confidence) * (s1 + s2) / math.sqrt(n) < gap
-
-    if not apart(MAX_SEEDS):
-        return None
-    lo, hi = 2, MAX_SEEDS  # apart() only turns from False to True as n grows: bisect
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if apart(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+def _compare(leader: dict[str, Any], other: dict[str, Any], floor: float, sign: float,
+             settings: Settings) -> dict[str, Any]:
+    """The leader minus `other` (larger: the leader is better), before correction."""
+    diff = stats.welch(sign * leader["mean"], max(leader["std"], floor), leader["n"],
+                       sign * other["mean"], max(other["std"], floor), other["n"])
+    checks = {"welch": diff.p_value()}
+    if leader["failed_reruns"]:
+        # A failed re-run has no value for the interval: the rank test counts it as the
+        # leader's worst outcome, and the leader must win that test too.
+        checks["rank"] = stats.permutation_p(_signed(leader["reeval_values"], leader["failed_reruns"], sign),
+                                             _signed(other["reeval_values"], other["failed_reruns"], sign),
+                                             stats.rank_gap)
+    elif leader["n"] >= PERMUTATION_MIN_RUNS and other["n"] >= PERMUTATION_MIN_RUNS:
+        checks["permutation"] = stats.permutation_p(_signed(leader["reeval_values"], 0, sign),
+                                                    _signed(other["reeval_values"], 0, sign), stats.mean_gap)
+    equivalent, (eq_low, eq_high) = diff.equivalent(settings.equivalence, settings.alpha)
+    equivalent = equivalent and not leader["failed_reruns"] and not other["failed_reruns"]
+    return {"difference": diff.estimate, "se": diff.se, "df": diff.df, "p_values": checks,
+            "p": max(checks.values()), "equivalence_low": eq_low, "equivalence_high": eq_high,
+            "equivalent": equivalent, "_diff": diff}
 
 
-def _reason(blocks: dict[str, dict[str, Any]], winner: str | None, sign: float) -> tuple[bool, str]:
+def _correct(comparisons: dict[str, dict[str, Any]], settings: Settings) -> None:
+    """Holm over the comparisons: adjusted p, the confidence of each corrected interval,
+    and whether the leader is better than each other stratum."""
+    names = list(comparisons)
+    adjusted, levels = stats.holm([comparisons[s]["p"] for s in names])
+    for s, p_adj, level in zip(names, adjusted, levels):
+        c = comparisons[s]
+        confidence = 1.0 - settings.alpha * level
+        low, high = c.pop("_diff").interval(confidence)
+        c.update(p_holm=p_adj, interval_confidence=confidence, ci_low=low, ci_high=high,
+                 better=p_adj < settings.alpha)
+
+
+# ---- the verdict sentence ------------------------------------------------------------
+
+class _Units:
+    def __init__(self, metric: str) -> None:
+        self.unit = " dB" if metric.endswith("psnr") else ""
+        self.digits = 2 if self.unit else 3
+
+    def value(self, v: float) -> str:
+        return f"{v:.{self.digits}f}{self.unit}"
+
+    def signed(self, v: float) -> str:
+        return f"{v:+.{self.digits}f}{self.unit}"
+
+    def interval(self, low: float, high: float, unit: bool = True) -> str:
+        return f"[{low:+.{self.digits}f}, {high:+.{self.digits}f}]{self.unit if unit else ''}"
+
+
+def _verdict(blocks: dict[str, dict[str, Any]], leader: str | None, comparisons: dict[str, dict[str, Any]],
+             seeds: dict[str, Any] | None, units: _Units, settings: Settings) -> tuple[str, str]:
     names = list(blocks)
+    failures = [_failed_text(b["reeval_runs"], of=s) for s, b in blocks.items() if b["failed_reruns"]]
+    failed_text = (" (" + "; ".join(failures) + ")") if failures else ""
     if not names:
-        return False, "There is no stratum to compare."
+        return UNDECIDED, "Not enough evidence: there is no stratum to compare."
     if len(names) == 1:
-        return False, f"There is only one stratum ({names[0]}): nothing to compare it with."
+        return UNDECIDED, f"Not enough evidence: there is only one stratum ({names[0]}), nothing to compare it with."
     lacking = [s for s in names if not blocks[s]["enough_evidence"]]
-    each = " each" if len(lacking) > 1 else ""
-    lacking_text = f"not enough evidence for {', '.join(lacking)} (fewer than {MIN_RUNS} full-budget runs{each})"
-    if winner is None:
-        return False, f"No stratum has the {MIN_RUNS} full-budget runs an interval needs: {lacking_text}."
-    w = blocks[winner]
-    others = [s for s in names if s != winner and blocks[s]["enough_evidence"]]
-    overlapping = [s for s in others if not _separated(w, blocks[s], sign)]
-    side = "above" if sign > 0 else "below"
-    w_iv = f"[{_fmt(w['ci_low'])}, {_fmt(w['ci_high'])}]"
+    need = (f"re-run {'their' if len(lacking) > 1 else 'its'} best configuration with more seeds "
+            f"(an interval needs {MIN_RUNS} full-budget re-runs)")
+    if leader is None:
+        return UNDECIDED, f"Not enough evidence: no stratum has {MIN_RUNS} full-budget re-runs{failed_text}; {need}."
+    pct = f"{100 * settings.confidence:g}%"
+    better = [s for s, c in comparisons.items() if c["better"]]
+    equivalent = [s for s, c in comparisons.items() if not c["better"] and c["equivalent"]]
+    open_ = [s for s in comparisons if s not in better and s not in equivalent]
+    beats = "; ".join(f"{s} by {units.signed(comparisons[s]['difference'])} "
+                      f"{units.interval(comparisons[s]['ci_low'], comparisons[s]['ci_high'], unit=False)}" for s in better)
+    corrected = (f"Holm-corrected {pct} Welch intervals over {len(comparisons)} comparison"
+                 f"{'s' if len(comparisons) != 1 else ''}")
     if lacking:
-        them = "them" if len(lacking) > 1 else "it"
-        text = f"Not decisive: {lacking_text}, so {winner} cannot be called the winner over {them}"
-        if overlapping:
-            text += f"; {winner}'s interval {w_iv} also overlaps " + ", ".join(
-                f"{s}'s [{_fmt(blocks[s]['ci_low'])}, {_fmt(blocks[s]['ci_high'])}]" for s in overlapping)
-        return False, text + "."
-    if overlapping:
-        return False, (f"Not decisive: {winner}'s interval {w_iv} overlaps " + ", ".join(
-            f"{s}'s [{_fmt(blocks[s]['ci_low'])}, {_fmt(blocks[s]['ci_high'])}]" for s in overlapping) + ".")
-    return True, f"Decisive: {winner}'s interval {w_iv} lies entirely {side} every other stratum's interval."
+        text = (f"Not enough evidence: {', '.join(lacking)} {'have' if len(lacking) > 1 else 'has'} fewer than "
+                f"{MIN_RUNS} full-budget re-runs{failed_text}, so no strategy can be called the winner; {need}")
+        if better:
+            text += f". Of the others, {leader} beats {beats} ({corrected})"
+        return UNDECIDED, text + "."
+    if not open_ and not equivalent:
+        return DECISIVE, f"Decisive: {leader} wins; it beats {beats} ({corrected}){failed_text}."
+    if not open_:
+        margin = units.value(settings.equivalence)
+        eq = "; ".join(f"{s} (90% interval of the difference "
+                       f"{units.interval(comparisons[s]['equivalence_low'], comparisons[s]['equivalence_high'])})"
+                       for s in equivalent)
+        text = f"Equivalent within {margin}: {leader} and {eq}"
+        if better:
+            text += f"; {leader} beats {beats} ({corrected})"
+        return EQUIVALENT, text + "."
+    parts = []
+    for s in open_:
+        c = comparisons[s]
+        parts.append(f"{leader} vs {s}: {units.signed(c['difference'])}, corrected interval "
+                     f"{units.interval(c['ci_low'], c['ci_high'])}")
+    text = f"Not enough evidence: {'; '.join(parts)}, which neither excludes 0 nor lies within ±" \
+           f"{units.value(settings.equivalence)}{failed_text}"
+    if seeds is not None and seeds["n"] is not None:
+        text += (f". About {seeds['n']} re-runs per strategy (from {seeds['low']} to {seeds['high']} over the "
+                 f"spread's 90% interval) would give {100 * settings.power:g}% power to separate {leader} and "
+                 f"{seeds['against']} at the observed gap")
+    elif seeds is not None:
+        text += (f". {leader} and {seeds['against']} are too close for {MAX_SEEDS} re-runs to separate at the "
+                 f"observed spread; more re-runs may still show them equivalent")
+    return UNDECIDED, text + "."
+
+
+def _seeds(leader: str, comparisons: dict[str, dict[str, Any]], spread: float, df: int,
+           settings: Settings) -> dict[str, Any] | None:
+    """Re-runs per strategy for `settings.power` against the closest undecided stratum."""
+    open_ = [s for s, c in comparisons.items() if not c["better"] and not c["equivalent"]]
+    if not open_:
+        return None
+    against = min(open_, key=lambda s: abs(comparisons[s]["difference"]))
+    gap = comparisons[against]["difference"]
+
+    def need(sd: float) -> int | None:
+        return stats.seeds_for_power(gap, sd, settings.alpha, settings.power, MAX_SEEDS)
+
+    low_sd, high_sd = stats.std_interval(spread, df, 0.9) if df else (spread, spread)
+    return {"against": against, "n": need(spread), "low": need(max(low_sd, settings.min_spread)),
+            "high": need(high_sd), "gap": gap, "std": spread, "power": settings.power, "alpha": settings.alpha}
 
 
 def build_comparison(runs: Sequence[RunOutcome], *, strata: Sequence[str], metric: str, mode: str,
-                     confidence: float = 0.95) -> dict[str, Any]:
+                     settings: Settings = Settings()) -> dict[str, Any]:
     """summary.json's `comparison` block (JSON-ready: plain types, None for a missing number).
 
     `strata` lists every stratum in display order, also those without runs;
     a run whose stratum is not listed is appended after them."""
     sign = _sign(mode)
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"The value of `confidence` is {confidence!r}, but must be 0 < confidence < 1")
     names = list(dict.fromkeys([*strata, *(r.stratum for r in runs)]))
-    blocks = {s: _stratum_block([r for r in runs if r.stratum == s], mode, confidence) for s in names}
+    blocks = {s: _stratum_block([r for r in runs if r.stratum == s], mode, settings.confidence) for s in names}
     ranked = sorted((s for s in names if blocks[s]["enough_evidence"]),
                     key=lambda s: -sign * blocks[s]["mean"])  # stable: equal means keep display order
     order = ranked + [s for s in names if not blocks[s]["enough_evidence"]]
-    winner = ranked[0] if ranked else None
-    runner_up = ranked[1] if len(ranked) > 1 else None
-    decisive, reason = _reason(blocks, winner, sign)
-    seeds = None
-    if winner is not None and runner_up is not None:
-        w, r = blocks[winner], blocks[runner_up]
-        seeds = seeds_to_separate(w["mean"], w["std"], r["mean"], r["std"], confidence)
+    leader = ranked[0] if ranked else None
+    pooled, df = stats.pooled_std([blocks[s]["reeval_values"] for s in ranked])
+    spread = max(pooled or 0.0, settings.min_spread)
+    comparisons = {s: _compare(blocks[leader], blocks[s], spread, sign, settings)  # type: ignore[index]
+                   for s in ranked[1:]}
+    if comparisons:
+        _correct(comparisons, settings)
+    seeds = _seeds(leader, comparisons, spread, df, settings) if leader and comparisons else None
+    verdict, reason = _verdict(blocks, leader, comparisons, seeds, _Units(metric), settings)
     return {
-        "metric": metric, "mode": mode, "confidence": confidence, "interval": _interval_sentence(confidence),
-        "strata": blocks, "order": order, "winner": winner, "runner_up": runner_up,
-        "decisive": decisive, "reason": reason, "seeds_to_separate": seeds,
+        "metric": metric, "mode": mode, "confidence": settings.confidence,
+        "equivalence_margin": settings.equivalence, "min_spread": settings.min_spread,
+        "interval": (f"{100 * settings.confidence:g}% Student t interval of the mean over the best "
+                     "configuration's full-budget re-runs (the search run that chose it is shown, not counted)."),
+        "strata": blocks, "order": order, "winner": leader, "runner_up": ranked[1] if len(ranked) > 1 else None,
+        "pooled_std": pooled, "spread_floor": spread, "spread_df": df, "comparisons": comparisons,
+        "verdict": verdict, "decisive": verdict == DECISIVE, "reason": reason,
+        "seeds_to_separate": None if seeds is None else seeds["n"], "seeds": seeds,
     }

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Optional
 import yaml
 from ray.tune import Callback
 
-from search.comparison import RunOutcome, build_comparison
+from search.comparison import RunOutcome, Settings, build_comparison
 from search.contract import METRICS, SUMMARY_JSON, TRIALS_CSV, EpochRow, write_trials_csv
 from search.contract import read_trials_csv  # noqa: F401  (its old home: tests and users import it from here)
 from search.status import COMPLETED, FAILED, RUNNING, STATUSES
@@ -59,7 +59,8 @@ class SearchRecorder:
 
     def __init__(self, run_dir: str | Path, *, name: str, param_names: Iterable[str], metric: str, mode: str,
                  num_epoch: int, num_samples: int, fixed_config: dict[str, Any], baseline_psnr: Optional[float],
-                 data_root: Optional[str] = None, strata: Iterable[str] = (), scientific: Iterable[str] = ()) -> None:
+                 data_root: Optional[str] = None, strata: Iterable[str] = (), scientific: Iterable[str] = (),
+                 verdict: Settings = Settings()) -> None:
         self.run_dir = Path(run_dir)
         self.name = name
         self.param_names = list(param_names)
@@ -74,6 +75,7 @@ class SearchRecorder:
         self.data_root = data_root
         self.strata = list(strata)
         self.scientific = list(scientific)
+        self.verdict = verdict  # what the comparison block is judged by (reeval: in the space)
         self.trials: dict[str, TrialRecord] = {}
         self.started_at = _iso_now()
         self._t0 = time.monotonic()
@@ -203,7 +205,8 @@ class SearchRecorder:
     def comparison(self) -> dict[str, Any]:
         strata = list(self.strata)
         strata += sorted({r.stratum for r in self.trials.values()} - set(strata))
-        return build_comparison(self.outcomes(), strata=strata, metric=self.metric, mode=self.mode)
+        return build_comparison(self.outcomes(), strata=strata, metric=self.metric, mode=self.mode,
+                                settings=self.verdict)
 
     def _write_summary(self, final: bool) -> None:
         best = self.best()

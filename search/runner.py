@@ -301,6 +301,7 @@ def make_trainable(plan: SearchPlan, data: Any):
 
 
 def make_recorder(plan: SearchPlan, data: Any):
+    from search.comparison import Settings
     from search.results import SearchRecorder
 
     base = plan.space.train_config({})
@@ -308,7 +309,8 @@ def make_recorder(plan: SearchPlan, data: Any):
         plan.run_dir, name=plan.name, param_names=plan.space.parameter_names(), metric=plan.space.metric,
         mode=plan.space.mode, num_epoch=plan.num_epoch, num_samples=plan.num_samples,
         fixed_config=base.to_dict(), baseline_psnr=baseline_psnr(data, base, plan.space.family), data_root=str(plan.data_root),
-        strata=[s.key for s in plan.space.strata()], scientific=plan.space.scientific_parameters())
+        strata=[s.key for s in plan.space.strata()], scientific=plan.space.scientific_parameters(),
+        verdict=Settings(equivalence=plan.space.reeval_equivalence))
 
 
 def make_console(plan: SearchPlan, stream=None, live: Optional[bool] = None):

@@ -61,6 +61,7 @@ import yaml
 from cvae.config import ConfigError
 from cvae.families import DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_names, get_family
 from cvae.schedules import kl_warmup_end
+from search.comparison import DEFAULT_EQUIVALENCE
 from search.errors import SpaceError
 from search.strata import Stratum, enumerate_strata, stratum_key
 
@@ -238,6 +239,9 @@ class SearchSpace:
     raw: dict[str, Any]        # the mapping read from the file
     strata_mode: str = "free"  # balanced: round-robin over the strata; free: as the sampler draws
     reeval_seeds: int = 0      # extra training seeds for each stratum's best configuration
+    # reeval.equivalence_db: two strategies whose difference's 90% interval lies within
+    # ± this are called equivalent (in the metric's units: dB for PSNR).
+    reeval_equivalence: float = DEFAULT_EQUIVALENCE
     # W&B sweep keys read or ignored, one line each ("program, command: W&B-only, ignored").
     notices: list[str] = field(default_factory=list)
     # The model family (`model:` in the file; cvae.families): its config class checks
@@ -412,7 +416,8 @@ class SearchSpace:
             return "off"
         seeds = ", ".join(str(self.reeval_seed(i)) for i in range(1, self.reeval_seeds + 1))
         return (f"each stratum's best configuration re-run at full budget with {self.reeval_seeds} more "
-                f"seeds ({seeds}) after the search: up to {self.max_reeval_trials} runs")
+                f"seeds ({seeds}) after the search: up to {self.max_reeval_trials} runs; strategies within "
+                f"±{self.reeval_equivalence:g} of each other (90% interval) are called equivalent")
 
     def _asha_text(self) -> str:
         if self.asha is None:
@@ -572,11 +577,12 @@ class _Parser:
         parameters = self.parameters(top["parameters"], fixed, synthetic)
         self.check_synthetic_lengths(synthetic, fixed, {p.name for p in parameters})
         has_scientific = any(p.role == "scientific" for p in parameters)
-        reeval_seeds = self.reeval(top.get("reeval", {}), has_scientific)
+        reeval_seeds, reeval_equivalence = self.reeval(top.get("reeval", {}), has_scientific)
         space = SearchSpace(
             path=self.path, name=name, description=description, metric=metric, mode=mode,
             data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
-            fixed=fixed, parameters=parameters, raw=raw, reeval_seeds=reeval_seeds, notices=self.notices,
+            fixed=fixed, parameters=parameters, raw=raw, reeval_seeds=reeval_seeds,
+            reeval_equivalence=reeval_equivalence, notices=self.notices,
             model=self.family.name, **trials)
         self.study_design(space, trials_raw)
         return space
@@ -608,12 +614,17 @@ class _Parser:
         self.notices.append(f"run_cap: {cap} -> trials.num_samples {cap}")
         return {**trials, "num_samples": cap} if isinstance(trials, dict) else trials
 
-    def reeval(self, value: Any, has_scientific: bool) -> int:
+    def reeval(self, value: Any, has_scientific: bool) -> tuple[int, float]:
+        """(seeds, equivalence margin) of `reeval:`."""
         # A strategy study (a scientific parameter) re-runs its winners by default; a
         # plain tuning space has no comparison for an interval to settle, so it does not.
-        r = self.mapping(value if value is not None else {}, "reeval", ("seeds",))
+        r = self.mapping(value if value is not None else {}, "reeval", ("seeds", "equivalence_db"))
         default = DEFAULT_REEVAL_SEEDS if has_scientific else 0
-        return self.integer(r.get("seeds", default), "reeval.seeds", 0)
+        seeds = self.integer(r.get("seeds", default), "reeval.seeds", 0)
+        margin = self.number(r.get("equivalence_db", DEFAULT_EQUIVALENCE), "reeval.equivalence_db")
+        if margin < 0:
+            self.fail("reeval.equivalence_db", margin, "must be >= 0 (0: never call two strategies equivalent)")
+        return seeds, float(margin)
 
     def study_design(self, space: SearchSpace, trials: dict) -> None:
         """Rules that tie the parameters, the sampler and the trial count together."""

@@ -24,14 +24,14 @@ same ten search trials (seed 0), then each stratum's best configuration re-run a
 the full budget (phase reeval, seeds 1, 2, ...), and summary.json's comparison
 block built by search.comparison.build_comparison from those runs:
 
-id  stratum    re-runs trial  final val_psnr          values (original + re-runs)      n
-10-12 Cyclical   8            21.6 22.3 21.9          22.0 21.6 22.3 21.9  mean 21.95  4
-13-15 Monotonic  1            20.8 21.3 20.5          21.0 20.8 21.3 20.5  mean 20.90  4
-16  None         7            diverged (nan)          17.2                             1: not enough evidence
+id  stratum    re-runs trial  final val_psnr          counted (re-runs only)  search run (shown)
+10-12 Cyclical   8            21.6 22.3 21.9          mean 21.93, n = 3       22.0
+13-15 Monotonic  1            20.8 21.3 20.5          mean 20.87, n = 3       21.0
+16  None         7            diverged (nan)          n = 0: not enough       17.2
 
-Cyclical's interval lies above Monotonic's, but None has too few runs: not decisive.
-`reeval={"None": (7, [17.0, 17.4])}` makes it decisive; `reeval={"Monotonic": (1, [21.5, 21.9, 20.6])}`
-makes Cyclical's and Monotonic's intervals overlap.
+Cyclical beats Monotonic, but None has no full-budget re-run (1 of 1 diverged):
+not enough evidence. `reeval={"None": (7, [17.0, 17.4])}` makes it decisive;
+`reeval={"Monotonic": (1, [21.5, 21.9, 20.6])}` leaves Cyclical and Monotonic undecided.
 """
 from __future__ import annotations
 

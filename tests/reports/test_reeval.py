@@ -89,13 +89,19 @@ def test_unknown_phase_and_bad_comparison_become_notes(make_run_dir: Callable[..
 def test_collect_comparison_exact(reeval_run: Path) -> None:
     cmp = c.collect_comparison(load_experiment(reeval_run))
     assert cmp is not None
-    assert [(r.stratum, r.position, r.trials, r.stopped, r.best_trial, r.n, r.enough_evidence) for r in cmp.strata] == [
-        ("Cyclical", 0, 4, 1, TID(8), 4, True), ("Monotonic", 1, 3, 0, TID(1), 4, True),
-        ("None", 2, 3, 1, TID(7), 1, False)]
+    # Only the re-runs count: the search run was chosen for its value (shown as original_value).
+    assert [(r.stratum, r.position, r.trials, r.stopped, r.best_trial, r.n, r.enough_evidence, r.original_value)
+            for r in cmp.strata] == [
+        ("Cyclical", 0, 4, 1, TID(8), 3, True, 22.0), ("Monotonic", 1, 3, 0, TID(1), 3, True, 21.0),
+        ("None", 2, 3, 1, TID(7), 0, False, 17.2)]
     cyc, mono, none = cmp.strata
-    assert cyc.mean == pytest.approx(21.95) and cyc.ci_low == pytest.approx(21.95 - 3.182446 * (0.25 / 3) ** 0.5 / 2)
-    assert mono.mean == pytest.approx(20.9) and none.mean == 17.2 and none.ci_low is None
-    assert (cmp.winner, cmp.runner_up, cmp.decisive, cmp.seeds_to_separate) == ("Cyclical", "Monotonic", False, 4)
+    # Cyclical's re-runs 21.6, 22.3, 21.9: sd sqrt(0.37/3), t(0.975, 2) = 4.302653
+    assert cyc.mean == pytest.approx(65.8 / 3) and cyc.ci_low == pytest.approx(65.8 / 3 - 4.302653 * (0.37 / 3 / 3) ** 0.5)
+    assert mono.mean == pytest.approx(62.6 / 3) and none.mean is None and none.ci_low is None
+    assert (none.failed_reruns, none.failed_text, cyc.failed_reruns, cyc.failed_text) == (
+        1, "1 of 1 re-run diverged", 0, "")
+    assert (cmp.winner, cmp.runner_up, cmp.verdict, cmp.decisive, cmp.seeds_to_separate) == (
+        "Cyclical", "Monotonic", "not enough evidence", False, None)
     assert (cmp.metric, cmp.mode, cmp.confidence, cmp.baseline) == ("val_psnr", "max", 0.95, 16.25)
     p = cmp.points
     assert p[["stratum", "kind", "value", "trial_id", "seed"]].values.tolist() == [
@@ -156,28 +162,31 @@ def test_comparison_figure(reeval_run: Path) -> None:
     cmp = c.collect_comparison(load_experiment(reeval_run))
     fig = d.draw_comparison(cmp)  # type: ignore[arg-type]
     by = {t.name: t for t in fig.data}
-    assert list(by) == ["original run (search)", "re-run (another seed)", "mean and 95% interval"]
-    assert list(by["original run (search)"].y) == [22.0, 21.0, 17.2]
-    assert by["original run (search)"].marker.color[2] == d.NO_EVIDENCE_COLOUR  # None: greyed
+    assert list(by) == ["search run (not counted)", "re-run (another seed)", "mean and 95% interval"]
+    assert list(by["search run (not counted)"].y) == [22.0, 21.0, 17.2]
+    assert by["search run (not counted)"].marker.color[2] == d.NO_EVIDENCE_COLOUR  # None: greyed
     assert len(by["re-run (another seed)"].y) == 6
     mean = by["mean and 95% interval"]
-    assert list(mean.x) == [0.15, 1.15] and list(mean.y) == pytest.approx([21.95, 20.9])
-    assert list(mean.error_y.array) == pytest.approx([cmp.strata[0].ci_high - 21.95, cmp.strata[1].ci_high - 20.9])
+    means = [65.8 / 3, 62.6 / 3]  # of the re-runs alone
+    assert list(mean.x) == [0.15, 1.15] and list(mean.y) == pytest.approx(means)
+    assert list(mean.error_y.array) == pytest.approx([cmp.strata[0].ci_high - means[0], cmp.strata[1].ci_high - means[1]])
     assert [a.text for a in fig.layout.annotations if "evidence" in a.text] == [
-        "not enough evidence<br>(1 full-budget run)"]
+        "not enough evidence<br>(0 full-budget re-runs)"]
     assert fig.layout.shapes[0].y0 == 16.25  # baseline
-    assert list(fig.layout.xaxis.ticktext) == ["<b>Cyclical</b>", "Monotonic", "None"]
+    assert list(fig.layout.xaxis.ticktext) == [
+        "<b>Cyclical</b>", "Monotonic", "None<br><span style='font-size:11px;color:#b22'>1 of 1 re-run diverged</span>"]
 
 
 def test_comparison_figure_with_a_stratum_without_runs(make_run_dir: Callable[..., Path]) -> None:
     run = make_run_dir(reeval=True)
     summary = json.loads((run / "summary.json").read_text())
-    summary["comparison"]["strata"]["Other"] = {"trials": 0, "n": 0, "values": [], "reeval_values": [],
+    summary["comparison"]["strata"]["Other"] = {"trials": 0, "n": 0, "reeval_values": [],
                                                 "original_value": None, "mean": None, "enough_evidence": False}
     (run / "summary.json").write_text(json.dumps(summary))
     fig = d.draw_comparison(c.collect_comparison(load_experiment(run)))  # type: ignore[arg-type]
-    note = [a for a in fig.layout.annotations if "0 full-budget runs" in a.text]
-    assert len(note) == 1 and note[0].x == 3 and note[0].y == 16.25  # over the baseline
+    note = [a for a in fig.layout.annotations if "0 full-budget re-runs" in a.text]
+    assert [a.x for a in note] == [2, 3] and note[1].y == 16.25  # None (its re-run diverged) and Other
+    assert note[1].x == 3 and note[0].y == 16.25  # over the baseline
 
 
 def test_sections_start_with_the_reevaluation(reeval_run: Path) -> None:
@@ -198,39 +207,46 @@ def test_page_has_the_summary_rows(reeval_run: Path) -> None:
 
 def test_verdict_not_enough_evidence(reeval_run: Path) -> None:
     text = _verdict(reeval_run)
-    assert ("<b>Cyclical</b> has the best mean val_psnr over its best configuration's full-budget runs: "
-            "<b>21.95 ± 0.46 dB</b> (95% interval 21.49–22.41 dB, n = 4: the original run and 3 re-runs; "
-            "best trial 5f3a1_00008).") in text
-    assert "Runner-up: Monotonic, 20.90 ± 0.54 dB (95% interval 20.36–21.44 dB, n = 4)." in text
-    assert "Not decisive: Cyclical&#x27;s interval lies above every other interval measured" in text
-    assert "Not enough evidence for None (1 full-budget run)" in text and "no verdict against it" in text
-    assert text.startswith("10 search trials: 5 completed, 2 stopped early by ASHA")
+    # Cyclical's re-runs 21.6, 22.3, 21.9: mean 21.93, half-width 4.3027 x 0.3512 / sqrt(3) = 0.87
+    assert ("<b>Cyclical</b> has the best mean val_psnr over its best configuration's full-budget re-runs: "
+            "<b>21.93 ± 0.87 dB</b> (95% interval 21.06–22.81 dB, n = 3 re-runs; the search run that chose it "
+            "(22.00 dB) is not counted; best trial 5f3a1_00008).") in text
+    assert "Runner-up: Monotonic, 20.87 ± 1.00 dB (95% interval 19.86–21.87 dB, n = 3)." in text
+    # None's one re-run diverged: it is named, and it keeps any strategy from being called the winner
+    assert ("Not enough evidence: None has fewer than 2 full-budget re-runs (1 of 1 re-run of None diverged), "
+            "so no strategy can be called the winner") in text
+    assert "Of the others, Cyclical beats Monotonic by +1.07 dB [" in text
+    assert "Not ranked: None (0 full-budget re-runs; 1 of 1 re-run diverged)" in text
+    assert "no verdict against" in text
+    assert text.startswith("Not enough evidence: None has fewer than 2")  # the verdict comes first
+    assert "10 search trials: 5 completed, 2 stopped early by ASHA" in text
     assert "7 re-evaluation runs (6 completed, 1 diverged; 26 epochs)" in text
-    assert "scores 16.25 dB; Cyclical&#x27;s mean is 5.70 dB above it." in text
+    assert "scores 16.25 dB; Cyclical&#x27;s mean is 5.68 dB above it." in text
     assert "still improving" in text
     assert "None 17.20" not in text  # never ranked, never a loser
 
 
 def test_verdict_decisive(make_run_dir: Callable[..., Path]) -> None:
     text = _verdict(make_run_dir(reeval=DECISIVE))
-    assert ("Decisive: Cyclical&#x27;s 95% interval lies entirely above every other strategy&#x27;s; at the "
-            "observed spread about 4 seeds per strategy are enough to separate Cyclical and Monotonic.") in text
-    assert "then None 17.20 ± 0.50 dB (n = 3)" in text
-    assert "Not decisive" not in text and "Not enough evidence" not in text
+    assert ("Decisive: Cyclical wins; it beats Monotonic by +1.07 dB [+0.19, +1.94]; None by +4.73 dB "
+            "[+2.97, +6.50] (Holm-corrected 95% Welch intervals over 2 comparisons).") in text
+    assert "then None 17.20 ± 2.54 dB (n = 2)" in text
+    assert "Not enough evidence" not in text and "Not ranked" not in text
 
 
 def test_verdict_overlapping_intervals(make_run_dir: Callable[..., Path]) -> None:
     text = _verdict(make_run_dir(reeval=OVERLAP))
-    assert "Runner-up: Monotonic, 21.25 ± 0.90 dB (95% interval 20.35–22.15 dB, n = 4)" in text
-    assert ("Not decisive: the intervals overlap; about 9 seeds per strategy would separate Cyclical and "
-            "Monotonic at the observed spread.") in text
+    assert "Runner-up: Monotonic, 21.33 ± 1.65 dB (95% interval 19.68–22.99 dB, n = 3)" in text
+    assert ("Not enough evidence: Cyclical vs Monotonic: +0.60 dB, corrected interval [-0.77, +1.97] dB, which "
+            "neither excludes 0 nor lies within ±0.50 dB. About 12 re-runs per strategy (from 6 to 48 over the "
+            "spread&#x27;s 90% interval) would give 80% power to separate Cyclical and Monotonic") in text
 
 
 def test_verdict_when_no_stratum_has_enough_evidence(make_run_dir: Callable[..., Path]) -> None:
     nan = float("nan")
     text = _verdict(make_run_dir(reeval={k: (i, [nan]) for k, i in (("Cyclical", 8), ("Monotonic", 1), ("None", 7))}))
     assert "No verdict yet: no strategy has enough evidence" in text
-    assert "(runs so far: Cyclical 1, Monotonic 1, None 1)" in text
+    assert "(re-runs so far: Cyclical 0, Monotonic 0, None 0)" in text
     assert "In the search alone (one seed per configuration): <b>Cyclical</b> KL annealing reached" in text
 
 

@@ -20,7 +20,8 @@ class RecordBuilder:
         self.keys: dict[str, str] = {}  # a test's name for a trial -> its trial id
 
     def add(self, name: str, params: dict[str, Any], results: list[dict[str, Any]], *,
-            status: Optional[str] = None, phase: str = "search", stratum: Optional[str] = None) -> str:
+            status: Optional[str] = None, phase: str = "search", stratum: Optional[str] = None,
+            extra_attrs: Optional[dict[str, Any]] = None) -> str:
         """One trial: its params, its epochs' results, and its end when `status` is given."""
         trial = self.record.ask()
         number = trial.number
@@ -28,6 +29,7 @@ class RecordBuilder:
         attrs = {"trial_id": key, "config": dict(params), "phase": phase}
         if stratum is not None:
             attrs["stratum"] = stratum
+        attrs.update(extra_attrs or {})
         for attr, value in attrs.items():
             self.record.set_attr(number, attr, value)
         files = TrialFiles(self.run_dir, key)

@@ -140,3 +140,28 @@ def test_a_trial_that_failed_before_its_first_epoch_is_counted(tmp_path):
     rec.write(final=True)
     assert [line[0] for line in _lines(tmp_path)[1:]] == [built.keys["a"]]  # trials.csv: rows per epoch only
     assert json.loads((tmp_path / "summary.json").read_text())["status_counts"]["failed"] == 1
+
+
+@pytest.mark.parametrize("margin, verdict", [(1.0, "equivalent"), (0.0, "not enough evidence")])
+def test_the_equivalence_margin_reaches_the_summary_verdict(tmp_path, margin, verdict):
+    # reeval.equivalence_db -> SearchRecorder(verdict=Settings(...)) -> summary.json's comparison
+    from search.comparison import Settings
+    from search.record import REEVAL_OF_ATTR, SEED_ATTR
+
+    rec = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type"], metric="val_psnr", mode="max",
+                         num_epoch=1, num_samples=2, fixed_config={"num_epoch": 1}, baseline_psnr=15.0,
+                         strata=["Cyclical", "Monotonic"], scientific=["kl_anneal_type"],
+                         verdict=Settings(equivalence=margin))
+    built = RecordBuilder(tmp_path)
+    reruns = {"Cyclical": [30.0, 30.2, 30.1], "Monotonic": [30.05, 30.15, 30.1]}
+    for kl, values in reruns.items():
+        source = built.add(kl, {"kl_anneal_type": kl}, [_result(1, 31.0)], status="completed", stratum=kl)
+        for seed, v in enumerate(values, start=1):
+            built.add(f"{kl}-{seed}", {"kl_anneal_type": kl}, [_result(1, v)], status="completed",
+                      phase="reeval", stratum=kl, extra_attrs={SEED_ATTR: seed, REEVAL_OF_ATTR: source})
+    rec.load_record(built.trials())
+    rec.write(final=True)
+    block = json.loads((tmp_path / "summary.json").read_text())["comparison"]
+    assert block["equivalence_margin"] == margin and block["verdict"] == verdict
+    assert block["strata"]["Cyclical"]["reeval_values"] == [30.0, 30.2, 30.1]
+    assert block["strata"]["Cyclical"]["original_value"] == 31.0  # shown, not counted

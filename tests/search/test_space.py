@@ -94,7 +94,7 @@ def test_quick_space_is_the_cpu_demo() -> None:
     assert space.scientific_parameters() == ["kl_anneal_type"]
     # issue 11: every KL strategy gets at least 4 search trials and a re-evaluated best
     assert space.strata_mode == "balanced" and space.num_samples >= 4 * len(space.strata())
-    assert space.reeval_seeds >= 2
+    assert space.reeval_seeds >= 2 and space.reeval_equivalence == 0.5  # the default margin
     assert space.asha is not None and space.asha.rungs() == [2, 6]
     cfg = space.train_config({})
     # the LR must not be cut 10x at epoch 2 (the template's milestones) in an 8-epoch demo
@@ -236,6 +236,10 @@ REJECTED = [
                                               _set("parameters/val_vi_len", {"values": [16, 128]})(d)),
      "parameters.val_vi_len.values[1]", "val video length"),
     ("name not a folder name", _set("name", "a/b"), "name", "must be a folder name"),
+    ("negative equivalence margin", _set("reeval", {"seeds": 0, "equivalence_db": -0.5}),
+     "reeval.equivalence_db", "must be >= 0"),
+    ("equivalence margin not a number", _set("reeval", {"seeds": 0, "equivalence_db": "half a dB"}),
+     "reeval.equivalence_db", "must be a finite number"),
     ("parameters not a mapping", _set("parameters", ["lr"]), "parameters", "must be a mapping"),
 ]
 
