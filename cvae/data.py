@@ -1,6 +1,6 @@
 """Lab4 dataset loading: decode a split once into uint8 tensors, cached on disk.
 
-On-disk layout (DESIGN.md "Data"; the real Lab4 data and cvae.synthetic both):
+On-disk layout (the real Lab4 data and cvae.synthetic both):
 
     ROOT/train/train_img/frameN.png, ROOT/train/train_label/frameN.png (same names)
     ROOT/val/val_img/...,            ROOT/val/val_label/...

@@ -1,6 +1,6 @@
 """Synthetic Lab4-style dance data: procedurally animated dancers and their poses.
 
-Writes a dataset in exactly the Lab4 on-disk layout (DESIGN.md "Data"), so the
+Writes a dataset in exactly the Lab4 on-disk layout (cvae/data.py's docstring), so the
 loader, the trainer and the search run unchanged on it:
 
     ROOT/train/train_img/frameN.png   + ROOT/train/train_label/frameN.png

@@ -7,7 +7,7 @@ keep the template's names (n_past, n_future, g_dim, ...). The template's spellin
 of shared fields are accepted as aliases (ALIASES): tfr_start_decay_epoch,
 tfr_decay_step, kl_anneal_cyclical (true -> Cyclical, false -> Monotonic), niter.
 
-Template defaults (facts sheet section 3) where they differ from the 2024 family:
+Template defaults (docs/BAIR-2023.md) where they differ from the 2024 family:
 lr 0.002, batch 12, niter 300, epoch_size 600, tfr 1.0 with no decay
 (tfr_start_decay_epoch 0, tfr_decay_step 0), kl_anneal_cyclical off (= Monotonic),
 kl_anneal_ratio 0.5, kl_anneal_cycle 3, seed 1, no gradient clipping, no LR schedule.

@@ -1,4 +1,4 @@
-"""The processed BAIR robot-pushing layout, read unchanged (facts sheet section 1):
+"""The processed BAIR robot-pushing layout, read unchanged (docs/BAIR-2023.md):
 
     ROOT/{train,validate,test}/<trajectory folder>/<k>/
         0.png ... 29.png              64 x 64 RGB frames

@@ -1,5 +1,5 @@
 """The 2023 SVG-style CVAE modules, layer for layer as the TA template builds them
-(facts sheet section 2; Denton & Fergus 2018 `vgg_64` and `lstm_models`).
+(docs/BAIR-2023.md; Denton & Fergus 2018 `vgg_64` and `lstm_models`).
 
 `width` multiplies the VGG channel widths 64/128/256/512 (1.0 = the template);
 it exists for CPU demos and changes nothing else.
@@ -135,7 +135,7 @@ class SVG(nn.Module):
     """The four modules of the template: encoder, decoder, frame predictor, posterior.
 
     Predictor = lstm(g + z + 7, g, rnn, predictor layers); posterior = gaussian_lstm(g, z, rnn,
-    posterior layers). Predictor input order: cat[h_{t-1}, z_t, c_t] (the facts sheet's wiring;
+    posterior layers). Predictor input order: cat[h_{t-1}, z_t, c_t] (the template's wiring;
     c_t is the condition row of the frame being predicted)."""
 
     def __init__(self, g_dim: int = 128, z_dim: int = 64, rnn_size: int = 256, predictor_rnn_layers: int = 2,

@@ -1,7 +1,7 @@
 """The training step and the prediction rollout of the 2023 SVG-style CVAE.
 
 Shapes: frames float (B, T, 3, 64, 64) in [0, 1], cond float (B, T, 7); T = n_past +
-n_future. Steps i = 1 .. T-1 predict frame i from frame i-1 (facts sheet section 2):
+n_future. Steps i = 1 .. T-1 predict frame i from frame i-1 (docs/BAIR-2023.md):
 
     z_i       = posterior(Enc(ground-truth x_i))                      (training)
     x_hat_i   = Dec(predictor(cat[Enc(x_{i-1}), z_i, c_i]), skip)

@@ -4,7 +4,7 @@ contract of cvae.train (docs/CONTRACTS.md), so search/ runs it unchanged.
 One epoch = `epoch_size` iterations (template: 600), each on `batch_size` sequences
 drawn at random from the training split (the template's dataset picks a random
 folder per sample). Teacher forcing: one Bernoulli(tfr) draw per iteration covers the
-whole sequence (facts sheet section 3); `teacher_forcing` reports the fraction of the
+whole sequence (docs/BAIR-2023.md); `teacher_forcing` reports the fraction of the
 epoch's iterations that were teacher-forced. beta and tfr are the shared per-epoch
 schedules (cvae.schedules), beta scaled by kl_weight.
 

@@ -1,4 +1,4 @@
-"""Model families: one interface, one registry (STYLE.md "A second model family").
+"""Model families: one interface, one registry (docs/FAMILIES.md).
 
 A family is everything that is specific to one model: its config dataclass,
 its data loader and synthetic generator, its training loop (one `fit` with the

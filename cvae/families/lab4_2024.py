@@ -14,7 +14,7 @@ DATA_FIELDS = ("train_frames", "train_labels", "val_frames", "val_labels")
 @register_family
 class Lab4Family(ModelFamily):
     name = "lab4-2024"
-    description = "Lab4 2024: pose-conditioned dance CVAE (1 given frame, pose labels, DESIGN.md)"
+    description = "Lab4 2024: pose-conditioned dance CVAE (1 given frame, pose labels)"
     default_data_root = "data/synthetic-small"
 
     @property

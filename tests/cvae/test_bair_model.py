@@ -1,5 +1,5 @@
 """The 2023 SVG-style modules: layer shapes, parameter counts against a hand derivation
-from the facts sheet (../shared/LAB4_2023_BAIR_FACTS.md section 2), init, width multiplier."""
+from the 2023 template's layer list (docs/BAIR-2023.md), init, width multiplier."""
 from __future__ import annotations
 
 import torch

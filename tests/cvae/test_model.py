@@ -9,7 +9,7 @@ from cvae.model import CVAE, ConvFFN, DepthConv, Gaussian_Predictor, Generator, 
 torch.set_num_threads(1)
 
 
-# --- parameter counts by hand, from DESIGN.md's layer list --------------------
+# --- parameter counts by hand, from the template's layer list (cvae/model.py) --------------------
 def conv(k: int, cin: int, cout: int, groups: int = 1) -> int:
     return k * k * cin // groups * cout + cout
 

@@ -1,7 +1,7 @@
 """A small but realistic `runs/<name>/` folder, written the way docs/CONTRACTS.md
 ("Results on disk") says search/ writes it, with a real Optuna study.
 
-Ten trials of a 4-epoch search over the DESIGN.md example space:
+Ten trials of a 4-epoch search over the project's example space:
 
 id  kl          cycle ratio tfr_d_step optimizer lr      status     val_psnr per epoch
  0  Cyclical    6     0.9   0.20       Adamax    5e-4    completed  17.5 19.0 20.0 20.4
