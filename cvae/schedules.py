@@ -67,6 +67,36 @@ def kl_warmup_end(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> int
     return next(e + 1 for e, beta in enumerate(schedule) if beta >= peak - 1e-9)
 
 
+def _span(value: float | tuple[float, float], fmt: str = "{:g}") -> str:
+    if isinstance(value, tuple):
+        low, high = value
+        return fmt.format(low) if low == high else f"{fmt.format(low)}-{fmt.format(high)}"
+    return fmt.format(value)
+
+
+def describe_kl(*, kind: str, num_epoch: int, cycle: int | tuple[int, int],
+                ratio: float | tuple[float, float]) -> str:
+    """The KL schedule (beta) in words, e.g. "3 cycles of 2 epochs (...), each rising
+    from 0 to 1 over its first 50%". `cycle` and `ratio` may be (low, high) ranges.
+
+    `kl_anneal_cycle` is Fu et al.'s n_cycle, the number of cycles in the run (the
+    template's frange_cycle_linear signature), not a period in epochs: said here,
+    where a user sets it, because it is often read the other way."""
+    kind = KL_ANNEAL_ALIASES.get(kind, kind)
+    pct = "{:.0%}"
+    if kind == "None":
+        return "1 throughout (no annealing)"
+    if kind == "Monotonic":
+        return f"rising from 0 to 1 over the first {_span(ratio, pct)} of the {num_epoch} epochs, then 1"
+    if kind != "Cyclical":
+        raise ValueError(f"kl_anneal_type is {kind!r}, but must be Cyclical, Monotonic or None")
+    cycles = cycle if isinstance(cycle, tuple) else (cycle, cycle)
+    lengths = (num_epoch / cycles[1], num_epoch / cycles[0])
+    plural = "" if cycles == (1, 1) else "s"
+    return (f"{_span(cycles)} cycle{plural} of {_span(lengths, '{:.3g}')} epochs (kl_anneal_cycle counts cycles), "
+            f"each rising from 0 to 1 over its first {_span(ratio, pct)}")
+
+
 def teacher_forcing_ratio(epoch: int, *, tfr: float, sde: int, d_step: float,
                           decay: str = "linear", lower_bound: float = 0.0) -> float:
     """Teacher-forcing ratio used during epoch `epoch`.

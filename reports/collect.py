@@ -303,8 +303,11 @@ def collect_curves(es: ExperimentSet) -> pd.DataFrame:
     end = e["val_psnr"].where(np.isfinite(e["val_psnr"].astype(float))).groupby(
         [e["experiment"], e["trial_id"]]).ffill()
     cols = ["experiment", "trial_id", "status", "phase", "seed", "strategy", "epoch", "val_psnr"]
-    return e[cols].assign(last=last.to_numpy(), ended_early=(last & early).to_numpy(),
-                          end_psnr=end.where(last).to_numpy())
+    out = e[cols].assign(last=last.to_numpy(), ended_early=(last & early).to_numpy(),
+                         end_psnr=end.where(last).to_numpy())
+    # An epoch that was not validated (val_every) has no val_psnr: no point, and the
+    # line joins the validated epochs around it (a NaN would cut it into dots).
+    return out[out["val_psnr"].notna() | out["last"]].reset_index(drop=True)
 
 
 # ---- isolation and combination table ----------------------------------------

@@ -69,6 +69,8 @@ class RecordingScheduler(FIFOScheduler):
         if number is None or epoch is None or self._metric not in result:
             return decision
         self._last[trial.trial_id] = dict(result)
+        if result[self._metric] is None:  # an epoch val_every skipped: nothing to record or judge
+            return decision
         self.record.report(number, epoch, result[self._metric])
         status = classify_end(result, error=False, metric=self._metric, num_epoch=self._num_epoch)
         if status in (COMPLETED, DIVERGED) or decision == TrialScheduler.STOP:

@@ -151,7 +151,7 @@ def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str,
         start = newest[0] if newest else 0
         rows = {e: row for e, row in epoch_rows(files.metrics_path).items() if e <= start and metric in row}
         for epoch, row in sorted(rows.items()):
-            if frozen.intermediate_values.get(epoch) != row[metric]:
+            if row[metric] is not None and frozen.intermediate_values.get(epoch) != row[metric]:
                 record.report(frozen.number, epoch, row[metric])
         last = rows.get(start)
         status = classify_end(last, error=False, metric=metric, num_epoch=num_epoch) if last else None

@@ -197,9 +197,8 @@ class ScheduleAwareASHA(FIFOScheduler):
             action = TrialScheduler.STOP
         elif not self._judged(trial, result):
             action = TrialScheduler.CONTINUE
-        elif result[self._metric] is None:
-            logger.warning("Reward attribute %r is None! Consider reporting using a different field.",
-                           self._metric)
+        elif result.get(self._metric) is None:
+            pass  # an epoch that val_every skipped (its rungs are always validated): not judged
         elif self._bracket_of[trial.trial_id].on_result(
                 self._key(trial), result[self._time_attr], self._metric_op * result[self._metric]):
             action = TrialScheduler.STOP

@@ -60,7 +60,7 @@ import yaml
 
 from cvae.config import ConfigError
 from cvae.families import DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_names, get_family
-from cvae.schedules import kl_warmup_end
+from cvae.schedules import describe_kl, kl_warmup_end
 from search.comparison import DEFAULT_EQUIVALENCE
 from search.errors import SpaceError
 from search.strata import Stratum, enumerate_strata, stratum_key
@@ -298,6 +298,30 @@ class SearchSpace:
                   for kl in self._kl_settings(stratum.values)]
         return min(epochs), max(epochs)
 
+    def _kl_words(self, stratum_values: Mapping[str, Any]) -> str | None:
+        """A stratum's beta schedule in words, over the ranges its trials can draw;
+        None for a family without KL annealing fields."""
+        defaults = self.family.default_config()
+        if not all(hasattr(defaults, f) for f in ("kl_anneal_type", "kl_anneal_cycle", "kl_anneal_ratio")):
+            return None
+
+        def span(name: str) -> Any:
+            if name in stratum_values:
+                return stratum_values[name]
+            if name in self.fixed:
+                return self.fixed[name]
+            spec = next((p for p in self.parameters if p.name == name), None)
+            if spec is None:
+                return getattr(defaults, name)
+            values = list(spec.choices) if spec.choices is not None else [spec.low, spec.high]
+            return values[0] if len(values) == 1 else (min(values), max(values))
+
+        kinds = span("kl_anneal_type")
+        if isinstance(kinds, tuple):  # KL type searched but not scientific: one line would mislead
+            return "depends on the sampled kl_anneal_type"
+        return describe_kl(kind=kinds, num_epoch=self.num_epoch, cycle=span("kl_anneal_cycle"),
+                           ratio=span("kl_anneal_ratio"))
+
     def _kl_settings(self, stratum_values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """KL schedules a stratum's trials can get: the corners of the searched ranges."""
         defaults = self.family.default_config()
@@ -373,6 +397,9 @@ class SearchSpace:
                     f"stopped no earlier than epoch {stop[0]}" if stop[0] == stop[1] else
                     f"stopped no earlier than epoch {stop[0]}..{stop[1]} (by its KL schedule)")
             lines.append(f"  {stratum.key}: {when}")
+            kl = self._kl_words(stratum.values)
+            if kl:
+                lines.append(f"    beta: {kl}")
         lines.append(f"parameters (sampling order; {len(self.parameters)} searched):")
         width = max(len(p.name) for p in self.parameters)
         for p in self.parameters:
@@ -417,7 +444,8 @@ class SearchSpace:
         seeds = ", ".join(str(self.reeval_seed(i)) for i in range(1, self.reeval_seeds + 1))
         return (f"each stratum's best configuration re-run at full budget with {self.reeval_seeds} more "
                 f"seeds ({seeds}) after the search: up to {self.max_reeval_trials} runs; strategies within "
-                f"±{self.reeval_equivalence:g} of each other (90% interval) are called equivalent")
+                f"±{self.reeval_equivalence:g}{' dB' if self.metric.endswith('psnr') else ''} of each other "
+                "(90% interval) are called equivalent")
 
     def _asha_text(self) -> str:
         if self.asha is None:

@@ -50,8 +50,9 @@ def classify_end(last: Optional[Mapping[str, Any]], *, error: bool, metric: str,
     # 2) removed before it reported anything (e.g. pending when the search ended)
     if not last or metric not in last:
         return STOPPED
-    # 3) loss became NaN/inf, or the metric itself is not a number
-    if bool(last.get("diverged", False)) or not _finite(last[metric]):
+    # 3) loss became NaN/inf, or the metric itself is not a number (None: an epoch
+    #    that was not validated, which says nothing of divergence)
+    if bool(last.get("diverged", False)) or (last[metric] is not None and not _finite(last[metric])):
         return DIVERGED
     # 4) ended before the full budget: early stopping
     epoch = last_epoch(last)

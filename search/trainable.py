@@ -85,7 +85,11 @@ def scalar_metrics(metrics: dict[str, Any], metric: str, mode: str) -> dict[str,
         elif isinstance(value, (list, tuple)) and key == PER_FRAME_KEY:
             out[key] = [float(v) for v in value]
     value = out.get(metric)
-    if value is None or not math.isfinite(float(value)):
+    if metrics.get("validated") is False and not metrics.get("diverged"):
+        # An epoch that val_every skipped has no value: None (empty in trials.csv, no
+        # point on a curve, no intermediate value in the study), never a stale or a 0.0.
+        out[metric] = None
+    elif value is None or not math.isfinite(float(value)):
         out[metric] = worst_value(metric, mode)
     # The metric and the epoch first: Ray's progress table shows the first four
     # numeric keys of a result, so val_psnr appears there instead of train_loss.

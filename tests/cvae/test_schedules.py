@@ -130,3 +130,17 @@ def test_zero_step_and_no_teacher_forcing():
 def test_unknown_decay_rejected():
     with pytest.raises(ValueError, match="tfr_decay"):
         teacher_forcing_ratio(3, tfr=1.0, sde=0, d_step=0.1, decay="cosine", lower_bound=0.0)
+
+
+def test_describe_kl_says_what_cycle_and_ratio_mean() -> None:
+    from cvae.schedules import describe_kl
+
+    assert describe_kl(kind="Cyclical", num_epoch=6, cycle=3, ratio=0.5) == (
+        "3 cycles of 2 epochs (kl_anneal_cycle counts cycles), each rising from 0 to 1 over its first 50%")
+    assert describe_kl(kind="Cyclical", num_epoch=6, cycle=(1, 3), ratio=(0.1, 1.0)) == (
+        "1-3 cycles of 2-6 epochs (kl_anneal_cycle counts cycles), each rising from 0 to 1 over its first 10%-100%")
+    assert describe_kl(kind="Monotonic", num_epoch=10, cycle=7, ratio=0.25) == (
+        "rising from 0 to 1 over the first 25% of the 10 epochs, then 1")  # Monotonic ignores the cycle
+    assert describe_kl(kind="Without", num_epoch=10, cycle=7, ratio=0.25) == "1 throughout (no annealing)"
+    # the words agree with the schedule: 3 cycles of 2 epochs, ratio 0.5 -> 0, 1 in each cycle
+    assert [kl_beta(e, kind="Cyclical", num_epoch=6, cycle=3, ratio=0.5) for e in range(6)] == [0, 1, 0, 1, 0, 1]

@@ -1,5 +1,6 @@
 """A real (tiny) search of the 2023 family through Ray: `model: bair-2023` picks the family's data,
-trainer and baseline; best.yaml names the model; the report renders (in Chromium when installed)."""
+trainer and baseline; best.yaml names the model; the report renders (in Chromium when installed);
+an epoch that val_every skips has no val_psnr anywhere (missing is missing, never 0.0)."""
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ data: {{root: {root}}}
 trials: {{num_samples: 4, max_concurrent: 2, resources: {{cpu: 1, gpu: 0}}}}
 sampler: {{type: tpe, seed: 0}}
 reeval: {{seeds: 0}}
-fixed: {{num_epoch: 2, epoch_size: 2, batch_size: 2, n_future: 3, width: 0.0625, g_dim: 8, z_dim: 2, rnn_size: 8,
-        val_every: 1, kl_weight: 0.01}}
+fixed: {{num_epoch: 3, epoch_size: 2, batch_size: 2, n_future: 3, width: 0.0625, g_dim: 8, z_dim: 2, rnn_size: 8,
+        val_every: 2, kl_weight: 0.01}}
 parameters:
   kl_anneal_type: {{values: [Cyclical, Monotonic], role: scientific}}
   lr: {{distribution: log_uniform_values, min: 1.0e-3, max: 5.0e-3}}
@@ -49,6 +50,25 @@ def test_bair_trials_complete_with_the_family_metrics(bair_run):
     per_frame = json.loads(next((plan.run_dir / "trials").glob("*/val_psnr_per_frame.json")).read_text())
     assert len(per_frame["psnr"]) == 3  # the n_future predicted frames
     assert (next((plan.run_dir / "trials").glob("*/frames.png"))).is_file()  # past + predicted strip
+
+
+def test_an_epoch_that_was_not_validated_has_no_value(bair_run):
+    import optuna
+
+    plan, _ = bair_run
+    rows = read_trials_csv(plan.run_dir)
+    by_epoch = {e: [r for r in rows if r["epoch"] == e] for e in (1, 2, 3)}
+    assert all(len(v) == 4 for v in by_epoch.values())
+    # val_every 2: epoch 2 and the last (3) are validated, epoch 1 is not
+    assert {(r["validated"], r["val_psnr"]) for r in by_epoch[1]} == {(False, None)}
+    assert all(r["validated"] and r["val_psnr"] > 5 for e in (2, 3) for r in by_epoch[e])
+    study = optuna.load_study(study_name=plan.name, storage=f"sqlite:///{plan.run_dir / 'optuna.db'}")
+    assert {tuple(sorted(t.intermediate_values)) for t in study.trials} == {(2, 3)}
+    from reports.collect import collect_curves
+    from reports.load import load_experiments
+
+    curves = collect_curves(load_experiments([plan.run_dir]))
+    assert sorted(set(curves["epoch"])) == [2, 3] and curves["val_psnr"].notna().all()
 
 
 def test_summary_has_the_copy_last_frame_baseline_and_best_yaml_names_the_model(bair_run):

@@ -128,6 +128,9 @@ def test_dry_run_text_names_each_stratum_and_when_it_can_first_be_stopped(tmp_pa
     assert "None: stopped no earlier than epoch 1" in text
     assert "balanced: trials handed out round-robin over 3 strata" in text
     assert "3 more seeds (1001, 2001, 3001)" in text
+    # each stratum's beta schedule in words, over the ranges its trials can draw
+    assert "    beta: rising from 0 to 1 over the first 25%-100% of the 4 epochs, then 1" in text
+    assert "    beta: 1 throughout (no annealing)" in text
 
 
 # --------------------------------------------------------------------------- #

@@ -35,3 +35,20 @@ def test_a_trial_given_a_gpu_torch_cannot_use_fails_with_the_cause():
     assert "GPU(s) ['0']" in str(info.value) and "built for CUDA 13.0" in str(info.value)
     with pytest.raises(TrialDeviceError, match="CPU-only build"):
         trial_device([1], cuda_available=False, torch_cuda_version=None)
+
+
+def test_an_epoch_that_was_not_validated_reports_no_value() -> None:
+    stale = {"epoch": 3, "val_psnr": 31.5, "validated": False, "diverged": False}
+    assert scalar_metrics(stale, "val_psnr", "max")["val_psnr"] is None  # not the last validation's 31.5
+    validated = {**stale, "validated": True}
+    assert scalar_metrics(validated, "val_psnr", "max")["val_psnr"] == 31.5
+    diverged = {"epoch": 3, "val_psnr": 0.0, "validated": False, "diverged": True}
+    assert scalar_metrics(diverged, "val_psnr", "max")["val_psnr"] == 0.0  # the worst, as before
+
+
+def test_a_result_without_a_value_is_not_a_divergence() -> None:
+    from search.status import COMPLETED, DIVERGED, STOPPED, classify_end
+
+    assert classify_end({"epoch": 2, "val_psnr": None}, error=False, metric="val_psnr", num_epoch=4) == STOPPED
+    assert classify_end({"epoch": 4, "val_psnr": None}, error=False, metric="val_psnr", num_epoch=4) == COMPLETED
+    assert classify_end({"epoch": 4, "val_psnr": math.nan}, error=False, metric="val_psnr", num_epoch=4) == DIVERGED
