@@ -15,7 +15,8 @@ import torch
 
 FORMAT = "cvae-checkpoint-v1"
 REQUIRED_KEYS = ("format", "config", "epoch", "model", "optimizer", "scheduler", "rng")
-DIM_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim", "output_activation")
+DIM_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim", "output_activation", "leaky_slope")
+LEGACY_LEAKY_SLOPE = 0.01  # the 2024 family's fixed slope before `leaky_slope` existed
 
 
 class CheckpointError(ValueError):
@@ -46,6 +47,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks the keys {missing}")
+    cfg = state["config"]
+    if isinstance(cfg, dict) and "F_dim" in cfg and "leaky_slope" not in cfg:
+        # Written before leaky_slope was an option, when those two slopes were 0.01.
+        state["config"] = {**cfg, "leaky_slope": LEGACY_LEAKY_SLOPE}
     return state
 
 

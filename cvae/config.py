@@ -100,6 +100,10 @@ class TrainConfig(ConfigFile):
     frame_H: int = 32
     frame_W: int = 64
     partial: float = 1.0
+    # The template's train loader: shuffle=False, drop_last=True. shuffle: a new
+    # order every epoch (seeded); drop_last false keeps the last short batch.
+    shuffle: bool = False
+    drop_last: bool = True
     fast_train: bool = False
     fast_partial: float = 0.4
     fast_train_epoch: int = 5
@@ -108,9 +112,13 @@ class TrainConfig(ConfigFile):
     L_dim: int = 32
     N_dim: int = 12
     D_out_dim: int = 192
-    # The template ends the generator with a sigmoid; write-ups that dropped it
-    # got worse results, so it stays the default.
-    output_activation: str = "sigmoid"
+    # The template's Generator ends in Conv2d(D/8, 3, 1) with no activation: "none"
+    # is its function. "sigmoid" keeps frames in [0, 1] (the shipped spaces set it).
+    output_activation: str = "none"
+    # nn.LeakyReLU(True) in the template's label encoder and Gaussian predictor is
+    # slope 1.0, the identity; 0.01 makes them real non-linearities (the shipped
+    # spaces set it).
+    leaky_slope: float = 1.0
     # teacher forcing
     tfr: float = 1.0
     tfr_sde: int = 10
@@ -249,6 +257,7 @@ def _check_values(cfg: TrainConfig) -> None:
     _require(cfg.L_dim >= 2 and cfg.L_dim % 2 == 0, f"L_dim is {cfg.L_dim}, but must be a positive multiple of 2 (the label encoder uses L/2)")
     _require(cfg.N_dim >= 4 and cfg.N_dim % 4 == 0, f"N_dim is {cfg.N_dim}, but must be a positive multiple of 4 (the predictor uses N/4)")
     _require(cfg.D_out_dim >= 8 and cfg.D_out_dim % 8 == 0, f"D_out_dim is {cfg.D_out_dim}, but must be a positive multiple of 8 (the generator uses D/8)")
+    _require(finite("leaky_slope") >= 0, f"leaky_slope is {cfg.leaky_slope!r}, but must be >= 0 (1.0: the template's identity)")
     _require(cfg.output_activation in OUTPUT_ACTIVATIONS, f"output_activation is {cfg.output_activation!r}, but must be one of {list(OUTPUT_ACTIVATIONS)}")
     _require(0 <= finite("tfr") <= 1, f"tfr is {cfg.tfr!r}, but must be in [0, 1]")
     _require(cfg.tfr_sde >= 0, f"tfr_sde is {cfg.tfr_sde}, but must be >= 0")

@@ -5,18 +5,24 @@ cvae/train.py. Every conv has stride 1 and "same" padding, so every feature map
 keeps the frame's H x W. Channel fractions (c/4, c/2, ...) use integer division
 as the template does.
 
-One deliberate change: the template writes `nn.LeakyReLU(True)` in the label
-encoder and the Gaussian predictor. Its first positional argument is
-`negative_slope`, so that is a slope of 1.0, i.e. the identity. We use a real
-LeakyReLU with slope 0.01 (the slope of every other activation in the model).
+By default the modules compute the template's function. Two of its quirks are
+options, because a user may well want them changed (docs/SPACES.md lists both):
+- `leaky_slope`: the template writes `nn.LeakyReLU(True)` in the label encoder
+  and the Gaussian predictor. Its first positional argument is `negative_slope`,
+  so that is a slope of 1.0, i.e. the identity (the default, TEMPLATE_LEAKY_SLOPE);
+  0.01 makes them real non-linearities, like every other activation in the model.
+- `output_activation`: the template's Generator ends in a 1x1 conv with no
+  activation ("none", the default); "sigmoid" keeps frames in [0, 1].
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-# The slope the template meant where it wrote nn.LeakyReLU(True) (slope 1.0 = identity).
+# The slope of every LeakyReLU the template writes with an explicit slope.
 LEAKY_SLOPE = 0.01
+# nn.LeakyReLU(True) in the template's label encoder and Gaussian predictor: slope 1.0.
+TEMPLATE_LEAKY_SLOPE = 1.0
 # ConvFFN's gate slope, as in the template's layers.py.
 FFN_SLOPE = 0.1
 
@@ -107,13 +113,13 @@ class RGB_Encoder(nn.Sequential):
 class Label_Encoder(nn.Sequential):
     """Pose image (B, 3, H, W) -> feature (B, L, H, W)."""
 
-    def __init__(self, in_chans: int, out_chans: int) -> None:
+    def __init__(self, in_chans: int, out_chans: int, slope: float = TEMPLATE_LEAKY_SLOPE) -> None:
         super().__init__(
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_chans, out_chans // 2, kernel_size=7, padding=0),
             nn.BatchNorm2d(out_chans // 2),
-            # Template: nn.LeakyReLU(True) == slope 1.0 == identity; a real slope is meant.
-            nn.LeakyReLU(negative_slope=LEAKY_SLOPE),
+            # Template: nn.LeakyReLU(True) == slope 1.0 == identity (leaky_slope).
+            nn.LeakyReLU(negative_slope=slope),
             ResidualBlock(out_chans // 2, out_chans),
         )
 
@@ -121,7 +127,7 @@ class Label_Encoder(nn.Sequential):
 class Gaussian_Predictor(nn.Sequential):
     """cat(frame feature, label feature) -> (z, mu, logvar), each (B, N, H, W)."""
 
-    def __init__(self, in_chans: int, out_chans: int) -> None:
+    def __init__(self, in_chans: int, out_chans: int, slope: float = TEMPLATE_LEAKY_SLOPE) -> None:
         n = out_chans
         super().__init__(
             ResidualBlock(in_chans, n // 4),
@@ -129,8 +135,8 @@ class Gaussian_Predictor(nn.Sequential):
             ResidualBlock(n // 4, n // 2),
             DepthConvBlock(n // 2, n // 2),
             ResidualBlock(n // 2, n),
-            # Template: nn.LeakyReLU(True) == identity; a real slope is meant.
-            nn.LeakyReLU(negative_slope=LEAKY_SLOPE),
+            # Template: nn.LeakyReLU(True) == identity (leaky_slope).
+            nn.LeakyReLU(negative_slope=slope),
             nn.Conv2d(n, n * 2, kernel_size=1),
         )
 
@@ -168,7 +174,7 @@ class Decoder_Fusion(nn.Sequential):
 class Generator(nn.Sequential):
     """Decoder feature (B, D, H, W) -> frame (B, 3, H, W)."""
 
-    def __init__(self, input_nc: int, output_activation: str = "sigmoid") -> None:
+    def __init__(self, input_nc: int, output_activation: str = "none") -> None:
         d = input_nc
         layers: list[nn.Module] = [
             DepthConvBlock(d, d),
@@ -191,18 +197,18 @@ class CVAE(nn.Module):
     """Container for the five modules; the step functions in cvae/step.py wire them."""
 
     def __init__(self, F_dim: int, L_dim: int, N_dim: int, D_out_dim: int,
-                 output_activation: str = "sigmoid") -> None:
+                 output_activation: str = "none", leaky_slope: float = TEMPLATE_LEAKY_SLOPE) -> None:
         super().__init__()
         self.N_dim = N_dim
         self.frame_transformation = RGB_Encoder(3, F_dim)
-        self.label_transformation = Label_Encoder(3, L_dim)
-        self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim)
+        self.label_transformation = Label_Encoder(3, L_dim, leaky_slope)
+        self.Gaussian_Predictor = Gaussian_Predictor(F_dim + L_dim, N_dim, leaky_slope)
         self.Decoder_Fusion = Decoder_Fusion(F_dim + L_dim + N_dim, D_out_dim)
         self.Generator = Generator(D_out_dim, output_activation)
 
     @classmethod
     def from_config(cls, cfg) -> "CVAE":  # cfg: cvae.config.TrainConfig
-        return cls(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.output_activation)
+        return cls(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.output_activation, cfg.leaky_slope)
 
     def decode(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Fused decoder + generator: (B, F), (B, L), (B, N) feature maps -> (B, 3, H, W)."""

@@ -173,7 +173,9 @@ class Trainer(CheckpointedTrainer):
 
     # --- data ------------------------------------------------------------------
     def _partial_for(self, epoch: int) -> float:
-        fast = self.cfg.fast_train and epoch < self.cfg.fast_train_epoch
+        # The template clears fast_train only after building the loader of the epoch
+        # whose (0-based) number exceeds fast_train_epoch: epochs 0 .. fast_train_epoch + 1.
+        fast = self.cfg.fast_train and epoch <= self.cfg.fast_train_epoch + 1
         return self.cfg.fast_partial if fast else self.cfg.partial
 
     def sequences(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,12 +233,11 @@ class Trainer(CheckpointedTrainer):
         that produced the NaN: a per-step check would sync the GPU every step.
         """
         frames, labels = self.sequences(epoch)  # uint8 (S, T, 3, H, W)
-        order = torch.randperm(frames.shape[0], generator=self.shuffle_gen).to(self.device)
+        order = self._batches(frames.shape[0])
         self.model.train()
         totals = torch.zeros(3, device=self.device)
         batches = 0
-        # The last batch may be smaller: the KL term divides by the actual batch size.
-        for idx in order.split(self.cfg.batch_size):
+        for idx in order:
             x, p = _to_float(frames[idx]), _to_float(labels[idx])  # (B, T, 3, H, W)
             with _autocast(self.device, self.dtype):
                 loss, mse, kl = sequence_loss(self.model, x, p, beta, teacher_forcing,
@@ -253,6 +254,19 @@ class Trainer(CheckpointedTrainer):
             batches += 1
         loss_m, mse_m, kl_m = (totals / batches).tolist()
         return loss_m, mse_m, kl_m
+
+    def _batches(self, n: int) -> list[torch.Tensor]:
+        """Index batches of one epoch: the template's order (0, 1, ...) and whole
+        batches only, unless shuffle / drop_last say otherwise."""
+        cfg = self.cfg
+        order = (torch.randperm(n, generator=self.shuffle_gen) if cfg.shuffle else torch.arange(n)).to(self.device)
+        batches = list(order.split(cfg.batch_size))
+        if cfg.drop_last and batches and len(batches[-1]) < cfg.batch_size:
+            batches.pop()  # a kept short batch is fine too: the KL term divides by the actual batch size
+        if not batches:
+            raise ConfigError(f"batch_size is {cfg.batch_size}, but this epoch has only {n} training sequences and "
+                              "drop_last is true (the template's loader): lower batch_size, or set drop_last: false")
+        return batches
 
     # --- validation ------------------------------------------------------------
     def validate(self) -> tuple[float, list[float]]:

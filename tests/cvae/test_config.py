@@ -9,6 +9,8 @@ def test_template_defaults():
     assert (cfg.frame_H, cfg.frame_W, cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim) == (32, 64, 128, 32, 12, 192)
     assert (cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step, cfg.kl_anneal_type, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio) == (1.0, 10, 0.1, "Cyclical", 10, 1.0)
     assert (cfg.milestones, cfg.gamma, cfg.grad_clip, cfg.fast_train, cfg.fast_partial, cfg.fast_train_epoch) == ([2, 5], 0.1, 1.0, False, 0.4, 5)
+    # the template's function and loader: no output activation, LeakyReLU(True) = slope 1.0, fixed order
+    assert (cfg.output_activation, cfg.leaky_slope, cfg.shuffle, cfg.drop_last) == ("none", 1.0, False, True)
 
 
 def test_aliases_and_yaml_null_kl_type():
@@ -29,6 +31,8 @@ def test_int_accepted_for_float_and_round_trip():
     ({"batch_size": True}, "batch_size is True, but must be an integer"),
     ({"lr": "fast"}, "lr is 'fast', but must be a number"),
     ({"fast_train": 1}, "fast_train is 1, but must be true or false"),
+    ({"leaky_slope": -0.1}, "leaky_slope is -0.1, but must be >= 0"),
+    ({"shuffle": "yes"}, "shuffle is 'yes', but must be true or false"),
     ({"milestones": [2, "x"]}, "milestones"),
     ({"batch_size": 0}, "batch_size is 0, but must be >= 1"),
     ({"lr": 0}, "lr is 0.0, but must be > 0"),

@@ -27,8 +27,12 @@ MARGIN_DB = 0.5  # the model must beat the floor by this much, not by noise
 
 # One good configuration of spaces/quick.yaml's search space, at the demo's
 # frame size and dims (see the comments there for why each value): teacher
-# forcing throughout, the KL term scaled down 1000x, no annealing.
+# forcing throughout, the KL term scaled down 1000x, no annealing, and the
+# shipped spaces' improvements over the template (with the template's own
+# function, output_activation none and leaky_slope 1.0, this configuration
+# reached 26.5 dB, below the 28.4 dB floor, in 3 epochs).
 GOOD = dict(
+    output_activation="sigmoid", leaky_slope=0.01, shuffle=True,
     frame_H=16, frame_W=32, F_dim=32, L_dim=8, N_dim=4, D_out_dim=64,
     batch_size=2, train_vi_len=4, val_vi_len=64,
     lr=2e-3, optimizer="Adam", milestones=[100], gamma=0.5,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cvae.config import TrainConfig
+
 from cvae.model import CVAE, ConvFFN, DepthConv, Gaussian_Predictor, Generator, Label_Encoder, ResidualBlock
 
 torch.set_num_threads(1)
@@ -115,10 +117,31 @@ def test_output_activation() -> None:
         Generator(16, "tanh")
 
 
-def test_label_encoder_leaky_relu_is_not_identity() -> None:
-    # The template's nn.LeakyReLU(True) has slope 1.0; ours must actually rectify.
-    act = [m for m in Label_Encoder(3, 8).modules() if isinstance(m, torch.nn.LeakyReLU)]
-    assert act and all(m.negative_slope == pytest.approx(0.01) for m in act)
+def _option_slopes(model: torch.nn.Module) -> list[float]:
+    """Slopes of the two LeakyReLUs `leaky_slope` sets: the label encoder's (after its
+    BatchNorm) and the Gaussian predictor's (before its last 1x1)."""
+    label = model.label_transformation
+    predictor = model.Gaussian_Predictor
+    return [label[3].negative_slope, predictor[5].negative_slope]
+
+
+def test_the_default_model_is_the_templates_function() -> None:
+    # The template writes nn.LeakyReLU(True): slope 1.0, the identity; its Generator
+    # ends in a 1x1 conv with no activation.
+    model = CVAE.from_config(TrainConfig())
+    assert _option_slopes(model) == [1.0, 1.0]
+    assert isinstance(model.Generator[-1], torch.nn.Conv2d)
+    x = torch.randn(2, 3, 5, 5)
+    identity = model.label_transformation[3]
+    torch.testing.assert_close(identity(x), x)  # slope 1.0 passes negatives through
+    improved = CVAE.from_config(TrainConfig(leaky_slope=0.01, output_activation="sigmoid"))
+    assert _option_slopes(improved) == [0.01, 0.01] and isinstance(improved.Generator[-1], torch.nn.Sigmoid)
+    assert (improved.label_transformation[3](x) >= 0.01 * x - 1e-7).all() and \
+        not torch.equal(improved.label_transformation[3](x), x)  # now it rectifies
+    # every other LeakyReLU keeps the template's explicit 0.01
+    others = [m.negative_slope for name, m in model.named_modules() if isinstance(m, torch.nn.LeakyReLU)
+              and name not in ("label_transformation.3", "Gaussian_Predictor.5")]
+    assert others and set(others) <= {0.01, 0.1}  # 0.1: ConvFFN's gate
 
 
 def test_blocks_keep_spatial_size_and_add_identity() -> None:

@@ -130,11 +130,43 @@ def test_fast_train_uses_fewer_sequences() -> None:
     cfg = tiny_cfg(fast_train=True, fast_partial=0.4, fast_train_epoch=2, partial=1.0)
     trainer = Trainer(cfg, random_data(n_train=40))
     fast, _ = trainer.sequences(0)
-    assert trainer.sequences(1)[0].shape == fast.shape
-    full, _ = trainer.sequences(2)
+    # the template clears fast_train after building the loader of epoch fast_train_epoch + 1
+    assert all(trainer.sequences(e)[0].shape == fast.shape for e in (1, 2, 3))
+    full, _ = trainer.sequences(4)
     assert (fast.shape[0], full.shape[0]) == (4, 10)
     # with fast_train off, the first epochs use every sequence
     assert Trainer(tiny_cfg(fast_train=False), random_data(n_train=40)).sequences(0)[0].shape[0] == 10
+
+
+def test_the_templates_loader_order_and_whole_batches_by_default() -> None:
+    # 10 sequences of 4 frames (40 frames), batch 3: the template's DataLoader(shuffle=False, drop_last=True)
+    trainer = Trainer(tiny_cfg(batch_size=3), random_data(n_train=40))
+    assert [b.tolist() for b in trainer._batches(10)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    kept = Trainer(tiny_cfg(batch_size=3, drop_last=False), random_data(n_train=40))
+    assert [len(b) for b in kept._batches(10)] == [3, 3, 3, 1]
+    shuffled = Trainer(tiny_cfg(batch_size=3, shuffle=True), random_data(n_train=40))
+    first, second = [torch.cat(shuffled._batches(10)).tolist() for _ in range(2)]
+    assert sorted(first) != first and first != second and len(first) == 9  # a new order each epoch
+    again = Trainer(tiny_cfg(batch_size=3, shuffle=True), random_data(n_train=40))
+    assert torch.cat(again._batches(10)).tolist() == first  # seeded
+    with pytest.raises(ConfigError, match="batch_size is 12, but this epoch has only 10 training sequences"):
+        Trainer(tiny_cfg(batch_size=12), random_data(n_train=40))._batches(10)
+
+
+def test_a_checkpoint_from_before_leaky_slope_reads_as_slope_0_01(tmp_path: Path) -> None:
+    from cvae.checkpoint import load_checkpoint, save_checkpoint
+
+    trainer = Trainer(tiny_cfg(leaky_slope=0.01), random_data(n_train=8))
+    trainer.save_checkpoint(tmp_path / "new.pt")
+    state = torch.load(tmp_path / "new.pt", weights_only=True)
+    old = {k: v for k, v in state.items() if k != "format"}
+    old["config"] = {k: v for k, v in old["config"].items() if k != "leaky_slope"}  # as the old code wrote it
+    save_checkpoint(tmp_path / "old.pt", old)
+    assert load_checkpoint(tmp_path / "old.pt")["config"]["leaky_slope"] == 0.01
+    assert load_checkpoint(tmp_path / "new.pt")["config"]["leaky_slope"] == 0.01
+    # a model with the template's slope refuses it, naming the field
+    with pytest.raises(CheckpointError, match="leaky_slope 0.01 in the checkpoint but 1.0 configured"):
+        Trainer(tiny_cfg(), random_data(n_train=8)).load_checkpoint(tmp_path / "old.pt")
 
 
 def test_val_vi_len_longer_than_video_is_a_config_error() -> None:
@@ -189,7 +221,8 @@ def test_training_beats_copy_first_frame_on_a_learnable_sequence() -> None:
     val_f, val_l = square_video(8, h, w, phase=5)
     data = LabData(train_f, train_l, val_f, val_l)
     cfg = tiny_cfg(frame_H=h, frame_W=w, val_vi_len=8, batch_size=4, num_epoch=6, lr=5e-3, milestones=[100],
-                   kl_anneal_type="Monotonic", tfr=1.0, tfr_sde=100, seed=0)
+                   kl_anneal_type="Monotonic", tfr=1.0, tfr_sde=100, seed=0,
+                   output_activation="sigmoid", leaky_slope=0.01, shuffle=True)  # the shipped spaces' options
     trainer = Trainer(cfg, data)
     untrained, _ = trainer.validate()
     history: list[dict] = []
