@@ -36,9 +36,26 @@ class ConfigFile:
     A subclass gives `coerce_items` (its keys' checks and spellings) and may check the
     `model:` key a search's best.yaml writes (`check_model_key`)."""
 
+    # The course template's argument names that differ from a field's (Trainer.py's
+    # --optim): accepted wherever a field name is, in configs, spaces and W&B files.
+    TEMPLATE_ALIASES: dict[str, str] = {}
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def with_field_names(cls, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+        """`values` with the template's argument names turned into field names."""
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            name = cls.TEMPLATE_ALIASES.get(key, key)
+            if name in out:
+                alias = next(a for a, field in cls.TEMPLATE_ALIASES.items() if field == name)
+                raise ConfigError(f"{source}: {alias} and {name} are the same field (the template calls "
+                                  f"{name} {alias}): give it once")
+            out[name] = value
+        return out
 
     @classmethod
     def coerce_items(cls, values: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -53,7 +70,7 @@ class ConfigFile:
         """Build a config, naming `source` and the key in every error."""
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: expected a mapping of {cls.__name__} fields, got {type(values).__name__}")
-        converted = cls.coerce_items(values, source)
+        converted = cls.coerce_items(cls.with_field_names(values, source), source)
         try:
             return cls(**converted)
         except ConfigError as err:
@@ -154,6 +171,8 @@ class TrainConfig(ConfigFile):
     @classmethod
     def coerce_items(cls, values: Mapping[str, Any], source: str) -> dict[str, Any]:
         return {key: coerce_field(key, value, source) for key, value in values.items()}
+
+    TEMPLATE_ALIASES = {"optim": "optimizer"}  # the template's Trainer.py: --optim
 
     @classmethod
     def check_model_key(cls, path: Path, model: Any) -> None:

@@ -576,6 +576,25 @@ class _Parser:
         except UnknownFamilyError:
             self.fail("model", value, f"must be one of {family_names()}{_did_you_mean(value, tuple(family_names()))}")
 
+    def template_names(self, top: dict[str, Any]) -> None:
+        """Rename the template's argument names (e.g. optim) under parameters and fixed
+        to their field names, in place, with one notice each."""
+        aliases = self.family.config_class.TEMPLATE_ALIASES
+        for section in ("parameters", "fixed"):
+            block = top.get(section)
+            if not isinstance(block, dict) or not set(block) & set(aliases):
+                continue
+            renamed: dict[Any, Any] = {}
+            for key, value in block.items():
+                name = aliases.get(key, key)
+                if name in renamed or (name != key and name in block):
+                    self.fail(f"{section}.{key}", value, f"is the template's name for {name}, which is "
+                              "given too: give it once")
+                if name != key:
+                    self.notices.append(f"{section}.{key}: the template's name for {name}, read as {name}")
+                renamed[name] = value
+            top[section] = renamed
+
     # --- the whole file ---------------------------------------------------------
     def space(self, raw: Any) -> SearchSpace:
         if raw is None:
@@ -594,6 +613,7 @@ class _Parser:
         if description is not None and not isinstance(description, str):
             self.fail("description", description, "must be text")
         self.family = self.model(top.get("model", DEFAULT_FAMILY))
+        self.template_names(top)
         metric, mode = self.metric(top.get("metric", {"name": "val_psnr", "goal": "maximize"}))
         data_root, synthetic = self.data(top.get("data"))
         trials_raw = self.with_run_cap(top.get("trials"), top.get("run_cap", _MISSING))

@@ -91,3 +91,10 @@ def test_torch_threads_checked_on_construction(value):
     # not only through from_dict: TrainConfig(...) itself refuses it
     with pytest.raises(ConfigError, match="torch_threads is"):
         TrainConfig(torch_threads=value)
+
+
+def test_the_templates_argument_names_are_accepted():
+    # Trainer.py's --optim is the field optimizer
+    assert TrainConfig.from_dict({"optim": "AdamW"}).optimizer == "AdamW"
+    with pytest.raises(ConfigError, match="optim and optimizer are the same field"):
+        TrainConfig.from_dict({"optim": "AdamW", "optimizer": "Adam"})

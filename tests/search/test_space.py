@@ -458,3 +458,16 @@ def test_trainable_validates_at_every_asha_rung() -> None:
     assert space.asha is not None
     assert asha_epochs(space) == [math.ceil(r) for r in space.asha.rungs()]
     assert asha_epochs(space)[0] == space.asha.grace_period
+
+
+def test_the_templates_argument_names_work_in_a_space(tmp_path: Path) -> None:
+    doc = edited(lambda d: d["parameters"].update(optim={"values": ["Adam", "AdamW"]}))
+    del doc["parameters"]["optimizer"]
+    space = load_space(write(tmp_path, doc))
+    assert "optimizer" in space.parameter_names() and "optim" not in space.parameter_names()
+    assert "parameters.optim: the template's name for optimizer, read as optimizer" in space.describe()
+    both = edited(lambda d: d["parameters"].update(optim={"values": ["Adam"]}))
+    with pytest.raises(SpaceError, match=r"parameters\.optim .*is the template's name for optimizer, which is given too"):
+        load_space(write(tmp_path, both, "both.yaml"))
+    fixed = edited(lambda d: (d["parameters"].pop("optimizer"), d["fixed"].update(optim="AdamW")))
+    assert load_space(write(tmp_path, fixed, "fixed.yaml")).fixed["optimizer"] == "AdamW"
