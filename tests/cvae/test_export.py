@@ -1,0 +1,85 @@
+"""`python -m cvae.export --to lab4-template`: the template's checkpoint format and
+names, loaded with strict=True into the template's modules (rebuilt from their
+published structure in lab4_template_modules.py), predicting the same frames as
+cvae-search for the same z; a model that is not the template's function is refused."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cvae.data import LabData
+from cvae.export import ExportError, export_lab4_template, main
+from cvae.model import CVAE
+from cvae.train import TrainConfig, Trainer
+from tests.cvae.lab4_template_modules import TemplateVAE
+
+torch.set_num_threads(1)
+DEMO_DIMS = dict(F_dim=32, L_dim=8, N_dim=4, D_out_dim=64)
+LAB_DIMS = dict(F_dim=128, L_dim=32, N_dim=12, D_out_dim=192)
+
+
+def _checkpoint(tmp_path: Path, dims: dict, epochs: int = 1, **options) -> tuple[Path, Trainer]:
+    g = torch.Generator().manual_seed(0)
+    frames = [torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g) for n in (8, 8, 4, 4)]
+    cfg = TrainConfig(**dims, frame_H=8, frame_W=8, train_vi_len=4, val_vi_len=4, batch_size=2, num_epoch=epochs,
+                      precision="fp32", channels_last=False, device="cpu", tfr=0.8, tfr_sde=1, tfr_d_step=0.1,
+                      seed=3, **options)
+    trainer = Trainer(cfg, LabData(*frames))
+    for _ in range(epochs):
+        trainer.run_epoch()
+    path = tmp_path / "last.pt"
+    trainer.save_checkpoint(path)
+    return path, trainer
+
+
+@pytest.mark.parametrize("dims", [DEMO_DIMS, LAB_DIMS], ids=["demo-dims", "lab-dims"])
+def test_the_templates_modules_load_the_export_strictly_and_predict_the_same(tmp_path: Path, dims: dict) -> None:
+    path, trainer = _checkpoint(tmp_path, dims)
+    info = export_lab4_template(path, tmp_path / "model.ckpt")
+    saved = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    assert set(saved) == {"state_dict", "optimizer", "lr", "tfr", "last_epoch"}
+    assert (info["last_epoch"], saved["last_epoch"]) == (1, 1) and saved["tfr"] == pytest.approx(0.7)
+    template = TemplateVAE(**dims)
+    template.load_state_dict(saved["state_dict"], strict=True)  # what the template's Tester does
+    if dims == LAB_DIMS:  # the template's model at the lab dims
+        assert sum(p.numel() for p in template.parameters()) == 1_585_620
+    ours: CVAE = trainer.model.eval()
+    template.eval()
+    g = torch.Generator().manual_seed(1)
+    prev, label = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    z = torch.randn(2, dims["N_dim"], 8, 8, generator=g)
+    with torch.no_grad():
+        expected = ours.decode(ours.frame_transformation(prev), ours.label_transformation(label), z)
+        torch.testing.assert_close(template.next_frame(prev, label, z), expected)
+        _, mu, logvar = ours.Gaussian_Predictor(ours.frame_transformation(prev), ours.label_transformation(label),
+                                                torch.zeros_like(z))
+        t_mu, t_logvar = template.posterior(prev, label)
+        torch.testing.assert_close((t_mu, t_logvar), (mu, logvar))
+
+
+def test_the_raw_checkpoint_is_what_the_tester_refuses(tmp_path: Path) -> None:
+    # cvae-search's own names: strict loading fails on the ResidualBlock shortcuts (adaptor vs skip)
+    path, trainer = _checkpoint(tmp_path, DEMO_DIMS)
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*skip"):
+        TemplateVAE(**DEMO_DIMS).load_state_dict(trainer.model.state_dict(), strict=True)
+
+
+def test_a_model_that_is_not_the_templates_function_is_refused(tmp_path: Path, capsys) -> None:
+    path, _ = _checkpoint(tmp_path, DEMO_DIMS, output_activation="sigmoid", leaky_slope=0.01)
+    out = tmp_path / "model.ckpt"
+    with pytest.raises(ExportError, match="output_activation is 'sigmoid'.*leaky_slope is 0.01.*--force"):
+        export_lab4_template(path, out)
+    assert not out.exists()
+    assert main([str(path), "--to", "lab4-template", "--out", str(out)]) == 2
+    assert "error:" in capsys.readouterr().err and not out.exists()
+    assert main([str(path), "--to", "lab4-template", "--out", str(out), "--force"]) == 0
+    TemplateVAE(**DEMO_DIMS).load_state_dict(torch.load(out, weights_only=True)["state_dict"], strict=True)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a checkpoint")
+    assert main([str(bad), "--to", "lab4-template", "--out", str(tmp_path / "x.ckpt")]) == 2
+    assert str(bad) in capsys.readouterr().err
