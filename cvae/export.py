@@ -1,4 +1,5 @@
-"""Export a cvae.train checkpoint in the Lab4 2024 template's format, for its Tester.
+"""The Lab4 2024 template's checkpoint format, both ways: export for its Tester, and
+read one its Trainer wrote (`cvae.predict --from lab4-template`).
 
     python -m cvae.export CHECKPOINT --to lab4-template --out FILE.ckpt [--force]
 
@@ -48,6 +49,48 @@ def to_template_names(state_dict: dict[str, torch.Tensor], model: CVAE) -> dict[
         prefix = next((p for p in renames if key.startswith(p)), None)
         out[key if prefix is None else renames[prefix] + key[len(prefix):]] = tensor
     return out
+
+
+def from_template_names(state_dict: dict[str, torch.Tensor], model: CVAE) -> dict[str, torch.Tensor]:
+    """The template's tensor names -> cvae.model's (the inverse of to_template_names)."""
+    renames = {f"{p}.skip.": f"{p}.adaptor." for p in residual_shortcuts(model)}
+    out = {}
+    for key, tensor in state_dict.items():
+        prefix = next((p for p in renames if key.startswith(p)), None)
+        out[key if prefix is None else renames[prefix] + key[len(prefix):]] = tensor
+    return out
+
+
+def read_template_checkpoint(path: str | Path, frame_H: int, frame_W: int) -> tuple[CVAE, TrainConfig, dict]:
+    """A checkpoint the template's Trainer saved -> (model in eval mode, its TrainConfig, the file's dict).
+
+    The dims come from the tensors' shapes; the function is the template's
+    (output_activation none, leaky_slope 1.0); the frame size is not in the file."""
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+    sd = saved.get("state_dict") if isinstance(saved, dict) else None
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{path}: not a template checkpoint (expected a dict with a 'state_dict', "
+                              "as the template's Trainer.save writes)")
+    try:
+        dims = {"F_dim": sd["frame_transformation.6.weight"].shape[0],
+                "L_dim": sd["label_transformation.1.weight"].shape[0] * 2,
+                "N_dim": sd["Gaussian_Predictor.6.weight"].shape[0] // 2,
+                "D_out_dim": sd["Decoder_Fusion.5.weight"].shape[0]}
+    except KeyError as err:
+        raise CheckpointError(f"{path}: not the template's VAE_Model: no tensor {err.args[0]}") from None
+    cfg = TrainConfig(**dims, frame_H=frame_H, frame_W=frame_W, output_activation="none",
+                      leaky_slope=TEMPLATE_LEAKY_SLOPE)
+    model = CVAE.from_config(cfg)
+    try:
+        model.load_state_dict(from_template_names(sd, model), strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the tensors do not fit the template's model at dims {dims}: "
+                              f"{str(err).splitlines()[0]}") from None
+    return model.eval(), cfg, saved
 
 
 def template_differences(cfg: TrainConfig) -> list[str]:

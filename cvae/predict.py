@@ -35,6 +35,7 @@ from cvae.precision import GENERATION_DTYPE
 from cvae.train import _autocast, resolve_device, resolve_precision
 
 GIF_FRAME_MS = 20  # the template's make_gif duration
+TEMPLATE_FRAME_SIZE = (32, 64)  # the template's frame_H, frame_W defaults (not stored in its checkpoints)
 
 
 def load_model(path: str | Path, device: torch.device) -> tuple[CVAE, TrainConfig]:
@@ -78,10 +79,18 @@ def write_submission(predictions: Sequence[torch.Tensor], path: str | Path) -> p
 
 
 def predict(checkpoint: str | Path, data: str | Path, out: str | Path, device: str = "auto", seed: int = 0,
-            precision: str | None = None) -> list[Path]:
-    """Write pred_seq{i}.gif per test sequence and submission.csv into `out`; returns the written paths."""
+            precision: str | None = None, from_format: str | None = None,
+            frame_size: tuple[int, int] = TEMPLATE_FRAME_SIZE) -> list[Path]:
+    """Write pred_seq{i}.gif per test sequence and submission.csv into `out`; returns the written paths.
+    from_format "lab4-template": `checkpoint` was saved by the course template's Trainer."""
     dev = resolve_device(device)
-    model, cfg = load_model(checkpoint, dev)
+    if from_format == "lab4-template":
+        from cvae.export import read_template_checkpoint
+
+        model, cfg, _ = read_template_checkpoint(checkpoint, *frame_size)
+        model = model.to(dev)
+    else:
+        model, cfg = load_model(checkpoint, dev)
     # fp32 unless asked otherwise, whatever the training precision (cvae.precision.GENERATION_DTYPE)
     dtype = resolve_precision(precision, dev) if precision else GENERATION_DTYPE
     sequences = load_test_sequences(data, cfg.frame_H, cfg.frame_W)
@@ -131,9 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
                         help="default: fp32, whatever the model trained in (bf16 drifts over 630 fed-back frames)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the prior noise z")
+    parser.add_argument("--from", dest="from_format", choices=["lab4-template"], default=None,
+                        help="the checkpoint was saved by the course template's Trainer.py")
+    parser.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), default=list(TEMPLATE_FRAME_SIZE),
+                        help="frame size of a --from lab4-template checkpoint (default: the template's 32 64)")
     args = parser.parse_args(argv)
     try:
-        written = predict(args.checkpoint, args.data, args.out, args.device, args.seed, args.precision)
+        written = predict(args.checkpoint, args.data, args.out, args.device, args.seed, args.precision,
+                          from_format=args.from_format, frame_size=tuple(args.frame_size))
     except (CheckpointError, ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -83,3 +83,45 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path, capsys) -> Non
     bad.write_text("not a checkpoint")
     assert main([str(bad), "--to", "lab4-template", "--out", str(tmp_path / "x.ckpt")]) == 2
     assert str(bad) in capsys.readouterr().err
+
+
+def test_a_checkpoint_the_templates_trainer_wrote_predicts_here(tmp_path: Path) -> None:
+    # Written as the template's Trainer.save does: torch.save({...state_dict of VAE_Model...})
+    from cvae.export import read_template_checkpoint
+    from cvae.predict import main as predict_main
+    from cvae.synthetic import Preset, generate
+
+    torch.manual_seed(5)
+    template = TemplateVAE(**DEMO_DIMS)
+    optimizer = torch.optim.Adam(template.parameters(), lr=1e-3)
+    path = tmp_path / "epoch=12.ckpt"
+    torch.save({"state_dict": template.state_dict(), "optimizer": optimizer.state_dict(), "lr": 1e-3,
+                "tfr": 0.5, "last_epoch": 12}, path)
+    model, cfg, saved = read_template_checkpoint(path, 8, 16)
+    assert (cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim) == (32, 8, 4, 64) and saved["last_epoch"] == 12
+    assert (cfg.output_activation, cfg.leaky_slope) == ("none", 1.0)
+    g = torch.Generator().manual_seed(2)
+    prev, label = torch.rand(1, 3, 8, 16, generator=g), torch.rand(1, 3, 8, 16, generator=g)
+    z = torch.randn(1, 4, 8, 16, generator=g)
+    with torch.no_grad():
+        ours = model.decode(model.frame_transformation(prev), model.label_transformation(label), z)
+        torch.testing.assert_close(ours, template.eval().next_frame(prev, label, z))
+    root = generate(tmp_path / "syn", Preset(train_video_lengths=(4,), val_length=4, test_sequences=1,
+                                             test_length=4), seed=1, progress=False)
+    out = tmp_path / "pred"
+    assert predict_main(["--checkpoint", str(path), "--from", "lab4-template", "--frame-size", "8", "16",
+                         "--data", str(root), "--out", str(out), "--device", "cpu", "--model", "lab4-2024"]) == 0
+    assert (out / "pred_seq0.gif").is_file() and (out / "submission.csv").is_file()
+
+
+def test_a_file_that_is_not_a_template_checkpoint_is_named(tmp_path: Path) -> None:
+    from cvae.checkpoint import CheckpointError
+    from cvae.export import read_template_checkpoint
+
+    path = tmp_path / "x.ckpt"
+    torch.save({"model": {}}, path)
+    with pytest.raises(CheckpointError, match=r"x\.ckpt: not a template checkpoint"):
+        read_template_checkpoint(path, 8, 8)
+    torch.save({"state_dict": {"Generator.0.weight": torch.zeros(1)}}, path)
+    with pytest.raises(CheckpointError, match="not the template's VAE_Model: no tensor frame_transformation"):
+        read_template_checkpoint(path, 8, 8)
