@@ -286,7 +286,8 @@ def _check_values(cfg: TrainConfig) -> None:
     _require(cfg.kl_anneal_type in KL_ANNEAL_TYPES,
              f"kl_anneal_type is {cfg.kl_anneal_type!r}, but must be one of {list(KL_ANNEAL_TYPES)} (or the aliases {list(KL_ANNEAL_ALIASES)})")
     _require(cfg.kl_anneal_cycle >= 1, f"kl_anneal_cycle is {cfg.kl_anneal_cycle}, but must be >= 1")
-    _require(0 < finite("kl_anneal_ratio") <= 1, f"kl_anneal_ratio is {cfg.kl_anneal_ratio!r}, but must be in (0, 1]")
+    # > 1 is a slower rise that ends the cycle below 1 (older templates' default is 2): Fu's schedule computes it.
+    _require(finite("kl_anneal_ratio") > 0, f"kl_anneal_ratio is {cfg.kl_anneal_ratio!r}, but must be > 0")
     _require(finite("kl_weight") >= 0, f"kl_weight is {cfg.kl_weight!r}, but must be >= 0")
     _require(cfg.optimizer in OPTIMIZERS, f"optimizer is {cfg.optimizer!r}, but must be one of {list(OPTIMIZERS)}")
     _require(cfg.precision in PRECISIONS, f"precision is {cfg.precision!r}, but must be one of {list(PRECISIONS)}")

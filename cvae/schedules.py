@@ -86,15 +86,17 @@ def describe_kl(*, kind: str, num_epoch: int, cycle: int | tuple[int, int],
     pct = "{:.0%}"
     if kind == "None":
         return "1 throughout (no annealing)"
+    top = max(ratio) if isinstance(ratio, tuple) else ratio
+    short = " (a ratio above 1 stops the rise at 1/ratio, below 1)" if top > 1 else ""
     if kind == "Monotonic":
-        return f"rising from 0 to 1 over the first {_span(ratio, pct)} of the {num_epoch} epochs, then 1"
+        return f"rising from 0 to 1 over the first {_span(ratio, pct)} of the {num_epoch} epochs, then 1{short}"
     if kind != "Cyclical":
         raise ValueError(f"kl_anneal_type is {kind!r}, but must be Cyclical, Monotonic or None")
     cycles = cycle if isinstance(cycle, tuple) else (cycle, cycle)
     lengths = (num_epoch / cycles[1], num_epoch / cycles[0])
     plural = "" if cycles == (1, 1) else "s"
     return (f"{_span(cycles)} cycle{plural} of {_span(lengths, '{:.3g}')} epochs (kl_anneal_cycle counts cycles), "
-            f"each rising from 0 to 1 over its first {_span(ratio, pct)}")
+            f"each rising from 0 to 1 over its first {_span(ratio, pct)}{short}")
 
 
 def teacher_forcing_ratio(epoch: int, *, tfr: float, sde: int, d_step: float,

@@ -39,8 +39,8 @@ def test_int_accepted_for_float_and_round_trip():
     ({"lr": -1e-3}, "must be > 0"),
     ({"train_vi_len": 1}, "train_vi_len is 1, but must be >= 2"),
     ({"tfr": 1.5}, "tfr is 1.5, but must be in [0, 1]"),
-    ({"kl_anneal_ratio": 0}, "kl_anneal_ratio is 0.0, but must be in (0, 1]"),
-    ({"kl_anneal_ratio": 1.2}, "must be in (0, 1]"),
+    ({"kl_anneal_ratio": 0}, "kl_anneal_ratio is 0.0, but must be > 0"),
+    ({"kl_anneal_ratio": -1.2}, "must be > 0"),
     ({"kl_anneal_type": "Linear"}, "kl_anneal_type is 'Linear'"),
     ({"optimizer": "Adamm"}, "optimizer is 'Adamm'"),
     ({"frame_H": 3}, "frame_H and frame_W must be >= 4"),
@@ -98,3 +98,12 @@ def test_the_templates_argument_names_are_accepted():
     assert TrainConfig.from_dict({"optim": "AdamW"}).optimizer == "AdamW"
     with pytest.raises(ConfigError, match="optim and optimizer are the same field"):
         TrainConfig.from_dict({"optim": "AdamW", "optimizer": "Adam"})
+
+
+def test_a_ratio_above_1_is_the_older_templates_slower_rise():
+    from cvae.schedules import describe_kl, kl_beta
+
+    assert TrainConfig(kl_anneal_ratio=2.0).kl_anneal_ratio == 2.0  # older templates' default
+    betas = [kl_beta(e, kind="Monotonic", num_epoch=10, cycle=1, ratio=2.0) for e in range(10)]
+    assert betas == sorted(betas) and betas[0] == 0.0 and 0.4 < betas[-1] < 0.5  # rises at half the rate
+    assert "stops the rise at 1/ratio" in describe_kl(kind="Monotonic", num_epoch=10, cycle=1, ratio=2.0)
