@@ -105,7 +105,7 @@ def make_plan(space_path: str | Path, *, data: Optional[str] = None, name: Optio
               gpus_per_trial: Optional[float] = None, resume: bool = False,
               storage: Optional[str] = None) -> SearchPlan:
     """Load and validate the space, apply overrides, check the run folder. Starts nothing."""
-    space = load_space(space_path, data=data)
+    space = load_space(space_path, data=data, name=name)
     plan = SearchPlan(
         space=space, name=name or space.name, storage_path=Path(storage_path).resolve(),
         data_root=Path(data) if data else Path(space.data_root),

@@ -504,14 +504,16 @@ def _read_yaml(path: Path) -> Any:
         raise SpaceError(f"{path}: not valid YAML: {err}") from None
 
 
-def load_space(path: str | Path, data: str | Path | None = None) -> SearchSpace:
+def load_space(path: str | Path, data: str | Path | None = None, name: str | None = None) -> SearchSpace:
     """Read and check a search-space YAML file; raise SpaceError on the first broken rule.
 
     `data` is the command line's --data: it replaces data.root, and makes the
-    `data` block optional (a W&B sweep file has none)."""
+    `data` block optional (a W&B sweep file has none). `name` is the command
+    line's --name: a file without `name` (W&B names sweeps itself) takes it,
+    else the file's name."""
     path = Path(path)
     raw = _read_yaml(path)
-    return _Parser(path, data=Path(data) if data is not None else None).space(raw)
+    return _Parser(path, data=Path(data) if data is not None else None, name=name).space(raw)
 
 
 # --------------------------------------------------------------------------- #
@@ -520,9 +522,10 @@ def load_space(path: str | Path, data: str | Path | None = None) -> SearchSpace:
 class _Parser:
     """Checks one file's mapping; every failure names self.path and a key path."""
 
-    def __init__(self, path: Path, data: Path | None = None) -> None:
+    def __init__(self, path: Path, data: Path | None = None, name: str | None = None) -> None:
         self.path = path
         self.data_override = data
+        self.name_override = name
         self.notices: list[str] = []
         self.samples_key = "trials.num_samples"  # where num_samples was written (run_cap in a W&B file)
         self.family: ModelFamily = get_family(DEFAULT_FAMILY)
@@ -600,12 +603,16 @@ class _Parser:
         if raw is None:
             raise SpaceError(f"{self.path}: the file is empty, but a search space needs at least "
                              "name and parameters")
-        top = self.mapping(raw, "", TOP_LEVEL_KEYS, required=("name", "parameters"))
+        top = self.mapping(raw, "", TOP_LEVEL_KEYS, required=("parameters",))
         top = dict(top)  # hoist_constant_epochs edits it; space.raw stays what the file says
         ignored = [k for k in WANDB_IGNORED_KEYS if k in top]
         if ignored:
             self.notices.append(f"{', '.join(ignored)}: W&B agent/server keys, ignored "
                                 "(each trial trains cvae.train in a Ray worker)")
+        if "name" not in top:  # W&B names a sweep itself: --name, else the file's name
+            top["name"] = self.name_override or self.path.stem
+            self.notices.append(f"name: not in the file; {top['name']!r} from "
+                                + ("--name" if self.name_override else "the file's name"))
         name = top["name"]
         if not isinstance(name, str) or not _NAME_RE.match(name):
             self.fail("name", name, "must be a folder name (letters, digits, '.', '_', '-'): runs/<name> is written")

@@ -471,3 +471,14 @@ def test_the_templates_argument_names_work_in_a_space(tmp_path: Path) -> None:
         load_space(write(tmp_path, both, "both.yaml"))
     fixed = edited(lambda d: (d["parameters"].pop("optimizer"), d["fixed"].update(optim="AdamW")))
     assert load_space(write(tmp_path, fixed, "fixed.yaml")).fixed["optimizer"] == "AdamW"
+
+
+def test_a_space_without_a_name_takes_it_from_name_or_the_file(tmp_path: Path) -> None:
+    doc = edited(lambda d: d.pop("name"))
+    path = write(tmp_path, doc, "my-sweep.yaml")
+    assert load_space(path).name == "my-sweep"
+    space = load_space(path, name="lab4-run")
+    assert space.name == "lab4-run" and "name: not in the file; 'lab4-run' from --name" in space.describe()
+    bad = write(tmp_path, doc, "my sweep.yaml")  # a file name that is no folder name
+    with pytest.raises(SpaceError, match="name is 'my sweep', but must be a folder name"):
+        load_space(bad)

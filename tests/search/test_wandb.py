@@ -284,3 +284,45 @@ def test_dry_run_of_the_shipped_sweep_file_prints_every_mapping(tmp_path):
     assert "W&B hyperband (min_iter 2, eta 3) -> ASHA grace_period 2, reduction_factor 3, brackets 1" in out
     assert "parameters.num_epoch: {value: 6} -> fixed.num_epoch" in out
     assert "as many at a time as the cluster allows" in out
+
+
+TEMPLATE_SWEEP = """\
+program: Trainer.py
+method: bayes
+metric:
+  name: val_psnr
+  goal: maximize
+parameters:
+  lr:
+    min: !!float 1e-4
+    max: !!float 1e-2
+  optim:
+    values: [Adam, AdamW]
+  kl_anneal_type:
+    values: [Cyclical, Monotonic, None]
+  kl_anneal_cycle:
+    min: 1
+    max: 10
+  num_epoch:
+    value: 2
+command:
+  - ${env}
+  - python
+  - ${program}
+  - ${args}
+"""
+
+
+def test_a_sweep_written_for_the_templates_trainer_runs_unchanged(tmp_path):
+    # what a student writes for the course template: no name, the template's `optim`,
+    # inferred distributions, !!float, program/command for the W&B agent
+    from search.space import load_space
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(TEMPLATE_SWEEP)
+    space = load_space(path, data=str(tmp_path / "data"))
+    assert space.name == "sweep" and space.fixed["num_epoch"] == 2
+    by_name = {p.name: p for p in space.parameters}
+    assert set(by_name) == {"lr", "optimizer", "kl_anneal_type", "kl_anneal_cycle"}
+    assert by_name["lr"].kind == "uniform" and by_name["kl_anneal_cycle"].kind == "int_uniform"
+    assert space.sampler.type == "tpe"
