@@ -97,18 +97,24 @@ def _paired_names(img_dir: Path, label_dir: Path) -> tuple[list[str], dict[str, 
     if not images and not labels:
         raise DataError(f"{img_dir}: no .png frames (expected frame0.png, frame1.png, ... with labels of the same names in {label_dir})")
     _check_pairs(img_dir, label_dir, images.keys(), labels.keys())
+    extra = sorted(set(labels) - set(images))
+    if extra:  # harmless: the model reads a label only with its image
+        warn_data(f"{label_dir}: {len(extra)} label(s) without an image ignored (first: {extra[0]})")
+        labels = {name: st for name, st in labels.items() if name in images}
     return sorted_frame_names(img_dir, list(images)), images, labels
 
 
+def warn_data(message: str) -> None:
+    """One warning line on stderr for data that is odd but harmless (it is ignored, and said so)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def _check_pairs(img_dir: Path, label_dir: Path, images: Sequence[str] | set, labels: Sequence[str] | set) -> None:
+    """An image without its label is refused: the model needs both (extra labels are _paired_names' to warn of)."""
     no_label = sorted(set(images) - set(labels))
     if no_label:
         raise DataError(f"{img_dir / no_label[0]}: image has no label (expected {label_dir / no_label[0]}; "
                         f"{len(no_label)} image(s) without a label)")
-    no_image = sorted(set(labels) - set(images))
-    if no_image:
-        raise DataError(f"{label_dir / no_image[0]}: label has no image (expected {img_dir / no_image[0]}; "
-                        f"{len(no_image)} label(s) without an image)")
 
 
 # --- decoding -----------------------------------------------------------------

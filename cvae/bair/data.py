@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from cvae.bair.config import COND_DIM, FRAME_SIZE, SEQUENCE_FRAMES
-from cvae.data import DataError, _open_rgb, _Progress, _workers
+from cvae.data import DataError, _open_rgb, _Progress, _workers, warn_data
 
 SPLITS = ("train", "validate", "test")
 ACTIONS_CSV, POSITIONS_CSV = "actions.csv", "endeffector_positions.csv"
@@ -94,8 +95,12 @@ def read_csv(path: Path, columns: int) -> np.ndarray:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read ({err})") from None
-    if len(lines) != SEQUENCE_FRAMES:
+    if len(lines) < SEQUENCE_FRAMES:
         raise DataError(f"{path}: has {len(lines)} rows, but must have {SEQUENCE_FRAMES} (one per frame)")
+    if len(lines) > SEQUENCE_FRAMES:  # harmless: rows past the last frame belong to no frame
+        warn_data(f"{path}: {len(lines)} rows; the {len(lines) - SEQUENCE_FRAMES} after row {SEQUENCE_FRAMES} "
+                  "are ignored (one row per frame)")
+        lines = lines[:SEQUENCE_FRAMES]
     rows = []
     for i, line in enumerate(lines):
         cells = line.split(",")
@@ -111,13 +116,25 @@ def read_csv(path: Path, columns: int) -> np.ndarray:
     return values
 
 
-def check_sequence(folder: Path) -> None:
-    """All frames 0.png ... 29.png present (the first missing one is named)."""
+def check_sequence(folder: Path, decoded: int = SEQUENCE_FRAMES) -> None:
+    """All frames 0.png ... 29.png present (the first missing one is named), and those
+    past the `decoded` ones 64 x 64 too: read from their headers, so a corrupt data set
+    is refused whichever frames a run decodes."""
     missing = [i for i in range(SEQUENCE_FRAMES) if not (folder / f"{i}.png").is_file()]
     if missing:
         raise DataError(f"{folder}: sequence has missing frames: {missing[0]}.png"
                         + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
                         + f" (expected 0.png ... {SEQUENCE_FRAMES - 1}.png)")
+    for t in range(decoded, SEQUENCE_FRAMES):
+        path = folder / f"{t}.png"
+        try:
+            with Image.open(path) as img:
+                size = img.size
+        except (OSError, SyntaxError) as err:
+            raise DataError(f"{path}: cannot read as an image ({err})") from None
+        if size != (FRAME_SIZE, FRAME_SIZE):
+            raise DataError(f"{path}: image is {size[0]}x{size[1]} (WxH), but BAIR frames must be "
+                            f"{FRAME_SIZE}x{FRAME_SIZE}")
 
 
 def read_condition(folder: Path) -> np.ndarray:
@@ -149,7 +166,7 @@ def load_bair_split(root: str | Path, split: str, frames: int = SEQUENCE_FRAMES,
         folders = folders[:limit]
     conds = []
     for folder in folders:
-        check_sequence(folder)
+        check_sequence(folder, decoded=frames)
         conds.append(read_condition(folder)[:frames])
     out = np.empty((len(folders), frames, 3, FRAME_SIZE, FRAME_SIZE), dtype=np.uint8)
     bar = _Progress(f"decoding BAIR {split} ({len(folders)} sequences)", len(folders) * frames,

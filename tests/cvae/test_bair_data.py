@@ -122,6 +122,25 @@ def test_wrong_row_count(root):
         load_bair_split(root, "train")
 
 
+def test_extra_rows_are_ignored_with_one_warning(root, capsys):
+    seq = first_seq(root)
+    path = seq / "actions.csv"
+    before = load_bair_split(root, "train")[1]
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + ["9,9,9,9"]) + "\n")  # 31 rows, as some copies of the data have
+    frames, cond, _ = load_bair_split(root, "train")
+    assert torch.equal(cond, before)
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and f"{path}: 31 rows; the 1 after row 30 are ignored" in err
+
+
+def test_a_wrong_sized_frame_is_refused_even_past_the_decoded_ones(root):
+    seq = first_seq(root)
+    Image.new("RGB", (32, 32)).save(seq / "25.png")
+    with pytest.raises(DataError, match=f"{seq / '25.png'}: image is 32x32 .*must be 64x64"):
+        load_bair_split(root, "train", frames=12)
+
+
 def test_wrong_column_count(root):
     seq = first_seq(root)
     path = seq / "actions.csv"

@@ -198,10 +198,14 @@ def test_image_without_label(handmade: Path) -> None:
         load_split(handmade, "train", 8, 16)
 
 
-def test_label_without_image(handmade: Path) -> None:
+def test_a_label_without_an_image_is_ignored_with_one_warning(handmade: Path, capsys) -> None:
+    before = load_split(handmade, "train", 8, 16, cache=False)
     (handmade / "train" / "train_img" / "frame3.png").unlink()
-    with pytest.raises(DataError, match=f"{handmade / 'train' / 'train_label' / 'frame3.png'}: label has no image"):
-        load_split(handmade, "train", 8, 16)
+    after = load_split(handmade, "train", 8, 16, cache=False)
+    assert after[0].shape[0] == before[0].shape[0] - 1 and after[1].shape == after[0].shape
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1
+    assert f"{handmade / 'train' / 'train_label'}: 1 label(s) without an image ignored (first: frame3.png)" in err
 
 
 def test_truncated_png(handmade: Path) -> None:
