@@ -71,6 +71,14 @@ def copy_last_frame_baseline(cfg: BairConfig, data: BairData) -> float:
     return float(copy_last_frame_psnr(frames, cfg.n_past).mean())
 
 
+
+def bair_teacher_forcing_ratio(epoch: int, cfg: Any) -> float:
+    """The 2023 template's ratio in (0-based) `epoch`: it decays after each epoch whose
+    0-based number is >= tfr_start_decay_epoch, so the first decayed epoch is
+    tfr_sde + 1; the 2024 template (cvae.schedules) counts the epoch from 1."""
+    return teacher_forcing_ratio(epoch, tfr=cfg.tfr, sde=cfg.tfr_sde + 1, d_step=cfg.tfr_d_step,
+                                 decay=cfg.tfr_decay, lower_bound=cfg.tfr_lower_bound)
+
 class BairTrainer(CheckpointedTrainer):
     def __init__(self, cfg: BairConfig, data: BairData, device: str | None = None,
                  validate_at: Sequence[int] = ()) -> None:
@@ -104,8 +112,7 @@ class BairTrainer(CheckpointedTrainer):
         cfg, epoch = self.cfg, self.epoch
         beta = kl_beta(epoch, kind=cfg.kl_anneal_type, num_epoch=cfg.num_epoch,
                        cycle=cfg.kl_anneal_cycle, ratio=cfg.kl_anneal_ratio)
-        tfr = teacher_forcing_ratio(epoch, tfr=cfg.tfr, sde=cfg.tfr_sde, d_step=cfg.tfr_d_step,
-                                    decay=cfg.tfr_decay, lower_bound=cfg.tfr_lower_bound)
+        tfr = bair_teacher_forcing_ratio(epoch, cfg)
         lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         loss, mse, kl, forced = self._train_epoch(beta * cfg.kl_weight, tfr)

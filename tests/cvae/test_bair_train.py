@@ -155,3 +155,17 @@ def test_config_defaults_and_template_aliases():
         BairConfig.from_dict({"F_dim": 128})
     with pytest.raises(ConfigError, match="tfr_decay_step and tfr_d_step both set"):
         BairConfig.from_dict({"tfr_d_step": 0.1, "tfr_decay_step": 0.1})
+
+
+def test_teacher_forcing_decays_as_the_2023_templates_loop():
+    # the template: `if epoch >= tfr_start_decay_epoch: tfr -= tfr_decay_step` after each (0-based) epoch
+    from cvae.bair.train import bair_teacher_forcing_ratio
+
+    cfg = BairConfig(**{**TINY, "tfr": 1.0, "tfr_sde": 3, "tfr_d_step": 0.1, "num_epoch": 8})
+    expected, tfr = [], 1.0
+    for epoch in range(8):
+        expected.append(tfr)
+        if epoch >= 3:
+            tfr = max(tfr - 0.1, 0.0)
+    assert [bair_teacher_forcing_ratio(e, cfg) for e in range(8)] == pytest.approx(expected)
+    assert [bair_teacher_forcing_ratio(e, cfg) for e in range(5)] == pytest.approx([1, 1, 1, 1, 0.9])
