@@ -334,6 +334,25 @@ def train_to_end(trainer: Any, on_epoch: Callable[[dict, Any], None] | None = No
     return trainer
 
 
+def from_template_weights(cfg: TrainConfig, data: LabData, checkpoint: str | Path | None) -> Trainer:
+    """A trainer for `cfg` whose model starts from a checkpoint the template's Trainer
+    saved. The config must describe that model: the same dims and the template's
+    function (else the weights would compute something else, silently)."""
+    from cvae.export import read_template_checkpoint, template_differences
+
+    if checkpoint is None:
+        raise ConfigError("--from lab4-template needs --resume CHECKPOINT (the template's .ckpt file)")
+    model, saved_cfg, _ = read_template_checkpoint(checkpoint, cfg.frame_H, cfg.frame_W)
+    dims = [f"{k} is {getattr(cfg, k)} in the config but {getattr(saved_cfg, k)} in {checkpoint}"
+            for k in ("F_dim", "L_dim", "N_dim", "D_out_dim") if getattr(cfg, k) != getattr(saved_cfg, k)]
+    problems = dims + template_differences(cfg)
+    if problems:
+        raise ConfigError(f"{checkpoint}: the config does not describe the template's model: {'; '.join(problems)}")
+    trainer = Trainer(cfg, data)
+    trainer.model.load_state_dict(model.state_dict())
+    return trainer
+
+
 def epoch_writer(out: Path | None, format_metrics: Callable[[dict[str, Any]], str]
                  ) -> Callable[[dict[str, Any], Any], None]:
     """The CLI's on_epoch (every family's): print the epoch; with `out`, append
@@ -422,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="overrides the config's torch_threads (torch's intra-op thread count)")
     parser.add_argument("--out", default=None, help="folder for last.pt, best.pt and metrics.jsonl")
     parser.add_argument("--resume", default=None, help="checkpoint to continue from")
+    parser.add_argument("--from", dest="from_format", choices=["lab4-template"], default=None,
+                        help="--resume names a checkpoint the course template's Trainer.py saved: its weights "
+                             "start a new run of this config (a fine-tune; the template saves no optimizer state)")
     args = parser.parse_args(argv)
     try:
         cfg = TrainConfig.from_yaml(args.config)
@@ -435,7 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_settings_line(cfg, resolve_device(cfg.device), flags), flush=True)
         data = load_lab_data(args.data, cfg.frame_H, cfg.frame_W)
         on_epoch = epoch_writer(Path(args.out) if args.out else None, _format_metrics)
-        trainer = fit(cfg, data, on_epoch=on_epoch, resume_from=args.resume)
+        if args.from_format == "lab4-template":
+            trainer = train_to_end(from_template_weights(cfg, data, args.resume), on_epoch)
+        else:
+            trainer = fit(cfg, data, on_epoch=on_epoch, resume_from=args.resume)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -125,3 +125,35 @@ def test_a_file_that_is_not_a_template_checkpoint_is_named(tmp_path: Path) -> No
     torch.save({"state_dict": {"Generator.0.weight": torch.zeros(1)}}, path)
     with pytest.raises(CheckpointError, match="not the template's VAE_Model: no tensor frame_transformation"):
         read_template_checkpoint(path, 8, 8)
+
+
+def test_a_template_checkpoint_starts_a_fine_tune(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from cvae.synthetic import Preset, generate
+    from cvae.train import from_template_weights, main as train_main
+
+    torch.manual_seed(7)
+    template = TemplateVAE(**DEMO_DIMS)
+    path = tmp_path / "epoch=70.ckpt"
+    torch.save({"state_dict": template.state_dict(), "optimizer": template.state_dict(), "lr": 1e-3,
+                "tfr": 1.0, "last_epoch": 70}, path)  # the template saves the model's state as "optimizer" too
+    root = generate(tmp_path / "syn", Preset(train_video_lengths=(8,), val_length=4, test_sequences=1,
+                                             test_length=4), seed=1, progress=False)
+    cfg = dict(DEMO_DIMS, frame_H=8, frame_W=16, train_vi_len=4, val_vi_len=4, num_epoch=1, precision="fp32",
+               channels_last=False, device="cpu", optimizer="ASGD")
+    config = tmp_path / "finetune.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    from cvae.data import load_lab_data
+
+    trainer = from_template_weights(TrainConfig(**cfg), load_lab_data(root, 8, 16, progress=False), path)
+    for (name, ours), theirs in zip(trainer.model.state_dict().items(), template.state_dict().values()):
+        assert torch.equal(ours, theirs), name  # every tensor starts at the template's (names mapped)
+    assert train_main(["--config", str(config), "--data", str(root), "--resume", str(path),
+                       "--from", "lab4-template", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "last.pt").is_file()
+    config.write_text(yaml.safe_dump({**cfg, "output_activation": "sigmoid", "F_dim": 16}))
+    assert train_main(["--config", str(config), "--data", str(root), "--resume", str(path),
+                       "--from", "lab4-template"]) == 2
+    err = capsys.readouterr().err
+    assert "F_dim is 16 in the config but 32" in err and "output_activation is 'sigmoid'" in err
