@@ -39,6 +39,7 @@ class ConfigFile:
     # The course template's argument names that differ from a field's (Trainer.py's
     # --optim): accepted wherever a field name is, in configs, spaces and W&B files.
     TEMPLATE_ALIASES: dict[str, str] = {}
+    TEMPLATE_IGNORED: dict[str, str] = {}
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -173,6 +174,13 @@ class TrainConfig(ConfigFile):
         return {key: coerce_field(key, value, source) for key, value in values.items()}
 
     TEMPLATE_ALIASES = {"optim": "optimizer"}  # the template's Trainer.py: --optim
+    # The template's Trainer.py arguments that are no training field here, and what
+    # takes their place: a space or W&B file naming them is read with a notice.
+    TEMPLATE_IGNORED = {
+        "DR": "the data root is data.root or --data", "save_root": "results go to --storage-path",
+        "num_workers": "the data set is decoded once and shared", "per_save": "trials checkpoint every "
+        "trials.checkpoint_every epochs", "ckpt_path": "--resume continues a search", "test": "cvae.predict "
+        "predicts the test set", "store_visualization": "each trial writes frames.png", "gpu": "trials.resources.gpu"}
 
     @classmethod
     def check_model_key(cls, path: Path, model: Any) -> None:

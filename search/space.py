@@ -583,12 +583,17 @@ class _Parser:
         """Rename the template's argument names (e.g. optim) under parameters and fixed
         to their field names, in place, with one notice each."""
         aliases = self.family.config_class.TEMPLATE_ALIASES
+        ignored = self.family.config_class.TEMPLATE_IGNORED
         for section in ("parameters", "fixed"):
             block = top.get(section)
-            if not isinstance(block, dict) or not set(block) & set(aliases):
+            if not isinstance(block, dict) or not set(block) & (set(aliases) | set(ignored)):
                 continue
             renamed: dict[Any, Any] = {}
             for key, value in block.items():
+                if key in ignored and key not in self.family.field_names():
+                    self.notices.append(f"{section}.{key}: the template's Trainer.py argument, ignored "
+                                        f"({ignored[key]})")
+                    continue
                 name = aliases.get(key, key)
                 if name in renamed or (name != key and name in block):
                     self.fail(f"{section}.{key}", value, f"is the template's name for {name}, which is "

@@ -305,6 +305,10 @@ parameters:
     max: 10
   num_epoch:
     value: 2
+  num_workers:
+    value: 4
+  DR:
+    value: ../LAB4_Dataset
 command:
   - ${env}
   - python
@@ -326,3 +330,6 @@ def test_a_sweep_written_for_the_templates_trainer_runs_unchanged(tmp_path):
     assert set(by_name) == {"lr", "optimizer", "kl_anneal_type", "kl_anneal_cycle"}
     assert by_name["lr"].kind == "uniform" and by_name["kl_anneal_cycle"].kind == "int_uniform"
     assert space.sampler.type == "tpe"
+    assert "parameters.num_workers: the template's Trainer.py argument, ignored" in space.describe()
+    assert "parameters.DR: the template's Trainer.py argument, ignored (the data root is data.root or --data)" \
+        in space.describe()
