@@ -67,9 +67,21 @@ def _baseline(fig: go.Figure, baselines: dict[str, float | None], **kw: Any) -> 
                           annotation_font_color=BASELINE_COLOUR, **kw)
 
 
+REFERENCE_COLOUR = "#8c564b"
+
+
+def _references(fig: go.Figure, references: dict[str, float] | None) -> None:
+    """Solid brown line(s): a named val_psnr to compare with (e.g. a hand-run template model)."""
+    for name, value in (references or {}).items():
+        fig.add_hline(y=value, line=dict(color=REFERENCE_COLOUR, width=1.5),
+                      annotation_text=f"{esc(name)}: {value:.2f} dB (reference)", annotation_position="top left",
+                      annotation_font_color=REFERENCE_COLOUR)
+
+
 # ---- figures -------------------------------------------------------------------
 
-def draw_curves(curves: pd.DataFrame, baselines: dict[str, float | None]) -> go.Figure:
+def draw_curves(curves: pd.DataFrame, baselines: dict[str, float | None],
+                references: dict[str, float] | None = None) -> go.Figure:
     fig = go.Figure()
     exps = list(dict.fromkeys(curves["experiment"]))
     strategies = list(dict.fromkeys(curves["strategy"]))
@@ -102,6 +114,7 @@ def draw_curves(curves: pd.DataFrame, baselines: dict[str, float | None]) -> go.
             text=[esc(t) for t in g["trial_id"]],
             hovertemplate="trial %{text} " + esc(status) + " after epoch %{x}<extra></extra>"))
     _baseline(fig, baselines)
+    _references(fig, references)
     _epoch_ticks(fig, curves["epoch"])
     return _layout(fig, xaxis_title="epoch", yaxis_title="val_psnr (dB)")
 
@@ -268,7 +281,7 @@ def draw_best_so_far(bsf: pd.DataFrame, baselines: dict[str, float | None]) -> g
                    yaxis_title="val_psnr (dB)")
 
 
-def draw_comparison(c: Comparison) -> go.Figure:
+def draw_comparison(c: Comparison, references: dict[str, float] | None = None) -> go.Figure:
     """Each stratum's full-budget runs of its best configuration (open diamond: the
     search run that chose it, shown but not counted; dots: the re-runs), the mean
     of the re-runs with its interval as an error bar, the copy-first-frame
@@ -317,6 +330,7 @@ def draw_comparison(c: Comparison) -> go.Figure:
                            text=f"not enough evidence<br>({r.n} full-budget re-run{'s' if r.n != 1 else ''})",
                            showarrow=False, yshift=0 if y is None else 28, font=dict(color="#777", size=11))
     _baseline(fig, {c.experiment: c.baseline})
+    _references(fig, references)
     ticks = [(f"<b>{esc(n)}</b>" if n == c.winner else esc(n))
              + (f"<br><span style='font-size:11px;color:#b22'>{esc(by_name[n].failed_text)}</span>"
                 if by_name[n].failed_text else "") for n in names]

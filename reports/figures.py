@@ -92,7 +92,7 @@ def _comparison(es: ExperimentSet) -> Section:
         if len(es.experiments) > 1:
             s.parts.append(f"<h3>{esc(e.name)}</h3>")
         if c.strata:
-            s.parts.append(draw_comparison(c))
+            s.parts.append(draw_comparison(c, es.references))
         else:
             s.parts.append(note(f"{e.name}: the comparison block lists no stratum."))
     return s
@@ -107,7 +107,7 @@ def _curves(es: ExperimentSet) -> Section:
     if curves.empty:
         s.parts.append(note("No trial has reported an epoch yet."))
     else:
-        s.parts.append(draw_curves(curves, baselines(es)))
+        s.parts.append(draw_curves(curves, baselines(es), es.references))
     return s
 
 

@@ -49,9 +49,12 @@ code { background: #f2f2f2; padding: 0 3px; border-radius: 3px; }
 """
 
 
-def write_report(run_dirs: Iterable[str | Path], out_path: str | Path) -> Path:
-    """Read the experiment folders and write one offline HTML report; returns its path."""
+def write_report(run_dirs: Iterable[str | Path], out_path: str | Path,
+                 references: dict[str, float] | None = None) -> Path:
+    """Read the experiment folders and write one offline HTML report; returns its path.
+    `references`: named val_psnr values drawn as lines on the PSNR figures."""
     es = load_experiments(list(run_dirs))
+    es.references = dict(references or {})
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(es), encoding="utf-8")

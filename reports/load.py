@@ -77,6 +77,9 @@ class ExperimentSet:
     epochs: pd.DataFrame
     trials: pd.DataFrame
     per_frame: pd.DataFrame
+    # Named val_psnr values drawn as reference lines (python -m reports --reference NAME=PSNR),
+    # e.g. a run of the course template trained by hand.
+    references: dict[str, float] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:

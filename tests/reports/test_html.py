@@ -62,6 +62,26 @@ def test_cli_writes_report_and_rejects_bad_folder(run_dir: Path, tmp_path: Path,
     assert "nope: no such experiment folder" in capsys.readouterr().err
 
 
+def test_a_reference_run_is_a_named_line(make_run_dir, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from reports import draw as d
+    from reports.collect import collect_comparison, collect_curves
+    from reports.load import load_experiment, load_experiments
+
+    run = make_run_dir(reeval=True)
+    assert main([str(run), "-o", str(tmp_path / "r.html"), "--reference", "my template run=21.4"]) == 0
+    assert "my template run: 21.40 dB (reference)" in (tmp_path / "r.html").read_text()
+    es = load_experiments([run])
+    for fig in (d.draw_curves(collect_curves(es), {}, {"my template run": 21.4}),
+                d.draw_comparison(collect_comparison(load_experiment(run)), {"my template run": 21.4})):  # type: ignore[arg-type]
+        lines = [s for s in fig.layout.shapes if s.line.color == d.REFERENCE_COLOUR]
+        assert [(s.y0, s.y1) for s in lines] == [(21.4, 21.4)]
+    for bad in ("21.4", "=21.4", "run=fast", "run=inf"):
+        assert main([str(run), "-o", str(tmp_path / "x.html"), "--reference", bad]) == 2
+        assert "--reference is" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
 def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "reports", str(tmp_path)], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2])
