@@ -24,7 +24,7 @@ Arms (each as the project would run it; the searchers are the project's, driven 
 - tpe: TPE as quick.yaml's `sampler:` block configures it (search.sampler.make_base_sampler: multivariate,
   group, constant liar, quick.yaml's n_startup_trials) over the whole space, free strata, no stopping.
 - tpe_asha: tpe + Ray's own ASHAScheduler (quick.yaml's grace period, reduction factor; max_t = 6), stopped
-  trials PRUNED in Optuna (search/status.py classify_end via search.record_scheduler.RecordingScheduler).
+  trials PRUNED in Optuna (runfolder/status.py classify_end via search.record_scheduler.RecordingScheduler).
 - ours: what quick.yaml ran before this benchmark set its defaults: balanced strata by KL type (StudySearcher._enqueue_next picks the
   stratum, search.sampler.make_sampler's StratifiedSampler draws the rest from that stratum's own TPE) and
   search.scheduler.ScheduleAwareASHA (per stratum, never before the KL warm-up ends).

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
-from search.contract import (AT_EPOCH, BOOL_METRICS, KL, METRIC_COLUMN, PHASES, RUN_COLUMNS, STATUSES, STUDY_COLUMNS,
+from runfolder.contract import (AT_EPOCH, BOOL_METRICS, KL, METRIC_COLUMN, PHASES, RUN_COLUMNS, STATUSES, STUDY_COLUMNS,
                              SUMMARY_JSON, TRIALS_CSV, read_trials_table)
 
 NOT_SAMPLED = "not sampled"
@@ -219,7 +219,7 @@ def _num_epoch(summary: dict, raw_space: dict, epochs: pd.DataFrame, notes: list
 
 def _read_trials_csv(path: Path, space: dict[str, ParamAxis], notes: list[str]
                      ) -> tuple[pd.DataFrame, list[str]]:
-    """trials.csv through search.contract's reader: today's column names whatever the
+    """trials.csv through runfolder.contract's reader: today's column names whatever the
     folder's age (the per-epoch `lr`/`tfr` are `lr_at_epoch`/`tfr_at_epoch`)."""
     table = read_trials_table(path)
     if not table.columns:

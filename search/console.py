@@ -29,7 +29,7 @@ from typing import Any, Iterator, Optional, TextIO
 
 from ray.tune import Callback
 
-from search.status import COMPLETED, DIVERGED, FAILED, STOPPED, classify_end, last_epoch
+from runfolder.status import COMPLETED, DIVERGED, FAILED, STOPPED, classify_end, last_epoch
 from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY, TRIAL_KEY
 
 PLAIN_EVERY_S = 30.0   # plain mode: at most one progress line per this many seconds

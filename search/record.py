@@ -11,7 +11,7 @@ that were interrupted. What the study holds per trial:
 - state: RUNNING until the driver commits the end (COMPLETE with its value, or
   PRUNED, or FAIL) in `finish`, *before* Tune hears the result is final;
 - user attributes: `trial_id` (the id trials.csv and trials/<id>/ use),
-  `phase`, `stratum`, `status` (search.status), `final_epoch`, and for re-runs
+  `phase`, `stratum`, `status` (runfolder.status), `final_epoch`, and for re-runs
   `seed` and `reeval_of` (the search trial they repeat).
 
 Storage: any Optuna storage URL (`sqlite:///...`, `postgresql://...`,
@@ -26,7 +26,7 @@ from typing import Any, Iterable, Optional
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.status import OPTUNA_STATE
+from runfolder.status import OPTUNA_STATE
 from search.strata import PHASE_KEY, SEARCH, STRATUM_KEY
 
 TRIAL_ID_ATTR = "trial_id"

@@ -19,7 +19,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.record import StudyRecord, trial_number
-from search.status import COMPLETED, DIVERGED, classify_end, last_epoch
+from runfolder.status import COMPLETED, DIVERGED, classify_end, last_epoch
 from search.strata import TRIAL_KEY
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ import yaml
 from ray.tune import Callback
 
 from search.comparison import RunOutcome, Settings, build_comparison
-from search.contract import METRICS, SUMMARY_JSON, TRIALS_CSV, EpochRow, write_trials_csv
-from search.contract import read_trials_csv  # noqa: F401  (its old home: tests and users import it from here)
-from search.status import COMPLETED, FAILED, RUNNING, STATUSES
+from runfolder.contract import METRICS, SUMMARY_JSON, TRIALS_CSV, EpochRow, write_trials_csv
+from runfolder.contract import read_trials_csv  # noqa: F401  (its old home: tests and users import it from here)
+from runfolder.status import COMPLETED, FAILED, RUNNING, STATUSES
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY, stratum_key
 from search.trainable import EXECUTION_KEYS
 from search.trial_files import METRICS_FILE, atomic_write, epoch_rows

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from search.contract import SUMMARY_JSON, TRIALS_CSV
+from runfolder.contract import SUMMARY_JSON, TRIALS_CSV
 from search.record import journal_path, storage_has_study
 from search.run_lock import LOCK_NAME
 
@@ -136,7 +136,7 @@ def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str,
     Returns (trial id -> the epoch each trial still to run continues from, trial id -> the
     status of each trial ended here)."""
     from search.record import handed_out, key_of
-    from search.status import COMPLETED, DIVERGED, classify_end
+    from runfolder.status import COMPLETED, DIVERGED, classify_end
     from search.trial_files import TrialFiles, epoch_rows
 
     continued: dict[str, int] = {}

@@ -20,13 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+# The names a run folder holds live in its contract (runfolder/); re-exported here.
+from runfolder.contract import PHASE_KEY, PHASES, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY  # noqa: F401
+
 ALL = "all"  # the one stratum of a space with no scientific parameter
-STRATUM_KEY = "stratum"  # trials.csv column, Optuna user attribute, Ray config key
-PHASE_KEY = "phase"
-# The study trial a Ray trial is an attempt of (trials.csv's trial_id, trials/<id>/, a Ray config key).
-TRIAL_KEY = "study_trial"
-SEARCH, REEVAL = "search", "reeval"
-PHASES = (SEARCH, REEVAL)
+
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def test_load_experiments_concatenates_and_keeps_names_apart(run_dir: Path, make
 def test_todays_and_older_trials_csv_load_alike(run_dir: Path, tmp_path: Path) -> None:
     # The fixture writes the older layout (the per-epoch lr under a second `lr` column);
     # rewrite it in today's (unique names: lr_at_epoch, tfr_at_epoch) and compare.
-    from search.contract import METRIC_COLUMNS, read_trials_table, write_trials_csv
+    from runfolder.contract import METRIC_COLUMNS, read_trials_table, write_trials_csv
 
     old = load_experiment(run_dir)
     table = read_trials_table(run_dir / "trials.csv")

@@ -15,7 +15,7 @@ from typing import Callable
 import pytest
 import torch
 
-from search.contract import parse_cell, read_trials_csv, rows_by_trial
+from runfolder.contract import parse_cell, read_trials_csv, rows_by_trial
 from search.trial_files import TrialFiles, epoch_rows
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cvae.bair.synthetic import BairPreset, generate
-from search.contract import read_trials_csv
+from runfolder.contract import read_trials_csv
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_an_epoch_that_was_not_validated_has_no_value(bair_run):
     import optuna
 
     plan, _ = bair_run
-    from search.contract import parse_cell
+    from runfolder.contract import parse_cell
 
     rows = [{k: parse_cell(v) for k, v in r.items()} for r in read_trials_csv(plan.run_dir)]
     by_epoch = {e: [r for r in rows if r["epoch"] == e] for e in (1, 2, 3)}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from search.contract import METRIC_COLUMNS
+from runfolder.contract import METRIC_COLUMNS
 from search.results import SearchRecorder
 from tests.search.record_builder import RecordBuilder
 
@@ -75,7 +75,7 @@ def test_trials_csv_opens_cleanly_in_pandas(tmp_path):
     # (pandas reads the text "None" as missing by default, so it is written as its alias Without).
     import pandas as pd
 
-    from search.contract import read_trials_csv
+    from runfolder.contract import read_trials_csv
 
     rec = SearchRecorder(tmp_path, name="r", param_names=["kl_anneal_type", "lr", "tfr"], metric="val_psnr",
                          mode="max", num_epoch=2, num_samples=3, fixed_config={"num_epoch": 2}, baseline_psnr=15.0,

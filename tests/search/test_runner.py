@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cvae.config import TrainConfig
-from search.contract import METRIC_COLUMNS, read_trials_csv
+from runfolder.contract import METRIC_COLUMNS, read_trials_csv
 from search.runner import RunError, make_plan, prepare_data, run_search
 
 ray = pytest.importorskip("ray")

@@ -47,7 +47,7 @@ def test_an_epoch_that_was_not_validated_reports_no_value() -> None:
 
 
 def test_a_result_without_a_value_is_not_a_divergence() -> None:
-    from search.status import COMPLETED, DIVERGED, STOPPED, classify_end
+    from runfolder.status import COMPLETED, DIVERGED, STOPPED, classify_end
 
     assert classify_end({"epoch": 2, "val_psnr": None}, error=False, metric="val_psnr", num_epoch=4) == STOPPED
     assert classify_end({"epoch": 4, "val_psnr": None}, error=False, metric="val_psnr", num_epoch=4) == COMPLETED

@@ -1,14 +1,14 @@
-"""search.contract: one results contract, on the lowest floor, used by search/ and reports/ (issue 13)."""
+"""runfolder.contract: one results contract, on the lowest floor, used by search/ and reports/ (issue 13)."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import search.contract as contract
+import runfolder.contract as contract
 
 
 def test_contract_imports_no_ray_optuna_plotly_or_pandas() -> None:
-    code = ("import sys, search.contract; heavy = [m for m in ('ray', 'optuna', 'plotly', 'pandas', 'torch') "
+    code = ("import sys, runfolder.contract; heavy = [m for m in ('ray', 'optuna', 'plotly', 'pandas', 'torch') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -26,7 +26,7 @@ def test_one_name_per_column_and_the_trainer_reports_every_metric() -> None:
 def test_search_and_reports_use_the_contract() -> None:
     import reports.load
     import search.results
-    from search import status
+    from runfolder import status
 
     assert reports.load.STATUSES is contract.STATUSES is status.STATUSES
     assert reports.load.read_trials_table is contract.read_trials_table
@@ -79,7 +79,7 @@ def test_summary_json_has_the_contract_fields(tmp_path) -> None:
 def test_study_trials_and_rows_by_trial_read_a_runs_files(tmp_path):
     import optuna
 
-    from search.contract import rows_by_trial, study_trials
+    from runfolder.contract import rows_by_trial, study_trials
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
     trial = study.ask()

@@ -5,7 +5,7 @@ Optuna, Plotly or pandas), so a name cannot drift between writer and reader:
 
 - the per-epoch metrics of `cvae.train.Trainer.run_epoch` that trials.csv keeps,
   and their column names there;
-- run statuses (their one rule is `search.status.classify_end`) and phases;
+- run statuses (their one rule is `runfolder.status.classify_end`) and phases;
 - trials.csv: its columns, `write_trials_csv` and `read_trials_csv`;
 - summary.json's field names.
 
@@ -37,8 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from search.status import COMPLETED, DIVERGED, FAILED, RUNNING, STATUSES, STOPPED  # noqa: F401 (re-exported)
-from search.strata import PHASE_KEY, PHASES, REEVAL, SEARCH, STRATUM_KEY  # noqa: F401 (re-exported)
+from runfolder.status import COMPLETED, DIVERGED, FAILED, RUNNING, STATUSES, STOPPED  # noqa: F401 (re-exported)
+
+STRATUM_KEY = "stratum"  # trials.csv column, Optuna user attribute, Ray config key
+PHASE_KEY = "phase"
+# The study trial a Ray trial is an attempt of (trials.csv's trial_id, trials/<id>/, a Ray config key).
+TRIAL_KEY = "study_trial"
+SEARCH, REEVAL = "search", "reeval"
+PHASES = (SEARCH, REEVAL)
 
 # --- metrics -------------------------------------------------------------------------
 # Trainer.run_epoch's per-epoch metrics that trials.csv keeps, in its column order
