@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Self
@@ -50,6 +51,10 @@ class ConfigFile:
         """`values` with the template's argument names turned into field names."""
         out: dict[str, Any] = {}
         for key, value in values.items():
+            if key in cls.TEMPLATE_IGNORED and key not in cls.field_names():
+                print(f"warning: {source}: {key} is the template's Trainer.py argument, ignored "
+                      f"({cls.TEMPLATE_IGNORED[key]})", file=sys.stderr, flush=True)
+                continue
             name = cls.TEMPLATE_ALIASES.get(key, key)
             if name in out:
                 alias = next(a for a, field in cls.TEMPLATE_ALIASES.items() if field == name)

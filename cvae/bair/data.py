@@ -125,6 +125,9 @@ def check_sequence(folder: Path, decoded: int = SEQUENCE_FRAMES) -> None:
         raise DataError(f"{folder}: sequence has missing frames: {missing[0]}.png"
                         + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
                         + f" (expected 0.png ... {SEQUENCE_FRAMES - 1}.png)")
+    extra = sorted(int(p.stem) for p in folder.glob("*.png") if p.stem.isdigit() and int(p.stem) >= SEQUENCE_FRAMES)
+    if extra:  # harmless: a sequence is frames 0..29
+        warn_data(f"{folder}: {len(extra)} frame(s) past {SEQUENCE_FRAMES - 1}.png ignored (first: {extra[0]}.png)")
     for t in range(decoded, SEQUENCE_FRAMES):
         path = folder / f"{t}.png"
         try:

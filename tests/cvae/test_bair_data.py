@@ -134,6 +134,16 @@ def test_extra_rows_are_ignored_with_one_warning(root, capsys):
     assert err.count("warning:") == 1 and f"{path}: 31 rows; the 1 after row 30 are ignored" in err
 
 
+def test_extra_frames_are_ignored_with_one_warning(root, capsys):
+    seq = first_seq(root)
+    before = load_bair_split(root, "train")[0]
+    Image.new("RGB", (64, 64)).save(seq / "30.png")
+    Image.new("RGB", (64, 64)).save(seq / "31.png")
+    assert torch.equal(load_bair_split(root, "train")[0], before)
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and f"{seq}: 2 frame(s) past 29.png ignored (first: 30.png)" in err
+
+
 def test_a_wrong_sized_frame_is_refused_even_past_the_decoded_ones(root):
     seq = first_seq(root)
     Image.new("RGB", (32, 32)).save(seq / "25.png")

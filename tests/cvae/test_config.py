@@ -107,3 +107,10 @@ def test_a_ratio_above_1_is_the_older_templates_slower_rise():
     betas = [kl_beta(e, kind="Monotonic", num_epoch=10, cycle=1, ratio=2.0) for e in range(10)]
     assert betas == sorted(betas) and betas[0] == 0.0 and 0.4 < betas[-1] < 0.5  # rises at half the rate
     assert "stops the rise at 1/ratio" in describe_kl(kind="Monotonic", num_epoch=10, cycle=1, ratio=2.0)
+
+
+def test_the_templates_other_arguments_in_a_config_are_ignored_with_a_warning(capsys):
+    cfg = TrainConfig.from_dict({"num_workers": 4, "DR": "../LAB4_Dataset", "lr": 2e-3}, source="cfg.yaml")
+    assert cfg.lr == 2e-3
+    err = capsys.readouterr().err
+    assert "cfg.yaml: num_workers is the template's Trainer.py argument, ignored" in err and "DR is" in err
