@@ -41,24 +41,25 @@ def residual_shortcuts(model: CVAE) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, ResidualBlock) and m.adaptor is not None]
 
 
-def to_template_names(state_dict: dict[str, torch.Tensor], model: CVAE) -> dict[str, torch.Tensor]:
-    """cvae.model's tensor names -> the template's: ResidualBlock.adaptor -> ResidualBlock.skip."""
-    renames = {f"{p}.adaptor.": f"{p}.skip." for p in residual_shortcuts(model)}
+def _rename_shortcuts(state_dict: dict[str, torch.Tensor], model: CVAE, old: str,
+                      new: str) -> dict[str, torch.Tensor]:
+    """Rename the 1x1 shortcut of every ResidualBlock from `old` to `new` in the tensor names."""
+    renames = {f"{p}.{old}.": f"{p}.{new}." for p in residual_shortcuts(model)}
     out = {}
     for key, tensor in state_dict.items():
         prefix = next((p for p in renames if key.startswith(p)), None)
         out[key if prefix is None else renames[prefix] + key[len(prefix):]] = tensor
     return out
+
+
+def to_template_names(state_dict: dict[str, torch.Tensor], model: CVAE) -> dict[str, torch.Tensor]:
+    """cvae.model's tensor names -> the template's: ResidualBlock.adaptor -> ResidualBlock.skip."""
+    return _rename_shortcuts(state_dict, model, "adaptor", "skip")
 
 
 def from_template_names(state_dict: dict[str, torch.Tensor], model: CVAE) -> dict[str, torch.Tensor]:
     """The template's tensor names -> cvae.model's (the inverse of to_template_names)."""
-    renames = {f"{p}.skip.": f"{p}.adaptor." for p in residual_shortcuts(model)}
-    out = {}
-    for key, tensor in state_dict.items():
-        prefix = next((p for p in renames if key.startswith(p)), None)
-        out[key if prefix is None else renames[prefix] + key[len(prefix):]] = tensor
-    return out
+    return _rename_shortcuts(state_dict, model, "skip", "adaptor")
 
 
 def read_template_checkpoint(path: str | Path, frame_H: int, frame_W: int) -> tuple[CVAE, TrainConfig, dict]:
