@@ -1,4 +1,7 @@
-"""Experiment folder -> tidy pandas frames (load) -> Plotly figures (figures) -> one offline HTML page (html)."""
+"""Experiment folder -> tidy pandas frames (load) -> one module per figure (figures/<name>.py) ->
+sections (sections) -> one offline HTML page (html)."""
+from __future__ import annotations
+
 from reports.load import Experiment, ExperimentSet, ReportError, load_experiment, load_experiments
 
 __all__ = ["Experiment", "ExperimentSet", "ReportError", "load_experiment", "load_experiments", "write_report"]

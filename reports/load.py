@@ -1,9 +1,12 @@
-"""Experiment folder (`runs/<name>/`, docs/CONTRACTS.md "Results on disk") -> tidy pandas frames.
+"""Everything the report reads from disk: an experiment folder (`runs/<name>/`,
+docs/CONTRACTS.md "Results on disk") -> tidy pandas frames, and the Optuna
+study in its optuna.db.
 
-Pure data, no Plotly. Everything optional (optuna.db, frames.png, per-frame
-JSON, summary.json, space.yaml) may be missing, and a search that is still
-running may leave a half-written last line: those become `notes` that the
-report prints, never a crash. Only a folder without trials.csv is an error.
+No Plotly, and no other module of reports/ opens a file of the folder. Everything
+optional (optuna.db, frames.png, per-frame JSON, summary.json, space.yaml) may
+be missing, and a search that is still running may leave a half-written last
+line: those become `notes` that the report prints, never a crash. Only a folder
+without trials.csv is an error.
 """
 from __future__ import annotations
 
@@ -139,6 +142,25 @@ def load_experiments(run_dirs: Iterable[str | Path]) -> ExperimentSet:
         trials=pd.concat([e.trials for e in exps], ignore_index=True),
         per_frame=pd.concat([e.per_frame for e in exps], ignore_index=True),
     )
+
+
+def load_study(path: Path, name: str) -> Any:
+    """The Optuna study in `path` (an optuna.db): the one called `name`, else the only
+    one. Raises (ValueError or Optuna's own error) when it cannot be read; optuna is
+    imported here, not at the top, because only the importance figure needs it."""
+    import optuna
+
+    storage = f"sqlite:///{path}"
+    names = optuna.get_all_study_names(storage=storage)
+    chosen = name if name in names else (names[0] if len(names) == 1 else None)
+    if chosen is None:
+        raise ValueError(f"{path} holds studies {names}, none named {name!r}")
+    return optuna.load_study(study_name=chosen, storage=storage)
+
+
+def read_png(path: Path) -> bytes:
+    """A trial's frames.png, which the page inlines as a data: URI."""
+    return path.read_bytes()
 
 
 # ---- optional files -------------------------------------------------------

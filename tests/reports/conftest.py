@@ -282,3 +282,10 @@ def make_run_dir(tmp_path: Path) -> Callable[..., Path]:
 def make_run_at() -> Callable[..., Path]:
     """make_run itself, for module-scoped fixtures: make_run_at(root, name=..., evil=...)."""
     return make_run
+
+
+@pytest.fixture(scope="session")
+def reeval_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Today's format with re-evaluation runs and the comparison block (the second table
+    above); shared by every test, so read it, never change it (make_run_dir makes a copy to damage)."""
+    return make_run(tmp_path_factory.mktemp("reeval"), reeval=True)

@@ -1,13 +1,23 @@
+"""reports/load.py: the run folder's files -> frames, and the Optuna study; and that no
+other module of reports/ reads the folder."""
 from __future__ import annotations
 
+import ast
 import csv
+import json
 import math
 from pathlib import Path
+from typing import Callable
 
+import optuna
 import pandas as pd
 import pytest
 
-from reports.load import ReportError, load_experiment, load_experiments
+from reports.load import ReportError, load_experiment, load_experiments, load_study, read_png
+from reports.verdict import verdict_sentences
+
+TID = "5f3a1_{:05d}".format
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
 
 
 def test_epochs_frame_has_every_parameter_and_metric(run_dir: Path) -> None:
@@ -135,3 +145,93 @@ def test_todays_and_older_trials_csv_load_alike(run_dir: Path, tmp_path: Path) -
     new = load_experiment(run_dir)
     pd.testing.assert_frame_equal(old.epochs, new.epochs[list(old.epochs.columns)], check_dtype=False)
     assert old.params == new.params and "lr_at_epoch" in new.epochs and "tfr_at_epoch" in new.epochs
+
+
+# ---- folders with strata and re-evaluation runs (issue 11) ----------------------------
+
+def test_phase_stratum_seed_columns_load(reeval_run: Path) -> None:
+    e = load_experiment(reeval_run)
+    assert e.params == ["kl_anneal_type", "kl_anneal_cycle", "kl_anneal_ratio", "tfr_d_step", "optimizer", "lr"]
+    assert len(e.epochs) == 28 + 6 * 4 + 2
+    t = e.trials.set_index("trial_id")
+    assert t["phase"].value_counts().to_dict() == {"search": 10, "reeval": 7}
+    assert t.loc[[TID(10), TID(13), TID(16)], ["stratum", "seed", "status"]].values.tolist() == [
+        ["Cyclical", 1, "completed"], ["Monotonic", 1, "completed"], ["None", 1, "diverged"]]
+    assert t["seed"].dtype == "Int64" and set(t.loc[[TID(i) for i in range(10)], "seed"]) == {0}
+    # lr is still both a parameter (first column) and a metric (second).
+    r = e.epochs[e.epochs["trial_id"] == TID(11)]
+    assert r["lr"].tolist() == [1e-3] * 4 and r["lr_at_epoch"].tolist() == pytest.approx([1e-3, 1e-4, 1e-4, 1e-4])
+    assert e.comparison is not None and e.comparison["winner"] == "Cyclical"
+    assert not [n for n in e.notes if "phase" in n or "comparison" in n]
+
+
+def test_old_folder_gets_search_phase_and_computed_stratum(run_dir: Path) -> None:
+    e = load_experiment(run_dir)
+    assert set(e.epochs["phase"]) == {"search"} and e.epochs["seed"].isna().all()
+    assert (e.epochs["stratum"] == e.epochs["kl_anneal_type"]).all()
+    assert e.comparison is None
+
+
+def test_old_folder_without_space_yaml_falls_back_to_kl(run_dir: Path) -> None:
+    (run_dir / "space.yaml").unlink()
+    t = load_experiment(run_dir).trials
+    assert t["stratum"].tolist() == [s for s in ("Cyclical", "Monotonic", "None", "Cyclical", "Monotonic",
+                                                  "None", "Cyclical", "None", "Cyclical", "Monotonic")]
+
+
+def test_unknown_phase_and_bad_comparison_become_notes(make_run_dir: Callable[..., Path]) -> None:
+    run = make_run_dir(reeval=True)
+    text = (run / "trials.csv").read_text().replace(",reeval,", ",later,", 1)
+    (run / "trials.csv").write_text(text)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["comparison"] = ["not", "a", "block"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    e = load_experiment(run)
+    assert any("unknown phase value(s) ['later']" in n for n in e.notes)
+    assert any("comparison block is not an object" in n for n in e.notes)
+    assert "KL annealing reached the best val_psnr" in " ".join(verdict_sentences(e))  # today's verdict
+
+
+# ---- the study and the images --------------------------------------------------------
+
+def test_load_study_by_the_experiments_name_or_the_only_one(run_dir: Path) -> None:
+    study = load_study(run_dir / "optuna.db", "quick")
+    assert study.study_name == "quick" and len(study.trials) == 10
+    assert load_study(run_dir / "optuna.db", "renamed").study_name == "quick"  # the only study
+    optuna.create_study(storage=f"sqlite:///{run_dir / 'optuna.db'}", study_name="other")
+    with pytest.raises(ValueError, match=r"holds studies .*none named 'renamed'"):
+        load_study(run_dir / "optuna.db", "renamed")
+
+
+def test_read_png(run_dir: Path) -> None:
+    path = load_experiment(run_dir).frames_png[TID(8)]
+    assert read_png(path).startswith(b"\x89PNG")
+
+
+# What reading a file or a study looks like in the source: a module other than
+# load.py doing one of these reads the run folder behind load.py's back.
+FILE_READERS = {"open", "read_text", "read_bytes"}
+STUDY_READERS = {"load_study", "get_all_study_names"}  # as optuna.<name>; load.load_study is the way
+READER_MODULES = {"json", "yaml", "sqlite3", "csv"}
+
+
+def _reads(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else ""
+            if name in FILE_READERS or (owner == "optuna" and name in STUDY_READERS):
+                found.append(f"{owner + '.' if owner else ''}{name}()")
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name in READER_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.module in READER_MODULES:
+            found.append(node.module)
+    return found
+
+
+def test_only_load_reads_the_run_folder() -> None:
+    modules = [p for p in REPORTS.rglob("*.py") if p.name != "load.py"]
+    assert len(modules) > 15
+    assert {str(p.relative_to(REPORTS)): r for p in modules if (r := _reads(p))} == {}

@@ -1,33 +1,13 @@
-"""Draw steps: smoke tests on the figures' structure (what is drawn where), not pixels."""
+"""reports/sections.py: which sections the page has, in which order, and that every
+string from the data reaches the figures escaped."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-from reports import collect as c
-from reports import draw as d
-from reports.figures import build_sections
 from reports.load import load_experiments
-
-
-def test_curves_one_line_per_trial_and_end_markers(run_dir: Path) -> None:
-    es = load_experiments([run_dir])
-    fig = d.draw_curves(c.collect_curves(es), {"quick": 16.25})
-    lines = [t for t in fig.data if t.mode == "lines+markers"]
-    ends = {t.name: list(t.x) for t in fig.data if t.mode == "markers"}
-    assert len(lines) == 10
-    assert {t.line.color for t in lines} == {d.STRATEGY_COLOURS[k] for k in ("Cyclical", "Monotonic", "None")}
-    assert ends == {"diverged here": [2], "failed here": [1], "stopped here": [1, 2]}
-    assert fig.layout.shapes[0].y0 == 16.25  # baseline line
-
-
-def test_axes_figure_uses_log_axis_for_lr_and_categories(run_dir: Path) -> None:
-    fig = d.draw_axes(c.collect_axes(load_experiments([run_dir])))
-    titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["kl_anneal_type", "kl_anneal_cycle", "kl_anneal_ratio", "tfr_d_step", "optimizer", "lr"]
-    assert fig.layout.xaxis6.type == "log" and fig.layout.xaxis5.type == "category"
-    assert fig.layout.xaxis4.type == "linear"
+from reports.sections import build_sections
 
 
 def _strings(obj: object) -> list[str]:
@@ -57,3 +37,18 @@ def test_every_section_has_a_caption_and_counts_its_figures(run_dir: Path) -> No
                                         "parcoords", "importance", "best-so-far", "frames"]
     assert all(s.caption.endswith(".") for s in sections)
     assert sum(len(s.figures) for s in sections) == 9  # frames is an <img>, not a figure
+
+
+def test_sections_start_with_the_reevaluation(reeval_run: Path) -> None:
+    sections = build_sections(load_experiments([reeval_run]))
+    assert [s.id for s in sections][:2] == ["reeval", "curves"]
+    assert sections[0].title == "Re-evaluated best configurations" and len(sections[0].figures) == 1
+    assert sum(len(s.figures) for s in sections) == 10
+
+
+def test_a_best_trial_without_its_files_is_a_note(run_dir: Path) -> None:
+    for name in ("val_psnr_per_frame.json", "frames.png"):
+        (run_dir / "trials" / "5f3a1_00008" / name).unlink()
+    by = {s.id: s for s in build_sections(load_experiments([run_dir]))}
+    assert "quick: trial 5f3a1_00008 has no val_psnr_per_frame.json and is not drawn." in by["per-frame"].parts[-1]
+    assert by["frames"].parts == ['<p class="note">quick: the best trial 5f3a1_00008 has no frames.png</p>']
