@@ -54,8 +54,8 @@ def _fail(message: str) -> int:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from cvae.config import ConfigError
-    from cvae.data import DataError
+    from cvae.core.config import ConfigError
+    from cvae.core.images import DataError
     from search.cluster import ResourceError
     from search.errors import SpaceError
     from search.record import StorageError
@@ -66,12 +66,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [ConfigError, DataError, ResourceError, SpaceError, RunError, ResumeError,
                                          RunFolderBusy, StorageError]
     try:
-        from cvae.synthetic import SyntheticError
+        from cvae.core.staging import SyntheticError
         errors.append(SyntheticError)
     except ImportError:
         pass
     try:
-        from cvae.checkpoint import CheckpointError
+        from cvae.core.checkpoint import CheckpointError
         errors.append(CheckpointError)
     except ImportError:
         pass

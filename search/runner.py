@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from cvae.data import DataError
+from cvae.core.images import DataError
 from search.cluster import ResourceError, alive_nodes, check_cluster, check_request, cluster_concurrency
 from search.errors import SpaceError
 from search.run_lock import LOCK_NAME, hold_run_folder

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Option
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from cvae.config import TrainConfig
-from cvae.schedules import kl_warmup_end
+from cvae.families import get_family
+from cvae.core.schedules import kl_warmup_end
 from search.asha import Bracket, choose_bracket
 from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY, TRIAL_KEY
 
@@ -44,15 +44,13 @@ logger = logging.getLogger(__name__)
 
 SHARED_STRATUM = ""  # the stratum of trials whose config has no stratum key
 
-_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-
-
 def earliest_stop_epoch(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_period: int,
                         num_epoch: int) -> int:
     """First epoch at which a trial with this config may be stopped: max(grace period, KL warm-up end).
 
     kl_anneal_type / kl_anneal_cycle / kl_anneal_ratio come from the trial's
-    config, else from the space's `fixed`, else from TrainConfig's defaults (a
+    config, else from the space's `fixed` (the runner passes the space's whole
+    config, defaults included), else from the default family's defaults (a
     conditional parameter that was not sampled is absent or None).
     Meant to be passed to ScheduleAwareASHA as
     `functools.partial(earliest_stop_epoch, fixed=..., grace_period=..., num_epoch=...)`.
@@ -62,7 +60,7 @@ def earliest_stop_epoch(config: Mapping[str, Any], *, fixed: Mapping[str, Any], 
             value = source.get(name)
             if value is not None:
                 return value
-        return _TRAIN_DEFAULTS[name]
+        return getattr(get_family().default_config(), name)
 
     warmup = kl_warmup_end(kind=str(setting("kl_anneal_type")), num_epoch=int(num_epoch),
                            cycle=int(setting("kl_anneal_cycle")), ratio=float(setting("kl_anneal_ratio")))

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cvae.data import LabData
+from cvae.families import get_family
 from search.space import SearchSpace
 
 from search.trial_files import CHECKPOINT_FILE, FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY, TrialFiles
@@ -40,7 +39,6 @@ MAX_FRAMES_SHOWN = 10
 # A diverged trial reports it, so ASHA and Optuna rank it last (ASHA never
 # stops a trial whose value is NaN: NaN < cutoff is False).
 WORST_VALUES = {"val_psnr": 0.0}
-DATA_FIELDS = ("train_frames", "train_labels", "val_frames", "val_labels")
 # Test hook (tests/search/test_reliability*.py), off unless both are set in the
 # environment the Ray workers inherit (a local Ray started by this driver does):
 # the worker process dies with os._exit(1) when the trial has trained epoch
@@ -51,23 +49,17 @@ CRASH_AT_EPOCH_ENV = "CVAE_SEARCH_CRASH_AT_EPOCH"
 CRASH_DIR_ENV = "CVAE_SEARCH_CRASH_DIR"
 
 
-def share_data(data: LabData) -> dict[str, np.ndarray]:
-    """The decoded dataset as numpy arrays, for zero-copy sharing via the object store."""
-    return {name: getattr(data, name).contiguous().numpy() for name in DATA_FIELDS}
+def share_data(data: Any, model: str | None = None) -> dict[str, np.ndarray]:
+    """The decoded dataset as numpy arrays, for zero-copy sharing via the object store
+    (the family's own `share_data`; `model` None: the default family)."""
+    return get_family(model).share_data(data)
 
 
-def unshare_data(shared: dict[str, np.ndarray]) -> tuple[LabData, bool]:
-    """LabData over the shared buffers, and whether they are object-store memory.
-
-    Arrays from the object store are read-only; a private copy would be
-    writable, so the flag shows whether the sharing really happened.
-    """
-    zero_copy = all(not arr.flags.writeable for arr in shared.values())
-    with warnings.catch_warnings():
-        # torch warns that the tensors are not writable: training only reads them.
-        warnings.simplefilter("ignore", UserWarning)
-        tensors = {name: torch.from_numpy(shared[name]) for name in DATA_FIELDS}
-    return LabData(**tensors), zero_copy
+def unshare_data(shared: dict[str, np.ndarray], model: str | None = None) -> tuple[Any, bool]:
+    """The family's data object over the shared buffers, and whether they are
+    object-store memory (arrays from the object store are read-only; a private copy
+    would be writable, so the flag shows whether the sharing really happened)."""
+    return get_family(model).unshare_data(shared)
 
 
 def worst_value(metric: str, mode: str) -> float:

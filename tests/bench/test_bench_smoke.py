@@ -34,7 +34,7 @@ def test_train_step_smoke_writes_results() -> None:
     assert all(f > 0 for f in smoke["flops_per_step"].values())
     # the per-frame reference encodes every frame twice: it must count more FLOPs than the batched step
     assert smoke["flops_per_step"]["reference_tf_on"] > smoke["flops_per_step"]["batched_tf_on"]
-    from cvae.train import resolve_precision
+    from cvae.families.lab4_2024.train import resolve_precision
 
     auto_bf16 = resolve_precision("auto", __import__("torch").device("cpu")) == __import__("torch").bfloat16
     assert report["trainer_default_variant"] == ("batched_cl_bf16" if auto_bf16 else "batched_cl_chunked")

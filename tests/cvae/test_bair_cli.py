@@ -8,7 +8,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from cvae.bair.synthetic import BairPreset, generate
+from cvae.families.bair_2023.synthetic import BairPreset, generate
 from cvae.predict import main as predict_main
 from cvae.train import main as train_main
 

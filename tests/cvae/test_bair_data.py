@@ -1,4 +1,4 @@
-"""BAIR layout loader and synthetic generator (cvae.bair.data, cvae.bair.synthetic): a tiny
+"""BAIR layout loader and synthetic generator (cvae.families.bair_2023.data, cvae.families.bair_2023.synthetic): a tiny
 generated set loads; every rejected input is a DataError naming the folder or file."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cvae.bair.data import load_bair_data, load_bair_split, sequence_folders
-from cvae.bair.synthetic import BairPreset, SyntheticError, generate, sequence
-from cvae.data import DataError
+from cvae.families.bair_2023.data import load_bair_data, load_bair_split, sequence_folders
+from cvae.families.bair_2023.synthetic import BairPreset, SyntheticError, generate, sequence
+from cvae.families.lab4_2024.data import DataError
 from cvae.synthetic import main as synthetic_main
 
 TINY = BairPreset(train_sequences=3, validate_sequences=2, test_sequences=2, per_folder=2)
@@ -68,7 +68,7 @@ def test_generated_sets_are_reproducible(tiny_root, tmp_path):
 
 
 def test_synthetic_cli_bair_preset_shows_progress(tmp_path, capsys, monkeypatch):
-    import cvae.bair.synthetic as bs
+    import cvae.families.bair_2023.synthetic as bs
 
     monkeypatch.setitem(bs.PRESETS, "bair-small", TINY)
     assert synthetic_main(["--preset", "bair-small", "--out", str(tmp_path / "b")]) == 0

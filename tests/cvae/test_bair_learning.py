@@ -14,10 +14,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvae.bair.config import BairConfig
-from cvae.bair.data import load_bair_data
-from cvae.bair.synthetic import BairPreset, generate
-from cvae.bair.train import BairTrainer, copy_last_frame_baseline
+from cvae.families.bair_2023.config import BairConfig
+from cvae.families.bair_2023.data import load_bair_data
+from cvae.families.bair_2023.synthetic import BairPreset, generate
+from cvae.families.bair_2023.train import BairTrainer, copy_last_frame_baseline
 
 MARGIN_DB = 0.3
 MAX_EPOCHS = 16

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cvae.bair.config import BairConfig
-from cvae.bair.model import SVG, Decoder, Encoder, GaussianLSTM, LSTMStack, vgg_widths
+from cvae.families.bair_2023.config import BairConfig
+from cvae.families.bair_2023.model import SVG, Decoder, Encoder, GaussianLSTM, LSTMStack, vgg_widths
 
 
 def count(module: nn.Module) -> int:

@@ -1,4 +1,4 @@
-"""The 2023 family's training step and validation at tiny dims (cvae.bair.step, cvae.bair.train)."""
+"""The 2023 family's training step and validation at tiny dims (cvae.families.bair_2023.step, cvae.families.bair_2023.train)."""
 from __future__ import annotations
 
 import math
@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
-import cvae.bair.train as bair_train
-from cvae.bair.config import BairConfig
-from cvae.bair.data import BairData
-from cvae.bair.model import SVG
-from cvae.bair.step import (copy_last_frame_psnr, kl_divergence, psnr_frames, rollout, sequence_loss,
+import cvae.families.bair_2023.train as bair_train
+from cvae.families.bair_2023.config import BairConfig
+from cvae.families.bair_2023.data import BairData
+from cvae.families.bair_2023.model import SVG
+from cvae.families.bair_2023.step import (copy_last_frame_psnr, kl_divergence, psnr_frames, rollout, sequence_loss,
                             sequence_loss_reference, skip_frame)
-from cvae.config import ConfigError
-from cvae.train import METRIC_KEYS
+from cvae.families.lab4_2024.config import ConfigError
+from cvae.core.training import METRIC_KEYS
 
 TINY = dict(width=0.0625, g_dim=8, z_dim=2, rnn_size=8, batch_size=2, epoch_size=2, num_epoch=2, n_past=2,
             n_future=3, val_every=1, val_batch_size=2)
@@ -159,7 +159,7 @@ def test_config_defaults_and_template_aliases():
 
 def test_teacher_forcing_decays_as_the_2023_templates_loop():
     # the template: `if epoch >= tfr_start_decay_epoch: tfr -= tfr_decay_step` after each (0-based) epoch
-    from cvae.bair.train import bair_teacher_forcing_ratio
+    from cvae.families.bair_2023.train import bair_teacher_forcing_ratio
 
     cfg = BairConfig(**{**TINY, "tfr": 1.0, "tfr_sde": 3, "tfr_d_step": 0.1, "num_epoch": 8})
     expected, tfr = [], 1.0

@@ -1,6 +1,6 @@
 import pytest
 
-from cvae.config import ConfigError, TrainConfig
+from cvae.families.lab4_2024.config import ConfigError, TrainConfig
 
 
 def test_template_defaults():
@@ -101,7 +101,7 @@ def test_the_templates_argument_names_are_accepted():
 
 
 def test_a_ratio_above_1_is_the_older_templates_slower_rise():
-    from cvae.schedules import describe_kl, kl_beta
+    from cvae.core.schedules import describe_kl, kl_beta
 
     assert TrainConfig(kl_anneal_ratio=2.0).kl_anneal_ratio == 2.0  # older templates' default
     betas = [kl_beta(e, kind="Monotonic", num_epoch=10, cycle=1, ratio=2.0) for e in range(10)]

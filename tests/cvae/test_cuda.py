@@ -1,10 +1,10 @@
-"""cvae.cuda: the RNG state of the trainer's own device and deterministic kernels
+"""cvae.core.cuda: the RNG state of the trainer's own device and deterministic kernels
 (issue 16, items 1 and 4); what runs without a GPU."""
 from __future__ import annotations
 
 import torch
 
-from cvae.cuda import pick_cuda_state, use_deterministic_kernels
+from cvae.core.cuda import pick_cuda_state, use_deterministic_kernels
 
 
 def test_a_checkpoint_from_two_visible_gpus_resumes_where_one_is_visible():
@@ -32,10 +32,11 @@ def test_deterministic_kernels_turn_off_autotuning_and_tf32():
 
 
 # --- items 5-7: what the trainer does differently on CUDA, checked without a GPU ---------
-from cvae.data import LabData  # noqa: E402
-from cvae.precision import GENERATION_DTYPE  # noqa: E402
-from cvae.step import generate  # noqa: E402
-from cvae.train import TrainConfig, Trainer, build_optimizer, optimizer_device_options  # noqa: E402
+from cvae.families.lab4_2024.data import LabData  # noqa: E402
+from cvae.core.precision import GENERATION_DTYPE  # noqa: E402
+from cvae.families.lab4_2024.step import generate  # noqa: E402
+from cvae.families.lab4_2024.train import TrainConfig, Trainer, build_optimizer
+from cvae.core.training import optimizer_device_options  # noqa: E402
 
 TINY = dict(F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, frame_H=8, frame_W=8, train_vi_len=4, val_vi_len=5,
             batch_size=2, num_epoch=1, channels_last=False, seed=3)

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae.bair.config import BairConfig
-from cvae.bair.data import BairData
-from cvae.bair.train import BairTrainer
-from cvae.bair.train import fit as bair_fit
-from cvae.checkpoint import save_checkpoint
-from cvae.data import LabData
-from cvae.precision import bf16_support, choose_precision, resolve_precision
-from cvae.train import TrainConfig, Trainer, fit
+from cvae.families.bair_2023.config import BairConfig
+from cvae.families.bair_2023.data import BairData
+from cvae.families.bair_2023.train import BairTrainer
+from cvae.families.bair_2023.train import fit as bair_fit
+from cvae.core.checkpoint import save_checkpoint
+from cvae.families.lab4_2024.data import LabData
+from cvae.core.precision import bf16_support, choose_precision, resolve_precision
+from cvae.families.lab4_2024.train import TrainConfig, Trainer, fit
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch sees none)")]
@@ -117,12 +117,12 @@ def test_every_optimizer_steps_on_the_gpu(optimizer: str) -> None:
 
 
 def test_prediction_on_the_gpu_writes_the_submission(tmp_path: Path) -> None:
-    from cvae.predict import predict
-    from cvae.synthetic import Preset, generate
+    from cvae.families.lab4_2024.predict import predict
+    from cvae.families.lab4_2024.synthetic import Preset, generate
 
     root = generate(tmp_path / "data", Preset(train_video_lengths=(8, 8), val_length=6, test_sequences=2,
                                               test_length=5), seed=0, progress=False)
-    from cvae.data import load_lab_data
+    from cvae.families.lab4_2024.data import load_lab_data
 
     cfg = lab_cfg(num_epoch=1, precision="bf16")
     trainer = fit(cfg, load_lab_data(root, 8, 16, progress=False))

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cvae import data
-from cvae.data import DataError, load_lab_data, load_split, load_test_sequences, train_sequences
-from cvae.synthetic import Preset, generate
+from cvae.families.lab4_2024 import data
+from cvae.families.lab4_2024.data import DataError, load_lab_data, load_split, load_test_sequences, train_sequences
+from cvae.families.lab4_2024.synthetic import Preset, generate
 
 TINY = Preset(train_video_lengths=(9, 8), val_length=6, test_sequences=2, test_length=5)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae.data import LabData
-from cvae.export import ExportError, export_lab4_template, main
-from cvae.model import CVAE
-from cvae.train import TrainConfig, Trainer
+from cvae.families.lab4_2024.data import LabData
+from cvae.families.lab4_2024.export import ExportError, export_lab4_template, main
+from cvae.families.lab4_2024.model import CVAE
+from cvae.families.lab4_2024.train import TrainConfig, Trainer
 from tests.cvae.lab4_template_modules import TemplateVAE
 
 torch.set_num_threads(1)
@@ -87,9 +87,9 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path, capsys) -> Non
 
 def test_a_checkpoint_the_templates_trainer_wrote_predicts_here(tmp_path: Path) -> None:
     # Written as the template's Trainer.save does: torch.save({...state_dict of VAE_Model...})
-    from cvae.export import read_template_checkpoint
+    from cvae.families.lab4_2024.export import read_template_checkpoint
     from cvae.predict import main as predict_main
-    from cvae.synthetic import Preset, generate
+    from cvae.families.lab4_2024.synthetic import Preset, generate
 
     torch.manual_seed(5)
     template = TemplateVAE(**DEMO_DIMS)
@@ -115,8 +115,8 @@ def test_a_checkpoint_the_templates_trainer_wrote_predicts_here(tmp_path: Path) 
 
 
 def test_a_file_that_is_not_a_template_checkpoint_is_named(tmp_path: Path) -> None:
-    from cvae.checkpoint import CheckpointError
-    from cvae.export import read_template_checkpoint
+    from cvae.core.checkpoint import CheckpointError
+    from cvae.families.lab4_2024.export import read_template_checkpoint
 
     path = tmp_path / "x.ckpt"
     torch.save({"model": {}}, path)
@@ -130,8 +130,9 @@ def test_a_file_that_is_not_a_template_checkpoint_is_named(tmp_path: Path) -> No
 def test_a_template_checkpoint_starts_a_fine_tune(tmp_path: Path, capsys) -> None:
     import yaml
 
-    from cvae.synthetic import Preset, generate
-    from cvae.train import from_template_weights, main as train_main
+    from cvae.families.lab4_2024.synthetic import Preset, generate
+    from cvae.families.lab4_2024.train import from_template_weights
+    from cvae.train import main as train_main
 
     torch.manual_seed(7)
     template = TemplateVAE(**DEMO_DIMS)
@@ -144,7 +145,7 @@ def test_a_template_checkpoint_starts_a_fine_tune(tmp_path: Path, capsys) -> Non
                channels_last=False, device="cpu", optimizer="ASGD")
     config = tmp_path / "finetune.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    from cvae.data import load_lab_data
+    from cvae.families.lab4_2024.data import load_lab_data
 
     trainer = from_template_weights(TrainConfig(**cfg), load_lab_data(root, 8, 16, progress=False), path)
     for (name, ours), theirs in zip(trainer.model.state_dict().items(), template.state_dict().values()):

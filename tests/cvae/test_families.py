@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cvae.config import TrainConfig
+from cvae.families.lab4_2024.config import TrainConfig
 from cvae.families import (DEFAULT_FAMILY, SHARED_FIELDS, ModelFamily, UnknownFamilyError, family_names,
                            get_family, register_family, split_model_key)
 
@@ -39,14 +39,29 @@ def test_split_model_key_takes_the_file_key_and_the_override():
 
 
 def test_a_third_family_is_one_class_and_a_decorator(monkeypatch):
-    import cvae.families
+    import cvae.core.registry as registry
+    from cvae.families.lab4_2024 import Lab4Family
 
-    monkeypatch.setattr(cvae.families, "_REGISTRY", dict(cvae.families._REGISTRY))  # not left registered
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # not left registered
 
     @register_family
-    class Toy(ModelFamily):
+    class Toy(Lab4Family):  # every method: a complete family
         name = "toy-test"
-        config_class = TrainConfig
 
     assert get_family("toy-test").name == "toy-test"
     assert "toy-test" in family_names()
+
+
+def test_a_family_missing_a_method_is_refused_at_registration(monkeypatch):
+    import cvae.core.registry as registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    with pytest.raises(TypeError, match=r"'half-done' \(HalfDone\) does not implement .*fit.*train_main"):
+        @register_family
+        class HalfDone(ModelFamily):  # no fit, no data, no CLIs
+            name = "half-done"
+            config_class = TrainConfig
+
+            def coerce_field(self, key, value, source="config"):
+                return value
+    assert "half-done" not in family_names()

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from cvae.config import TrainConfig
-from cvae.data import load_lab_data
-from cvae.metrics import copy_first_frame_psnr
-from cvae.synthetic import PRESETS, generate
-from cvae.train import Trainer
+from cvae.families.lab4_2024.config import TrainConfig
+from cvae.families.lab4_2024.data import load_lab_data
+from cvae.core.metrics import copy_first_frame_psnr
+from cvae.families.lab4_2024.synthetic import PRESETS, generate
+from cvae.families.lab4_2024.train import Trainer
 
 torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cvae.metrics import copy_first_frame_psnr, psnr, psnr_per_frame
+from cvae.core.metrics import copy_first_frame_psnr, psnr, psnr_per_frame
 
 
 def test_psnr_matches_formula():

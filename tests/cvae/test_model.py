@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvae.config import TrainConfig
+from cvae.families.lab4_2024.config import TrainConfig
 
-from cvae.model import CVAE, ConvFFN, DepthConv, Gaussian_Predictor, Generator, Label_Encoder, ResidualBlock
+from cvae.families.lab4_2024.model import CVAE, ConvFFN, DepthConv, Gaussian_Predictor, Generator, Label_Encoder, ResidualBlock
 
 torch.set_num_threads(1)
 

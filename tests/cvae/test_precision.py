@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvae.config import TrainConfig
-from cvae.data import load_lab_data
-from cvae.synthetic import generate
-from cvae.train import fit
+from cvae.families.lab4_2024.config import TrainConfig
+from cvae.families.lab4_2024.data import load_lab_data
+from cvae.families.lab4_2024.synthetic import generate
+from cvae.families.lab4_2024.train import fit
 
 torch.set_num_threads(1)
 

@@ -1,11 +1,11 @@
-"""`precision: auto`: the decision table of cvae.precision, with the machine injected (issue 13)."""
+"""`precision: auto`: the decision table of cvae.core.precision, with the machine injected (issue 13)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-import cvae.precision as precision
-from cvae.precision import AVX512_BF16_AUTO, Bf16Support, bf16_support, choose_precision, resolve_precision
+import cvae.core.precision as precision
+from cvae.core.precision import AVX512_BF16_AUTO, Bf16Support, bf16_support, choose_precision, resolve_precision
 
 NONE = Bf16Support()
 AMX = Bf16Support(cpu_amx_bf16=True, cpu_avx512_bf16=True)

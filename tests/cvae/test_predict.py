@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from cvae.config import TrainConfig
-from cvae.data import LabData, load_test_sequences
-from cvae.predict import main, to_uint8
-from cvae.synthetic import Preset, generate
-from cvae.train import Trainer
+from cvae.families.lab4_2024.config import TrainConfig
+from cvae.families.lab4_2024.data import LabData, load_test_sequences
+from cvae.families.lab4_2024.predict import to_uint8
+from cvae.predict import main
+from cvae.families.lab4_2024.synthetic import Preset, generate
+from cvae.families.lab4_2024.train import Trainer
 
 torch.set_num_threads(1)
 

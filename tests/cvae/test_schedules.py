@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cvae.schedules import frange_cycle_linear, kl_beta, kl_warmup_end, teacher_forcing_ratio
+from cvae.core.schedules import frange_cycle_linear, kl_beta, kl_warmup_end, teacher_forcing_ratio
 
 
 def fu_reference(n_iter, start=0.0, stop=1.0, n_cycle=4, ratio=0.5):
@@ -133,7 +133,7 @@ def test_unknown_decay_rejected():
 
 
 def test_describe_kl_says_what_cycle_and_ratio_mean() -> None:
-    from cvae.schedules import describe_kl
+    from cvae.core.schedules import describe_kl
 
     assert describe_kl(kind="Cyclical", num_epoch=6, cycle=3, ratio=0.5) == (
         "3 cycles of 2 epochs (kl_anneal_cycle counts cycles), each rising from 0 to 1 over its first 50%")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvae.model import CVAE
-from cvae.step import generate, kl_divergence, sequence_loss, sequence_loss_reference
+from cvae.families.lab4_2024.model import CVAE
+from cvae.families.lab4_2024.step import generate, kl_divergence, sequence_loss, sequence_loss_reference
 
 torch.set_num_threads(1)
 
@@ -141,7 +141,7 @@ def test_chunked_teacher_forced_decode_gives_same_loss_and_gradients(chunk: int)
 
 
 def test_decode_chunk_frames_splits_large_frames_on_cpu_only() -> None:
-    from cvae.step import CPU_DECODE_CHUNK_BYTES, decode_chunk_frames
+    from cvae.families.lab4_2024.step import CPU_DECODE_CHUNK_BYTES, decode_chunk_frames
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     lab = decode_chunk_frames(cpu, 192, 32, 64)          # 1.5 MB per frame -> a few frames per call

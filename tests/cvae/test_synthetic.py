@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvae import synthetic
-from cvae.synthetic import IMAGE_H, IMAGE_W, Preset, SyntheticError, generate
+from cvae.families.lab4_2024 import synthetic
+from cvae.families.lab4_2024.synthetic import IMAGE_H, IMAGE_W, Preset, SyntheticError, generate
 
 TINY = Preset(train_video_lengths=(7, 5), val_length=6, test_sequences=2, test_length=4)
 
@@ -171,7 +171,7 @@ def test_progress_line_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_staged_output_renames_on_success_and_leaves_nothing_on_failure(tmp_path: Path) -> None:
-    from cvae.synthetic import staged_output
+    from cvae.families.lab4_2024.synthetic import staged_output
 
     out = tmp_path / "set"
     with pytest.raises(KeyboardInterrupt):
@@ -190,8 +190,8 @@ def test_staged_output_renames_on_success_and_leaves_nothing_on_failure(tmp_path
 
 
 def test_bair_generator_uses_its_own_error_class(tmp_path: Path) -> None:
-    from cvae.bair.synthetic import SyntheticError as BairSyntheticError
-    from cvae.bair.synthetic import generate as generate_bair
+    from cvae.families.bair_2023.synthetic import SyntheticError as BairSyntheticError
+    from cvae.families.bair_2023.synthetic import generate as generate_bair
 
     (tmp_path / "file").write_text("")
     with pytest.raises(BairSyntheticError, match="exists and is not a folder"):

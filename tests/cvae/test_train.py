@@ -11,11 +11,13 @@ import pytest
 import torch
 import yaml
 
-from cvae.checkpoint import CheckpointError
-from cvae.config import ConfigError
-from cvae.data import LabData, load_lab_data
-from cvae.metrics import copy_first_frame_psnr
-from cvae.train import METRIC_KEYS, TrainConfig, Trainer, execution_settings, fit, main
+from cvae.core.checkpoint import CheckpointError
+from cvae.families.lab4_2024.config import ConfigError
+from cvae.families.lab4_2024.data import LabData, load_lab_data
+from cvae.core.metrics import copy_first_frame_psnr
+from cvae.core.training import METRIC_KEYS
+from cvae.families.lab4_2024.train import TrainConfig, Trainer, execution_settings, fit
+from cvae.train import main
 
 torch.set_num_threads(1)
 
@@ -55,7 +57,7 @@ def _without_times(m: dict) -> dict:
 
 def tiny_synthetic(root: Path, train_length: int = 8) -> Path:
     """A small synthetic dataset in the Lab4 layout (8x16 frames)."""
-    from cvae.synthetic import Preset, generate
+    from cvae.families.lab4_2024.synthetic import Preset, generate
 
     return generate(root, Preset(train_video_lengths=(train_length, train_length), val_length=6, test_sequences=1,
                                  test_length=4), seed=0, progress=False)
@@ -154,7 +156,8 @@ def test_the_templates_loader_order_and_whole_batches_by_default() -> None:
 
 
 def test_a_checkpoint_from_before_leaky_slope_reads_as_slope_0_01(tmp_path: Path) -> None:
-    from cvae.checkpoint import load_checkpoint, save_checkpoint
+    from cvae.core.checkpoint import save_checkpoint
+    from cvae.families.lab4_2024.saved import load_lab4_checkpoint
 
     trainer = Trainer(tiny_cfg(leaky_slope=0.01), random_data(n_train=8))
     trainer.save_checkpoint(tmp_path / "new.pt")
@@ -162,8 +165,8 @@ def test_a_checkpoint_from_before_leaky_slope_reads_as_slope_0_01(tmp_path: Path
     old = {k: v for k, v in state.items() if k != "format"}
     old["config"] = {k: v for k, v in old["config"].items() if k != "leaky_slope"}  # as the old code wrote it
     save_checkpoint(tmp_path / "old.pt", old)
-    assert load_checkpoint(tmp_path / "old.pt")["config"]["leaky_slope"] == 0.01
-    assert load_checkpoint(tmp_path / "new.pt")["config"]["leaky_slope"] == 0.01
+    assert load_lab4_checkpoint(tmp_path / "old.pt")["config"]["leaky_slope"] == 0.01
+    assert load_lab4_checkpoint(tmp_path / "new.pt")["config"]["leaky_slope"] == 0.01
     # a model with the template's slope refuses it, naming the field
     with pytest.raises(CheckpointError, match="leaky_slope 0.01 in the checkpoint but 1.0 configured"):
         Trainer(tiny_cfg(), random_data(n_train=8)).load_checkpoint(tmp_path / "old.pt")
@@ -278,8 +281,8 @@ def test_trainer_applies_torch_threads_at_construction(restore_threads) -> None:
 
 
 def test_execution_settings_resolve_threads_device_and_precision(restore_threads, monkeypatch) -> None:
-    import cvae.precision as precision_module
-    from cvae.precision import Bf16Support
+    import cvae.core.precision as precision_module
+    from cvae.core.precision import Bf16Support
 
     torch.set_num_threads(2)
     cpu = torch.device("cpu")

@@ -15,7 +15,7 @@ def test_contract_imports_no_ray_optuna_plotly_or_pandas() -> None:
 
 
 def test_one_name_per_column_and_the_trainer_reports_every_metric() -> None:
-    from cvae.train import METRIC_KEYS
+    from cvae.core.training import METRIC_KEYS
 
     header = contract.trials_header(["kl_anneal_type", "lr", "tfr"])
     assert len(header) == len(set(header))

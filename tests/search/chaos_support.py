@@ -228,7 +228,7 @@ class Driver:
 
     def check_numbers(self, space: Path, tmp_path: Path, num_epoch: int) -> None:
         """Every run's per-epoch val_psnr equals an uninterrupted fit of its configuration and seed."""
-        from cvae.train import fit
+        from cvae.families.lab4_2024.train import fit
         from search.runner import make_plan, prepare_data
 
         trials = rows_by_trial(csv_rows(self.run_dir))

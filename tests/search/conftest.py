@@ -83,7 +83,7 @@ def tiny_fixed() -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    from cvae.synthetic import generate
+    from cvae.families.lab4_2024.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("data") / "small", preset="small", seed=0, progress=False)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cvae.bair.synthetic import BairPreset, generate
+from cvae.families.bair_2023.synthetic import BairPreset, generate
 from runfolder.contract import read_trials_csv
 
 ray = pytest.importorskip("ray")

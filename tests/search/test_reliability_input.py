@@ -20,10 +20,10 @@ import pytest
 import torch
 import yaml
 
-from cvae.config import TrainConfig
-from cvae.data import LabData
-from cvae.synthetic import Preset, generate
-from cvae.train import Trainer
+from cvae.families.lab4_2024.config import TrainConfig
+from cvae.families.lab4_2024.data import LabData
+from cvae.families.lab4_2024.synthetic import Preset, generate
+from cvae.families.lab4_2024.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))

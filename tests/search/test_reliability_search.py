@@ -23,7 +23,7 @@ import pytest
 from search.results import read_trials_csv
 import torch
 
-from cvae.synthetic import Preset, generate
+from cvae.families.lab4_2024.synthetic import Preset, generate
 from search.runner import NUM_CHECKPOINTS_KEPT
 from search.trial_files import TrialFiles
 
@@ -110,7 +110,7 @@ def test_crashed_trial_resumes_from_its_checkpoint_with_identical_metrics(search
     trials = _by_trial(read_trials_csv(plan.run_dir))
     good = {tid: rows for tid, rows in trials.items() if float(rows[0]["lr"]) == 0.001}
     assert good, "the sampler drew no lr=1e-3 trial"
-    from cvae.train import fit
+    from cvae.families.lab4_2024.train import fit
 
     expected: list[dict] = []
     threads = torch.get_num_threads()

@@ -10,7 +10,7 @@ import pytest
 
 import yaml
 
-from cvae.config import TrainConfig
+from cvae.families.lab4_2024.config import TrainConfig
 from runfolder.contract import METRIC_COLUMNS, read_trials_csv
 from search.runner import RunError, make_plan, prepare_data, run_search
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 import yaml
 
-from cvae.config import TrainConfig
+from cvae.families.lab4_2024.config import TrainConfig
 from search.space import SearchSpace, SpaceError, load_space
 
 REPO = Path(__file__).resolve().parents[2]

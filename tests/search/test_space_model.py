@@ -69,7 +69,7 @@ def test_bair_synthetic_presets_belong_to_the_bair_family(tmp_path):
 def test_run_search_refuses_broken_bair_data_before_ray_starts(tmp_path, capsys):
     """A missing CSV in the processed BAIR layout: exit 2 naming the file, no run folder made."""
     import run_search
-    from cvae.bair.synthetic import BairPreset, generate
+    from cvae.families.bair_2023.synthetic import BairPreset, generate
 
     root = generate(tmp_path / "broken", BairPreset(2, 1, 1, 2), seed=0, progress=False)
     missing = next((root / "validate").glob("*/0")) / "actions.csv"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from cvae.schedules import kl_beta
+from cvae.core.schedules import kl_beta
 from runfolder.contract import rows_by_trial, study_trials
 from search.processes import kill_driver_and_ray, kill_processes_using
 

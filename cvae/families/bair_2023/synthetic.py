@@ -1,4 +1,4 @@
-"""Synthetic BAIR robot-pushing data, written in the processed BAIR layout (cvae.bair.data).
+"""Synthetic BAIR robot-pushing data, written in the processed BAIR layout (cvae.families.bair_2023.data).
 
 Each sequence is 30 frames of 64 x 64: a textured table seen from above, 2-3
 coloured objects on it and a robot arm (a grey link from the top edge to a
@@ -36,16 +36,12 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from cvae.bair.config import FRAME_SIZE, SEQUENCE_FRAMES
-from cvae.synthetic import check_seed, staged_output
+from cvae.families.bair_2023.config import FRAME_SIZE, SEQUENCE_FRAMES
+from cvae.core.staging import SyntheticError, check_seed, staged_output
 
 PNG_COMPRESS_LEVEL = 1
 EE_RADIUS = 4.5  # px at z = 0; + 3 px at z = 1
 _SPLIT_IDS = {"train": 0, "validate": 1, "test": 2}
-
-
-class SyntheticError(ValueError):
-    """A bad argument to the generator (preset, output folder, seed)."""
 
 
 @dataclass(frozen=True)
@@ -243,7 +239,7 @@ def generate(out_dir: str | Path, preset: str | BairPreset = "bair-small", seed:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 for n in pool.map(_write_chunk, jobs, [seed] * len(jobs)):
                     tick(n)
-        meta = {"generator": "cvae.bair.synthetic", "preset": name, "seed": seed, "frames": SEQUENCE_FRAMES,
+        meta = {"generator": "cvae.families.bair_2023.synthetic", "preset": name, "seed": seed, "frames": SEQUENCE_FRAMES,
                 "image_size": [FRAME_SIZE, FRAME_SIZE], "train_sequences": spec.train_sequences,
                 "validate_sequences": spec.validate_sequences, "test_sequences": spec.test_sequences}
         (tmp / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")

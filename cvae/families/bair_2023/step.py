@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from cvae.bair.model import SVG
+from cvae.families.bair_2023.model import SVG
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cvae.bair.config import COND_DIM, BairConfig
+from cvae.families.bair_2023.config import COND_DIM, BairConfig
 
 LEAKY_SLOPE = 0.2
 

@@ -23,15 +23,15 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from cvae.bair.config import BairConfig
-from cvae.bair.data import load_bair_split
-from cvae.bair.model import SVG
-from cvae.bair.step import copy_last_frame_psnr
-from cvae.bair.train import predict_psnr
-from cvae.checkpoint import CheckpointError, check_model_state, load_checkpoint
-from cvae.config import ConfigError
-from cvae.data import DataError
-from cvae.train import resolve_device
+from cvae.core.checkpoint import CheckpointError, check_model_state, load_checkpoint
+from cvae.core.config import ConfigError
+from cvae.core.images import DataError
+from cvae.core.training import resolve_device
+from cvae.families.bair_2023.config import BAIR_DIM_FIELDS, BairConfig
+from cvae.families.bair_2023.data import load_bair_split
+from cvae.families.bair_2023.model import SVG
+from cvae.families.bair_2023.step import copy_last_frame_psnr
+from cvae.families.bair_2023.train import predict_psnr
 
 GIF_FRAME_MS = 200
 
@@ -40,7 +40,7 @@ def load_model(path: str | Path, device: torch.device) -> tuple[SVG, BairConfig]
     state = load_checkpoint(path)
     cfg = BairConfig.from_dict(state["config"], source=f"{path}: config")
     model = SVG.from_config(cfg)
-    check_model_state(path, model, state, cfg.to_dict())
+    check_model_state(path, model, state, cfg.to_dict(), BAIR_DIM_FIELDS)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg
 

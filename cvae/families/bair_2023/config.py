@@ -1,7 +1,7 @@
 """BairConfig: every training field of the 2023 BAIR template, with its defaults.
 
 Shared fields (kl_anneal_*, kl_weight, tfr*, optimizer, lr, batch_size, num_epoch,
-seed) have the names and meaning of cvae.config.TrainConfig, so a KL x teacher-
+seed) have the names and meaning of the 2024 family's TrainConfig, so a KL x teacher-
 forcing study means the same thing for both families. The template's own fields
 keep the template's names (n_past, n_future, g_dim, ...). The template's spellings
 of shared fields are accepted as aliases (ALIASES): tfr_start_decay_epoch,
@@ -15,17 +15,19 @@ kl_anneal_ratio 0.5, kl_anneal_cycle 3, seed 1, no gradient clipping, no LR sche
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from cvae.config import (DEVICES, KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES, OPTIMIZERS, PRECISIONS, TFR_DECAYS,
-                         ConfigError, ConfigFile, coerce_value)
+from cvae.core.config import (KL_ANNEAL_ALIASES, ConfigError, ConfigFile, check_shared_values, coerce_value,
+                              finite_field, require)
+from cvae.core.config import closest_field as core_closest_field
 
 FRAME_SIZE = 64  # the VGG64 encoder needs 64 x 64 frames
 COND_DIM = 7     # action (4) then end-effector position (3), per frame
 SEQUENCE_FRAMES = 30  # frames per sequence on disk
+# The config fields that shape the model: a checkpoint fits only a model with the same.
+BAIR_DIM_FIELDS = ("g_dim", "z_dim", "rnn_size", "predictor_rnn_layers", "posterior_rnn_layers", "width",
+                   "last_frame_skip")
 # The template's spellings -> ours. kl_anneal_cyclical is a bool mapped onto kl_anneal_type.
 ALIASES = {"tfr_start_decay_epoch": "tfr_sde", "tfr_decay_step": "tfr_d_step", "niter": "num_epoch",
            "kl_anneal_cyclical": "kl_anneal_type"}
@@ -85,7 +87,7 @@ class BairConfig(ConfigFile):
         """Frames a training or validation sequence uses: n_past given + n_future predicted."""
         return self.n_past + self.n_future
 
-    # --- construction (the rest: cvae.config.ConfigFile; a YAML file's `model:` key
+    # --- construction (the rest: cvae.core.config.ConfigFile; a YAML file's `model:` key
     # is dropped whatever it says, ConfigFile's default) ----------------------------
     @classmethod
     def coerce_items(cls, values: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -109,8 +111,7 @@ def resolve_alias(key: str, value: Any, source: str = "config") -> tuple[str, An
 
 
 def closest_field(name: str) -> str | None:
-    matches = difflib.get_close_matches(name, BairConfig.field_names() + list(ALIASES), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    return core_closest_field(name, BairConfig.field_names() + list(ALIASES))
 
 
 def _field_type(name: str) -> str:
@@ -127,53 +128,28 @@ def coerce_field(key: str, value: Any, source: str = "config") -> Any:
     return coerce_value(key, value, _field_type(key), f"{source}: {key}")
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
 def _check_values(cfg: BairConfig) -> None:
     def finite(name: str) -> float:
-        value = getattr(cfg, name)
-        _require(math.isfinite(value), f"{name} is {value!r}, but must be a finite number")
-        return value
+        return finite_field(cfg, name)
 
-    _require(finite("lr") > 0, f"lr is {cfg.lr!r}, but must be > 0")
-    _require(0 <= finite("beta1") < 1, f"beta1 is {cfg.beta1!r}, but must be in [0, 1)")
-    _require(finite("weight_decay") >= 0, f"weight_decay is {cfg.weight_decay!r}, but must be >= 0")
-    _require(finite("momentum") >= 0, f"momentum is {cfg.momentum!r}, but must be >= 0")
+    require(finite("lr") > 0, f"lr is {cfg.lr!r}, but must be > 0")
+    require(0 <= finite("beta1") < 1, f"beta1 is {cfg.beta1!r}, but must be in [0, 1)")
+    require(finite("weight_decay") >= 0, f"weight_decay is {cfg.weight_decay!r}, but must be >= 0")
+    require(finite("momentum") >= 0, f"momentum is {cfg.momentum!r}, but must be >= 0")
     # BatchNorm1d in the LSTMs' output needs more than one value per channel in training.
-    _require(cfg.batch_size >= 2, f"batch_size is {cfg.batch_size}, but must be >= 2 (the LSTMs end in BatchNorm1d)")
-    _require(cfg.num_epoch >= 1, f"num_epoch is {cfg.num_epoch}, but must be >= 1")
-    _require(cfg.epoch_size >= 1, f"epoch_size is {cfg.epoch_size}, but must be >= 1")
-    _require(finite("grad_clip") >= 0, f"grad_clip is {cfg.grad_clip!r}, but must be >= 0 (0 turns clipping off)")
-    _require(cfg.n_past >= 1, f"n_past is {cfg.n_past}, but must be >= 1")
-    _require(cfg.n_future >= 1, f"n_future is {cfg.n_future}, but must be >= 1")
-    _require(cfg.n_past + cfg.n_future <= SEQUENCE_FRAMES,
+    require(cfg.batch_size >= 2, f"batch_size is {cfg.batch_size}, but must be >= 2 (the LSTMs end in BatchNorm1d)")
+    require(cfg.num_epoch >= 1, f"num_epoch is {cfg.num_epoch}, but must be >= 1")
+    require(cfg.epoch_size >= 1, f"epoch_size is {cfg.epoch_size}, but must be >= 1")
+    require(finite("grad_clip") >= 0, f"grad_clip is {cfg.grad_clip!r}, but must be >= 0 (0 turns clipping off)")
+    require(cfg.n_past >= 1, f"n_past is {cfg.n_past}, but must be >= 1")
+    require(cfg.n_future >= 1, f"n_future is {cfg.n_future}, but must be >= 1")
+    require(cfg.n_past + cfg.n_future <= SEQUENCE_FRAMES,
              f"n_past + n_future is {cfg.n_past + cfg.n_future}, but must be <= {SEQUENCE_FRAMES} "
              f"(frames per sequence on disk)")
-    _require(1 <= cfg.n_eval <= SEQUENCE_FRAMES, f"n_eval is {cfg.n_eval}, but must be in [1, {SEQUENCE_FRAMES}]")
+    require(1 <= cfg.n_eval <= SEQUENCE_FRAMES, f"n_eval is {cfg.n_eval}, but must be in [1, {SEQUENCE_FRAMES}]")
     for name in ("g_dim", "z_dim", "rnn_size", "predictor_rnn_layers", "posterior_rnn_layers"):
-        _require(getattr(cfg, name) >= 1, f"{name} is {getattr(cfg, name)}, but must be >= 1")
-    _require(0 < finite("width") <= 4 and round(64 * cfg.width) >= 1,
+        require(getattr(cfg, name) >= 1, f"{name} is {getattr(cfg, name)}, but must be >= 1")
+    require(0 < finite("width") <= 4 and round(64 * cfg.width) >= 1,
              f"width is {cfg.width!r}, but must be in (0, 4] with 64 * width >= 1 channel")
-    _require(0 <= finite("tfr") <= 1, f"tfr is {cfg.tfr!r}, but must be in [0, 1]")
-    _require(cfg.tfr_sde >= 0, f"tfr_sde is {cfg.tfr_sde}, but must be >= 0")
-    _require(0 <= finite("tfr_d_step") <= 1, f"tfr_d_step is {cfg.tfr_d_step!r}, but must be in [0, 1]")
-    _require(cfg.tfr_decay in TFR_DECAYS, f"tfr_decay is {cfg.tfr_decay!r}, but must be one of {list(TFR_DECAYS)}")
-    _require(0 <= finite("tfr_lower_bound") <= 1, f"tfr_lower_bound is {cfg.tfr_lower_bound!r}, but must be in [0, 1]")
-    _require(cfg.kl_anneal_type in KL_ANNEAL_TYPES,
-             f"kl_anneal_type is {cfg.kl_anneal_type!r}, but must be one of {list(KL_ANNEAL_TYPES)} "
-             f"(or the aliases {list(KL_ANNEAL_ALIASES)})")
-    _require(cfg.kl_anneal_cycle >= 1, f"kl_anneal_cycle is {cfg.kl_anneal_cycle}, but must be >= 1")
-    # > 1 is a slower rise that ends the cycle below 1 (older templates' default is 2): Fu's schedule computes it.
-    _require(finite("kl_anneal_ratio") > 0, f"kl_anneal_ratio is {cfg.kl_anneal_ratio!r}, but must be > 0")
-    _require(finite("kl_weight") >= 0, f"kl_weight is {cfg.kl_weight!r}, but must be >= 0")
-    _require(cfg.optimizer in OPTIMIZERS, f"optimizer is {cfg.optimizer!r}, but must be one of {list(OPTIMIZERS)}")
-    _require(cfg.precision in PRECISIONS, f"precision is {cfg.precision!r}, but must be one of {list(PRECISIONS)}")
-    _require(cfg.device in DEVICES, f"device is {cfg.device!r}, but must be one of {list(DEVICES)}")
-    _require(cfg.val_every >= 1, f"val_every is {cfg.val_every}, but must be >= 1")
-    _require(cfg.val_batch_size >= 1, f"val_batch_size is {cfg.val_batch_size}, but must be >= 1")
-    threads = cfg.torch_threads
-    _require(threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1),
-             f"torch_threads is {threads!r}, but must be an integer >= 1 (or null for torch's default)")
+    require(cfg.val_batch_size >= 1, f"val_batch_size is {cfg.val_batch_size}, but must be >= 1")
+    check_shared_values(cfg)

@@ -29,22 +29,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from cvae.bair.config import BairConfig
-from cvae.bair.data import BairData, load_bair_data
-from cvae.bair.model import SVG
-from cvae.bair.step import copy_last_frame_psnr, psnr_frames, rollout, sequence_loss
-from cvae.checkpoint import CheckpointedTrainer, CheckpointError
-from cvae.config import ConfigError
-from cvae.cuda import use_deterministic_kernels
-from cvae.data import DataError
-from cvae.precision import GENERATION_DTYPE
-from cvae.schedules import kl_beta, teacher_forcing_ratio
-from cvae.train import (_autocast, build_optimizer, epoch_writer, resolve_device, resolve_precision,
-                        seed_everything, train_to_end)
-
-
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div(255.0)
+from cvae.families.bair_2023.config import BAIR_DIM_FIELDS, BairConfig
+from cvae.families.bair_2023.data import BairData, load_bair_data
+from cvae.families.bair_2023.model import SVG
+from cvae.families.bair_2023.step import copy_last_frame_psnr, psnr_frames, rollout, sequence_loss
+from cvae.core.checkpoint import CheckpointedTrainer, CheckpointError
+from cvae.core.config import ConfigError
+from cvae.core.cuda import use_deterministic_kernels
+from cvae.core.images import DataError
+from cvae.core.precision import GENERATION_DTYPE, resolve_precision
+from cvae.core.schedules import kl_beta, teacher_forcing_ratio
+from cvae.core.training import (autocast, build_optimizer, epoch_writer, format_metrics, resolve_device,
+                                seed_everything, thread_count, to_unit_float, train_to_end)
 
 
 def build_bair_optimizer(cfg: BairConfig, params, device_type: str = "cpu") -> torch.optim.Optimizer:
@@ -67,7 +63,7 @@ def check_bair_data(cfg: BairConfig, data: BairData) -> None:
 
 def copy_last_frame_baseline(cfg: BairConfig, data: BairData) -> float:
     """Mean PSNR over the validate split's n_future frames when each is the last given frame."""
-    frames = _to_float(data.val_frames[:, : cfg.seq_len])
+    frames = to_unit_float(data.val_frames[:, : cfg.seq_len])
     return float(copy_last_frame_psnr(frames, cfg.n_past).mean())
 
 
@@ -80,6 +76,8 @@ def bair_teacher_forcing_ratio(epoch: int, cfg: Any) -> float:
                                  decay=cfg.tfr_decay, lower_bound=cfg.tfr_lower_bound)
 
 class BairTrainer(CheckpointedTrainer):
+    dim_fields = BAIR_DIM_FIELDS
+
     def __init__(self, cfg: BairConfig, data: BairData, device: str | None = None,
                  validate_at: Sequence[int] = ()) -> None:
         self.cfg = cfg
@@ -142,11 +140,11 @@ class BairTrainer(CheckpointedTrainer):
         forced = 0
         for _ in range(cfg.epoch_size):
             idx = torch.randint(0, self._train.shape[0], (cfg.batch_size,), generator=self.sample_gen)
-            x = _to_float(self._train[idx].to(self.device))
+            x = to_unit_float(self._train[idx].to(self.device))
             c = self._train_cond[idx].to(self.device)
             teacher_forcing = random.random() < tfr  # one draw per iteration, for the whole sequence
             forced += int(teacher_forcing)
-            with _autocast(self.device, self.dtype):
+            with autocast(self.device, self.dtype):
                 loss, mse, kl = sequence_loss(self.model, x, c, beta, teacher_forcing, cfg.n_past,
                                               cfg.last_frame_skip)
             self.optimizer.zero_grad(set_to_none=True)
@@ -170,12 +168,12 @@ class BairTrainer(CheckpointedTrainer):
         self.last_prediction = first
         return float(np.mean(per_frame)), per_frame
 
-    # --- checkpoints (the rest: cvae.checkpoint.CheckpointedTrainer) ----------------
+    # --- checkpoints (the rest: cvae.core.checkpoint.CheckpointedTrainer) ----------------
     def rng_generators(self) -> dict[str, torch.Generator]:
         return {"sample": self.sample_gen}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"family": "bair-2023", "scheduler": {}}  # the template has no LR schedule
+        return {"family": "bair-2023"}  # the template has no LR schedule: nothing else of its own
 
 
 def predict_psnr(model: SVG, frames_u8: torch.Tensor, cond: torch.Tensor, cfg: BairConfig, device: torch.device,
@@ -189,10 +187,10 @@ def predict_psnr(model: SVG, frames_u8: torch.Tensor, cond: torch.Tensor, cfg: B
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     T = cfg.seq_len
     rows, kept = [], []
-    # in fp32 whatever the training precision (cvae.precision.GENERATION_DTYPE)
-    with torch.inference_mode(), _autocast(device, GENERATION_DTYPE):
+    # in fp32 whatever the training precision (cvae.core.precision.GENERATION_DTYPE)
+    with torch.inference_mode(), autocast(device, GENERATION_DTYPE):
         for start in range(0, frames_u8.shape[0], cfg.val_batch_size):
-            x = _to_float(frames_u8[start:start + cfg.val_batch_size, :T].to(device))
+            x = to_unit_float(frames_u8[start:start + cfg.val_batch_size, :T].to(device))
             c = cond[start:start + cfg.val_batch_size, :T].float().to(device)
             pred = rollout(model, x, c, cfg.n_past, cfg.last_frame_skip, generator=gen).float()
             rows.append(psnr_frames(pred[:, cfg.n_past:], x[:, cfg.n_past:]).cpu())
@@ -215,8 +213,7 @@ def fit(cfg: BairConfig, data: BairData, on_epoch: Callable[[dict, BairTrainer],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """python -m cvae.train --model bair-2023 --config FILE.yaml [--data DIR] [--device ...] [--threads N] [--out DIR]"""
-    from cvae.families import split_model_key
-    from cvae.train import _format_metrics, _thread_count
+    from cvae.core.registry import split_model_key
 
     parser = argparse.ArgumentParser(prog="python -m cvae.train --model bair-2023",
                                      description="Train the 2023 SVG-style CVAE on BAIR robot pushing.")
@@ -224,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="YAML of BairConfig fields (template aliases accepted)")
     parser.add_argument("--data", default="data/bair-small", help="dataset root in the processed BAIR layout")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
-    parser.add_argument("--threads", type=_thread_count, default=None, metavar="N")
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N")
     parser.add_argument("--out", default=None, help="folder for last.pt, best.pt and metrics.jsonl")
     parser.add_argument("--resume", default=None, help="checkpoint to continue from")
     args = parser.parse_args(argv)
@@ -249,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"precision {cfg.precision}", flush=True)
         data = load_bair_data(args.data, cfg.seq_len)
         print(f"copy-last-frame baseline (validate): {copy_last_frame_baseline(cfg, data):.3f} dB", flush=True)
-        on_epoch = epoch_writer(Path(args.out) if args.out else None, _format_metrics)
+        on_epoch = epoch_writer(Path(args.out) if args.out else None, format_metrics)
         trainer = fit(cfg, data, on_epoch=on_epoch, resume_from=args.resume)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

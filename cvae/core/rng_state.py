@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from cvae.cuda import restore_cuda_rng, save_cuda_rng
+from cvae.core.cuda import restore_cuda_rng, save_cuda_rng
 
 
 def capture_rng_state(device: torch.device, generators: Mapping[str, torch.Generator]) -> dict[str, Any]:

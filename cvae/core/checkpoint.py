@@ -9,14 +9,13 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
 FORMAT = "cvae-checkpoint-v1"
-REQUIRED_KEYS = ("format", "config", "epoch", "model", "optimizer", "scheduler", "rng")
-DIM_FIELDS = ("F_dim", "L_dim", "N_dim", "D_out_dim", "output_activation", "leaky_slope")
-LEGACY_LEAKY_SLOPE = 0.01  # the 2024 family's fixed slope before `leaky_slope` existed
+# The keys every family's checkpoint has; a family's trainer names its own (`extra_keys`).
+REQUIRED_KEYS = ("format", "config", "epoch", "model", "optimizer", "rng")
 
 
 class CheckpointError(ValueError):
@@ -32,7 +31,10 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    extra_keys: Sequence[str] = ()) -> dict[str, Any]:
+    """The checkpoint's dict; CheckpointError naming the file when it is not one of
+    ours or lacks one of REQUIRED_KEYS or `extra_keys`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -44,22 +46,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cvae checkpoint (expected a dict with format {FORMAT!r})")
-    missing = [k for k in REQUIRED_KEYS if k not in state]
+    missing = [k for k in (*REQUIRED_KEYS, *extra_keys) if k not in state]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks the keys {missing}")
-    cfg = state["config"]
-    if isinstance(cfg, dict) and "F_dim" in cfg and "leaky_slope" not in cfg:
-        # Written before leaky_slope was an option, when those two slopes were 0.01.
-        state["config"] = {**cfg, "leaky_slope": LEGACY_LEAKY_SLOPE}
     return state
 
 
 def check_model_state(path: str | Path, model: torch.nn.Module, state: Mapping[str, Any],
-                      configured: Mapping[str, Any]) -> None:
-    """Raise CheckpointError naming the dims and tensors that differ between checkpoint and model."""
+                      configured: Mapping[str, Any], dim_fields: Sequence[str] = ()) -> None:
+    """Raise CheckpointError naming the dims (the family's `dim_fields`: the config fields
+    that shape its model) and tensors that differ between checkpoint and model."""
     saved_cfg = state.get("config", {})
     dims = [f"{k} {saved_cfg.get(k)!r} in the checkpoint but {configured.get(k)!r} configured"
-            for k in DIM_FIELDS if saved_cfg.get(k) != configured.get(k)]
+            for k in dim_fields if saved_cfg.get(k) != configured.get(k)]
     expected = model.state_dict()
     saved = state["model"]
     problems = [f"missing tensor {k}" for k in expected if k not in saved]
@@ -86,8 +85,16 @@ class CheckpointedTrainer:
     A trainer has cfg, device, model, optimizer, scaler, epoch, diverged,
     _last_val and last_prediction; it names its own random generators
     (`rng_generators`) and adds what only it has (`extra_state`, e.g. an LR
-    scheduler) and restores that (`load_extra_state`).
+    scheduler; its keys in `extra_keys`) and restores that (`load_extra_state`).
+    `dim_fields` are the config fields that shape its model; `upgrade_saved_config`
+    reads a config an older version saved.
     """
+
+    extra_keys: tuple[str, ...] = ()
+    dim_fields: tuple[str, ...] = ()
+
+    def upgrade_saved_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(saved)
 
     def rng_generators(self) -> dict[str, torch.Generator]:
         raise NotImplementedError
@@ -99,7 +106,7 @@ class CheckpointedTrainer:
         pass
 
     def state_dict(self) -> dict[str, Any]:
-        from cvae.rng_state import capture_rng_state
+        from cvae.core.rng_state import capture_rng_state
 
         val_psnr, per_frame = self._last_val
         return {"config": self.cfg.to_dict(), "epoch": self.epoch, "diverged": self.diverged,
@@ -113,10 +120,11 @@ class CheckpointedTrainer:
         save_checkpoint(path, self.state_dict())
 
     def load_checkpoint(self, path: str | Path) -> None:
-        from cvae.rng_state import restore_rng_state
+        from cvae.core.rng_state import restore_rng_state
 
-        state = load_checkpoint(path)
-        check_model_state(path, self.model, state, self.cfg.to_dict())
+        state = load_checkpoint(path, extra_keys=self.extra_keys)
+        state["config"] = self.upgrade_saved_config(state["config"])
+        check_model_state(path, self.model, state, self.cfg.to_dict(), self.dim_fields)
         check_optimizer(path, state, self.cfg.optimizer)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

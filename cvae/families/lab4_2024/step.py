@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from cvae.model import CVAE
+from cvae.families.lab4_2024.model import CVAE
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cvae.bair.config import COND_DIM, FRAME_SIZE, SEQUENCE_FRAMES
-from cvae.data import DataError, _open_rgb, _Progress, _workers, warn_data
+from cvae.core.images import DataError, Progress, decode_workers, open_rgb, warn_data
+from cvae.families.bair_2023.config import COND_DIM, FRAME_SIZE, SEQUENCE_FRAMES
 
 SPLITS = ("train", "validate", "test")
 ACTIONS_CSV, POSITIONS_CSV = "actions.csv", "endeffector_positions.csv"
@@ -148,7 +148,7 @@ def read_condition(folder: Path) -> np.ndarray:
 
 
 def _decode_frame(path: Path) -> np.ndarray:
-    img = _open_rgb(path)
+    img = open_rgb(path)
     if img.size != (FRAME_SIZE, FRAME_SIZE):
         raise DataError(f"{path}: image is {img.size[0]}x{img.size[1]} (WxH), but BAIR frames must be "
                         f"{FRAME_SIZE}x{FRAME_SIZE}")
@@ -172,7 +172,7 @@ def load_bair_split(root: str | Path, split: str, frames: int = SEQUENCE_FRAMES,
         check_sequence(folder, decoded=frames)
         conds.append(read_condition(folder)[:frames])
     out = np.empty((len(folders), frames, 3, FRAME_SIZE, FRAME_SIZE), dtype=np.uint8)
-    bar = _Progress(f"decoding BAIR {split} ({len(folders)} sequences)", len(folders) * frames,
+    bar = Progress(f"decoding BAIR {split} ({len(folders)} sequences)", len(folders) * frames,
                     progress and len(folders) * frames > PROGRESS_MIN_IMAGES)
 
     def work(i: int) -> None:
@@ -180,7 +180,7 @@ def load_bair_split(root: str | Path, split: str, frames: int = SEQUENCE_FRAMES,
             out[i, t] = _decode_frame(folders[i] / f"{t}.png")
         bar.add(frames)
 
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=decode_workers()) as pool:
         for future in [pool.submit(work, i) for i in range(len(folders))]:
             future.result()  # re-raises the first DataError
     cond = torch.from_numpy(np.stack(conds)) if conds else torch.empty((0, frames, COND_DIM))
