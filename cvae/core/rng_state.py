@@ -2,7 +2,7 @@
 
 Python's, NumPy's and torch's global generators, the trainer's own named
 generators (the 2024 family's shuffle order, the 2023 family's sampling) and,
-on CUDA, the trainer's own device (cvae/cuda.py). Stored as tensors and plain
+on CUDA, the trainer's own device (cvae/core/cuda.py). Stored as tensors and plain
 values, so checkpoints still load with weights_only=True. Both families'
 trainers use these two functions; the key names are the checkpoint format.
 """
@@ -23,7 +23,7 @@ def capture_rng_state(device: torch.device, generators: Mapping[str, torch.Gener
                            "torch": torch.get_rng_state()}
     rng.update({name: gen.get_state() for name, gen in generators.items()})
     if device.type == "cuda":
-        rng["cuda"] = save_cuda_rng(device)  # this device only (cvae/cuda.py)
+        rng["cuda"] = save_cuda_rng(device)  # this device only (cvae/core/cuda.py)
     return rng
 
 

@@ -3,7 +3,7 @@ structure (the course's modules/layers.py and modules/modules.py): the same
 submodule and tensor names, the same layers, so that a checkpoint the
 template's Tester can load is one these load with strict=True.
 
-Written independently of cvae/model.py on purpose: the export test compares the
+Written independently of cvae/families/lab4_2024/model.py on purpose: the export test compares the
 two, so a shared bug would hide. Where the template is quirky it is kept:
 `nn.LeakyReLU(True)` (slope 1.0) in Label_Encoder and Gaussian_Predictor, no
 activation after the Generator's last conv, ResidualBlock's shortcut named `skip`."""

@@ -65,7 +65,7 @@ def test_trainer_trains_and_validates_on_the_gpu(precision: str, channels_last: 
 
 
 def test_resumed_run_on_the_gpu_equals_the_uninterrupted_run(straight_and_resumed) -> None:
-    # deterministic cuDNN and no TF32 (cvae/cuda.py) are what make this bitwise
+    # deterministic cuDNN and no TF32 (cvae/core/cuda.py) are what make this bitwise
     cfg = lab_cfg(num_epoch=4, tfr=0.5, tfr_sde=0, tfr_d_step=0.1, precision="bf16", channels_last=True,
                   kl_anneal_type="Cyclical", kl_anneal_cycle=2, kl_anneal_ratio=0.5, val_every=1)
 

@@ -11,7 +11,7 @@ from cvae.families.lab4_2024.model import CVAE, ConvFFN, DepthConv, Gaussian_Pre
 torch.set_num_threads(1)
 
 
-# --- parameter counts by hand, from the template's layer list (cvae/model.py) --------------------
+# --- parameter counts by hand, from the template's layer list (cvae/families/lab4_2024/model.py) --------------------
 def conv(k: int, cin: int, cout: int, groups: int = 1) -> int:
     return k * k * cin // groups * cout + cout
 

@@ -1,4 +1,4 @@
-"""The wheel holds every package of the project (issue 22: cvae/bair and cvae/families were missing)."""
+"""The wheel holds every package of the project (a hand-written package list once missed two)."""
 from __future__ import annotations
 
 import subprocess

@@ -92,7 +92,7 @@ def test_trials_csv_opens_cleanly_in_pandas(tmp_path):
     assert df["kl_anneal_type"].notna().all() and df["stratum"].notna().all()
     assert sorted(df.groupby("kl_anneal_type").size().index) == ["Cyclical", "Monotonic", "Without"]
     none_rows = df[df["trial_id"] == built.keys["c"]]
-    assert none_rows["kl_anneal_type"].tolist() == ["Without", "Without"]  # cvae.config's alias of None
+    assert none_rows["kl_anneal_type"].tolist() == ["Without", "Without"]  # cvae.core.config's alias of None
     assert none_rows["stratum"].tolist() == ["Without", "Without"]
     # the parameter and the per-epoch value: one name each
     assert df["lr"].tolist() == [0.002] * 6 and df["lr_at_epoch"].tolist() == [0.002, 0.001] * 3

@@ -86,7 +86,7 @@ class BairTrainer(CheckpointedTrainer):
         self.validate_at = frozenset(int(e) for e in validate_at)
         self.device = resolve_device(device or cfg.device)
         if self.device.type == "cuda":
-            use_deterministic_kernels()  # resume continues identically (cvae/cuda.py)
+            use_deterministic_kernels()  # resume continues identically (cvae/core/cuda.py)
         self.dtype = resolve_precision(cfg.precision, self.device)
         check_bair_data(cfg, data)
         seed_everything(cfg.seed)

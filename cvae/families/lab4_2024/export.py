@@ -5,10 +5,10 @@ read one its Trainer wrote (`cvae.predict --from lab4-template`).
 
 The template's Trainer saves {"state_dict", "optimizer", "lr", "tfr",
 "last_epoch"}, and its Tester loads `checkpoint["state_dict"]` into a VAE_Model
-whose submodules have the same names as cvae.model.CVAE's
+whose submodules have the same names as cvae.families.lab4_2024.model.CVAE's
 (frame_transformation, label_transformation, Gaussian_Predictor,
 Decoder_Fusion, Generator). One name differs: the template's ResidualBlock
-calls its 1x1 shortcut `skip`, cvae.model calls it `adaptor` (DepthConv's is
+calls its 1x1 shortcut `skip`, cvae.families.lab4_2024.model calls it `adaptor` (DepthConv's is
 `adaptor` in both). A model whose options make it another function than the
 template's modules (output_activation sigmoid, leaky_slope other than 1.0)
 would load without an error and predict something else, so it is refused
@@ -53,12 +53,12 @@ def _rename_shortcuts(state_dict: dict[str, torch.Tensor], model: CVAE, old: str
 
 
 def to_template_names(state_dict: dict[str, torch.Tensor], model: CVAE) -> dict[str, torch.Tensor]:
-    """cvae.model's tensor names -> the template's: ResidualBlock.adaptor -> ResidualBlock.skip."""
+    """cvae.families.lab4_2024.model's tensor names -> the template's: ResidualBlock.adaptor -> ResidualBlock.skip."""
     return _rename_shortcuts(state_dict, model, "adaptor", "skip")
 
 
 def from_template_names(state_dict: dict[str, torch.Tensor], model: CVAE) -> dict[str, torch.Tensor]:
-    """The template's tensor names -> cvae.model's (the inverse of to_template_names)."""
+    """The template's tensor names -> cvae.families.lab4_2024.model's (the inverse of to_template_names)."""
     return _rename_shortcuts(state_dict, model, "skip", "adaptor")
 
 

@@ -1,7 +1,7 @@
 """The Lab4 (2024) CVAE modules, layer for layer as the template builds them.
 
-Modules only: the training step lives in cvae/step.py and the loop in
-cvae/train.py. Every conv has stride 1 and "same" padding, so every feature map
+Modules only: the training step lives in step.py and the loop in
+train.py. Every conv has stride 1 and "same" padding, so every feature map
 keeps the frame's H x W. Channel fractions (c/4, c/2, ...) use integer division
 as the template does.
 
@@ -194,7 +194,7 @@ class Generator(nn.Sequential):
 
 
 class CVAE(nn.Module):
-    """Container for the five modules; the step functions in cvae/step.py wire them."""
+    """Container for the five modules; the step functions in step.py wire them."""
 
     def __init__(self, F_dim: int, L_dim: int, N_dim: int, D_out_dim: int,
                  output_activation: str = "none", leaky_slope: float = TEMPLATE_LEAKY_SLOPE) -> None:
@@ -207,7 +207,7 @@ class CVAE(nn.Module):
         self.Generator = Generator(D_out_dim, output_activation)
 
     @classmethod
-    def from_config(cls, cfg) -> "CVAE":  # cfg: cvae.config.TrainConfig
+    def from_config(cls, cfg) -> "CVAE":  # cfg: the family's TrainConfig
         return cls(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.output_activation, cfg.leaky_slope)
 
     def decode(self, prev_feat: torch.Tensor, label_feat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
