@@ -19,7 +19,7 @@ field's name (the value the trial was configured with) and the metric column is
 `lr_at_epoch` / `tfr_at_epoch` (the value in force during that epoch), so
 pandas, a spreadsheet and the report read the file without renaming.
 
-The KL type `None` is written `Without` (its alias, which cvae.config accepts)
+The KL type `None` is written `Without` (its alias, which cvae.core.config accepts)
 in `kl_anneal_type` and `stratum` cells: `pandas.read_csv` reads the text
 "None" as missing by default, which would drop that strategy from a
 `groupby("kl_anneal_type")`. `read_trials_csv` gives it back as `None`; the
@@ -65,7 +65,7 @@ SEED = "seed"
 STUDY_COLUMNS = (PHASE_KEY, STRATUM_KEY, SEED)
 KL = "kl_anneal_type"
 # Text a plain pandas.read_csv would read as missing, and the spelling written instead
-# (an alias cvae.config accepts for the same value), per column.
+# (an alias cvae.core.config accepts for the same value), per column.
 NA_SAFE_SPELLING = {"None": "Without"}
 NA_SAFE_COLUMNS = (KL, STRATUM_KEY)
 _NA_SAFE_READ = {v: k for k, v in NA_SAFE_SPELLING.items()}
