@@ -66,7 +66,7 @@ def test_an_epoch_that_was_not_validated_has_no_value(bair_run):
     assert all(r["validated"] and r["val_psnr"] > 5 for e in (2, 3) for r in by_epoch[e])
     study = optuna.load_study(study_name=plan.name, storage=f"sqlite:///{plan.run_dir / 'optuna.db'}")
     assert {tuple(sorted(t.intermediate_values)) for t in study.trials} == {(2, 3)}
-    from reports.collect import collect_curves
+    from reports.figures.curves import curve_points as collect_curves
     from reports.load import load_experiments
 
     curves = collect_curves(load_experiments([plan.run_dir]))

@@ -44,12 +44,6 @@ def test_curves_keep_reruns_marked(reeval_run: Path) -> None:
     assert "seed 2" in next(t for t in dotted if "5f3a1_00011" in t.hovertemplate).hovertemplate
 
 
-def test_the_old_collect_name_is_the_curve_points() -> None:
-    from reports.collect import collect_curves  # tests/search/test_bair_search.py imports it
-
-    assert collect_curves is curve_points
-
-
 def test_a_reference_is_a_named_line(run_dir: Path) -> None:
     from reports.figures._style import REFERENCE_COLOUR
 
