@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SPACE ?= spaces/quick.yaml
 PYTEST_ARGS ?=
 
-.PHONY: search test test-fast install chromium bench clean-runs
+.PHONY: search test test-fast lint install chromium bench clean-runs
 
 install: $(STAMP)
 
@@ -22,10 +22,14 @@ $(STAMP): pyproject.toml constraints.txt
 search: $(STAMP)
 	$(PY) run_search.py --space $(SPACE)
 
-# The test suite (what CI runs). Headless Chromium is installed for the browser
-# test when it is missing and we may use apt-get.
-test: $(STAMP) chromium
+# The test suite (what CI runs): ruff (lint and import order) first, then pytest.
+# Headless Chromium is installed for the browser test when it is missing and we
+# may use apt-get.
+test: $(STAMP) chromium lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)

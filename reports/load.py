@@ -20,8 +20,19 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
-from runfolder.contract import (AT_EPOCH, BOOL_METRICS, KL, METRIC_COLUMN, PHASES, RUN_COLUMNS, STATUSES, STUDY_COLUMNS,
-                             SUMMARY_JSON, TRIALS_CSV, read_trials_table)
+from runfolder.contract import (
+    AT_EPOCH,
+    BOOL_METRICS,
+    KL,
+    METRIC_COLUMN,
+    PHASES,
+    RUN_COLUMNS,
+    STATUSES,
+    STUDY_COLUMNS,
+    SUMMARY_JSON,
+    TRIALS_CSV,
+    read_trials_table,
+)
 
 NOT_SAMPLED = "not sampled"
 ALL_TRIALS = "all trials"  # the stratum of an old folder with neither a scientific parameter nor kl_anneal_type

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.record import StudyRecord, trial_number
 from runfolder.status import COMPLETED, DIVERGED, classify_end, last_epoch
+from search.record import StudyRecord, trial_number
 from search.strata import TRIAL_KEY
 
 if TYPE_CHECKING:

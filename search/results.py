@@ -12,8 +12,8 @@ committed each result to the study).
 from __future__ import annotations
 
 import json
-import shutil
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,10 +23,16 @@ from typing import Any, Iterable, Optional
 import yaml
 from ray.tune import Callback
 
-from search.comparison import RunOutcome, Settings, build_comparison
-from runfolder.contract import METRICS, SUMMARY_JSON, TRIALS_CSV, EpochRow, write_trials_csv
-from runfolder.contract import read_trials_csv  # noqa: F401  (its old home: tests and users import it from here)
+from runfolder.contract import (
+    METRICS,
+    SUMMARY_JSON,
+    TRIALS_CSV,
+    EpochRow,
+    read_trials_csv,  # noqa: F401  (its old home: tests and users import it from here)
+    write_trials_csv,
+)
 from runfolder.status import COMPLETED, FAILED, RUNNING, STATUSES
+from search.comparison import RunOutcome, Settings, build_comparison
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY, stratum_key
 from search.trainable import EXECUTION_KEYS
 from search.trial_files import METRICS_FILE, atomic_write, epoch_rows

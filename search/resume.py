@@ -135,8 +135,8 @@ def backfill_interrupted(record: "StudyRecord", run_dir: Path, metric: str,
     its divergence) is committed as ended here, with nothing left to run.
     Returns (trial id -> the epoch each trial still to run continues from, trial id -> the
     status of each trial ended here)."""
-    from search.record import handed_out, key_of
     from runfolder.status import COMPLETED, DIVERGED, classify_end
+    from search.record import handed_out, key_of
     from search.trial_files import TrialFiles, epoch_rows
 
     continued: dict[str, int] = {}

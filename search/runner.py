@@ -10,13 +10,12 @@ import logging
 import math
 import shutil
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from cvae.core.images import DataError
-from search.cluster import ResourceError, alive_nodes, check_cluster, check_request, cluster_concurrency
-from search.errors import SpaceError
+from search.cluster import alive_nodes, check_cluster, check_request, cluster_concurrency
 from search.run_lock import LOCK_NAME, hold_run_folder
 from search.sampler import make_sampler
 from search.space import SearchSpace, load_space

@@ -25,15 +25,14 @@ a resumed search rebuilds the rungs from the study's intermediate values
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from cvae.families import get_family
 from cvae.core.schedules import kl_warmup_end
+from cvae.families import get_family
 from search.asha import Bracket, choose_bracket
 from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY, TRIAL_KEY
 

@@ -35,10 +35,22 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
-from search.comparison import RunOutcome, pick_best
-from search.record import (CONFIG_ATTR, REEVAL_OF_ATTR, SEED_ATTR, STATUS_ATTR, TRIAL_ID_ATTR, StudyRecord,
-                           config_of, counted, key_of, phase_of, stratum_of, trial_key)
 from runfolder.status import COMPLETED, FAILED, classify_end
+from search.comparison import RunOutcome, pick_best
+from search.record import (
+    CONFIG_ATTR,
+    REEVAL_OF_ATTR,
+    SEED_ATTR,
+    STATUS_ATTR,
+    TRIAL_ID_ATTR,
+    StudyRecord,
+    config_of,
+    counted,
+    key_of,
+    phase_of,
+    stratum_of,
+    trial_key,
+)
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY, TRIAL_KEY
 
 logger = logging.getLogger(__name__)

@@ -58,9 +58,9 @@ from typing import TYPE_CHECKING, Any, Mapping, NoReturn
 
 import yaml
 
-from cvae.config import ConfigError
+from cvae.core.config import ConfigError
 from cvae.families import DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_names, get_family
-from cvae.schedules import describe_kl, kl_warmup_end
+from cvae.core.schedules import describe_kl, kl_warmup_end
 from search.comparison import DEFAULT_EQUIVALENCE
 from search.errors import SpaceError
 from search.strata import Stratum, enumerate_strata, stratum_key

@@ -31,8 +31,7 @@ import torch
 
 from cvae.families import get_family
 from search.space import SearchSpace
-
-from search.trial_files import CHECKPOINT_FILE, FRAMES_FILE, FRAMES_META_FILE, PER_FRAME_KEY, TrialFiles
+from search.trial_files import CHECKPOINT_FILE, PER_FRAME_KEY, TrialFiles
 
 MAX_FRAMES_SHOWN = 10
 # The worst PSNR of images in [0, 1]: MSE cannot exceed 1, so PSNR >= 0 dB.

@@ -12,8 +12,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cvae.core.checkpoint import CheckpointError, load_checkpoint
-from cvae.core.registry import (DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_from_argv, family_names,
-                                get_family)
+from cvae.core.registry import (
+    DEFAULT_FAMILY,
+    ModelFamily,
+    UnknownFamilyError,
+    family_from_argv,
+    family_names,
+    get_family,
+)
 
 
 def _config_model(path: str) -> Any:

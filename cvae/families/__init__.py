@@ -7,9 +7,19 @@ built-in family's folder on first use.
 """
 from __future__ import annotations
 
-from cvae.core.registry import (BUILTIN_FAMILIES, DEFAULT_FAMILY, SHARED_FIELDS, ModelFamily, UnknownFamilyError,
-                                arrays_to_tensors, family_from_argv, family_names, get_family, register_family,
-                                split_model_key)
+from cvae.core.registry import (
+                                BUILTIN_FAMILIES,
+                                DEFAULT_FAMILY,
+                                SHARED_FIELDS,
+                                ModelFamily,
+                                UnknownFamilyError,
+                                arrays_to_tensors,
+                                family_from_argv,
+                                family_names,
+                                get_family,
+                                register_family,
+                                split_model_key,
+)
 
 __all__ = ["BUILTIN_FAMILIES", "DEFAULT_FAMILY", "SHARED_FIELDS", "ModelFamily", "UnknownFamilyError",
            "arrays_to_tensors", "family_from_argv", "family_names", "get_family", "register_family",

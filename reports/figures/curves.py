@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports.figures._style import (STATUS_SYMBOLS, baseline_lines, colour, dash, epoch_ticks, layout,
-                                    reference_lines)
+from reports.figures._style import STATUS_SYMBOLS, baseline_lines, colour, dash, epoch_ticks, layout, reference_lines
 from reports.load import ExperimentSet
 from reports.markup import esc
 from reports.select import baselines, strategy

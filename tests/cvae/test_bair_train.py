@@ -7,13 +7,20 @@ import pytest
 import torch
 
 import cvae.families.bair_2023.train as bair_train
+from cvae.core.training import METRIC_KEYS
 from cvae.families.bair_2023.config import BairConfig
 from cvae.families.bair_2023.data import BairData
 from cvae.families.bair_2023.model import SVG
-from cvae.families.bair_2023.step import (copy_last_frame_psnr, kl_divergence, psnr_frames, rollout, sequence_loss,
-                            sequence_loss_reference, skip_frame)
+from cvae.families.bair_2023.step import (
+    copy_last_frame_psnr,
+    kl_divergence,
+    psnr_frames,
+    rollout,
+    sequence_loss,
+    sequence_loss_reference,
+    skip_frame,
+)
 from cvae.families.lab4_2024.config import ConfigError
-from cvae.core.training import METRIC_KEYS
 
 TINY = dict(width=0.0625, g_dim=8, z_dim=2, rnn_size=8, batch_size=2, epoch_size=2, num_epoch=2, n_past=2,
             n_future=3, val_every=1, val_batch_size=2)

@@ -32,11 +32,11 @@ def test_deterministic_kernels_turn_off_autotuning_and_tf32():
 
 
 # --- items 5-7: what the trainer does differently on CUDA, checked without a GPU ---------
-from cvae.families.lab4_2024.data import LabData  # noqa: E402
 from cvae.core.precision import GENERATION_DTYPE  # noqa: E402
-from cvae.families.lab4_2024.step import generate  # noqa: E402
-from cvae.families.lab4_2024.train import TrainConfig, Trainer, build_optimizer
 from cvae.core.training import optimizer_device_options  # noqa: E402
+from cvae.families.lab4_2024.data import LabData  # noqa: E402
+from cvae.families.lab4_2024.step import generate  # noqa: E402
+from cvae.families.lab4_2024.train import TrainConfig, Trainer, build_optimizer  # noqa: E402
 
 TINY = dict(F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, frame_H=8, frame_W=8, train_vi_len=4, val_vi_len=5,
             batch_size=2, num_epoch=1, channels_last=False, seed=3)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from cvae.core.checkpoint import save_checkpoint
+from cvae.core.precision import bf16_support, choose_precision, resolve_precision
 from cvae.families.bair_2023.config import BairConfig
 from cvae.families.bair_2023.data import BairData
 from cvae.families.bair_2023.train import BairTrainer
 from cvae.families.bair_2023.train import fit as bair_fit
-from cvae.core.checkpoint import save_checkpoint
 from cvae.families.lab4_2024.data import LabData
-from cvae.core.precision import bf16_support, choose_precision, resolve_precision
 from cvae.families.lab4_2024.train import TrainConfig, Trainer, fit
 
 pytestmark = [pytest.mark.cuda,

@@ -88,8 +88,8 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path, capsys) -> Non
 def test_a_checkpoint_the_templates_trainer_wrote_predicts_here(tmp_path: Path) -> None:
     # Written as the template's Trainer.save does: torch.save({...state_dict of VAE_Model...})
     from cvae.families.lab4_2024.export import read_template_checkpoint
-    from cvae.predict import main as predict_main
     from cvae.families.lab4_2024.synthetic import Preset, generate
+    from cvae.predict import main as predict_main
 
     torch.manual_seed(5)
     template = TemplateVAE(**DEMO_DIMS)

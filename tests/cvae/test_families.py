@@ -3,9 +3,17 @@ from __future__ import annotations
 
 import pytest
 
+from cvae.families import (
+    DEFAULT_FAMILY,
+    SHARED_FIELDS,
+    ModelFamily,
+    UnknownFamilyError,
+    family_names,
+    get_family,
+    register_family,
+    split_model_key,
+)
 from cvae.families.lab4_2024.config import TrainConfig
-from cvae.families import (DEFAULT_FAMILY, SHARED_FIELDS, ModelFamily, UnknownFamilyError, family_names,
-                           get_family, register_family, split_model_key)
 
 
 def test_default_family_is_lab4_2024_with_todays_config():

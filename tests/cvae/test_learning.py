@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from cvae.core.metrics import copy_first_frame_psnr
 from cvae.families.lab4_2024.config import TrainConfig
 from cvae.families.lab4_2024.data import load_lab_data
-from cvae.core.metrics import copy_first_frame_psnr
 from cvae.families.lab4_2024.synthetic import PRESETS, generate
 from cvae.families.lab4_2024.train import Trainer
 

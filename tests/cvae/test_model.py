@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from cvae.families.lab4_2024.config import TrainConfig
-
-from cvae.families.lab4_2024.model import CVAE, ConvFFN, DepthConv, Gaussian_Predictor, Generator, Label_Encoder, ResidualBlock
+from cvae.families.lab4_2024.model import (
+    CVAE,
+    ConvFFN,
+    DepthConv,
+    Gaussian_Predictor,
+    Generator,
+    ResidualBlock,
+)
 
 torch.set_num_threads(1)
 

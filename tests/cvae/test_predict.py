@@ -12,9 +12,9 @@ from PIL import Image
 from cvae.families.lab4_2024.config import TrainConfig
 from cvae.families.lab4_2024.data import LabData, load_test_sequences
 from cvae.families.lab4_2024.predict import to_uint8
-from cvae.predict import main
 from cvae.families.lab4_2024.synthetic import Preset, generate
 from cvae.families.lab4_2024.train import Trainer
+from cvae.predict import main
 
 torch.set_num_threads(1)
 

@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from cvae.core.checkpoint import CheckpointError
-from cvae.families.lab4_2024.config import ConfigError
-from cvae.families.lab4_2024.data import LabData, load_lab_data
 from cvae.core.metrics import copy_first_frame_psnr
 from cvae.core.training import METRIC_KEYS
+from cvae.families.lab4_2024.config import ConfigError
+from cvae.families.lab4_2024.data import LabData, load_lab_data
 from cvae.families.lab4_2024.train import TrainConfig, Trainer, execution_settings, fit
 from cvae.train import main
 

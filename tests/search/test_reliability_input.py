@@ -11,7 +11,6 @@ and a non-checkpoint in cvae.predict (tests/cvae/test_predict.py).
 """
 from __future__ import annotations
 
-import pickle
 import shutil
 import sys
 from pathlib import Path

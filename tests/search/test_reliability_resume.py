@@ -28,10 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from cvae.families.lab4_2024.synthetic import Preset, generate
 from search.processes import kill_driver_and_ray
 from search.trial_files import TrialFiles
-
-from cvae.families.lab4_2024.synthetic import Preset, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM_SAMPLES = 3

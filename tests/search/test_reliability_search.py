@@ -19,11 +19,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-
-from search.results import read_trials_csv
 import torch
 
 from cvae.families.lab4_2024.synthetic import Preset, generate
+from search.results import read_trials_csv
 from search.runner import NUM_CHECKPOINTS_KEPT
 from search.trial_files import TrialFiles
 

@@ -19,8 +19,16 @@ from optuna.trial import TrialState
 
 import run_search
 from search.record import StudyRecord, default_storage_url, trial_key
-from search.resume import (AFRESH, BACKUP_DIR, RESUME, ResumeError, backfill_interrupted, backup_state,
-                           resume_mode, set_aside_unsaved)
+from search.resume import (
+    AFRESH,
+    BACKUP_DIR,
+    RESUME,
+    ResumeError,
+    backfill_interrupted,
+    backup_state,
+    resume_mode,
+    set_aside_unsaved,
+)
 from search.trial_files import TrialFiles
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import optuna
 import pytest
-
 import yaml
 
 from cvae.families.lab4_2024.config import TrainConfig

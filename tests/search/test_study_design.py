@@ -12,8 +12,8 @@ import optuna
 import pytest
 import yaml
 
-from search.runner import make_design, make_plan
 from search._compat import StratumView
+from search.runner import make_design, make_plan
 from search.sampler import StratifiedSampler, make_sampler
 from search.space import SpaceError, load_space
 from search.strata import ALL, stratum_key

@@ -5,7 +5,6 @@ files and optuna-dashboard's API.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess

@@ -52,8 +52,8 @@ class BairFamily(ModelFamily):
         return load_bair_data(root, cfg.seq_len, progress=progress)
 
     def check_data(self, cfg: Any, data: Any, where: str) -> None:
-        from cvae.families.bair_2023.train import check_bair_data
         from cvae.core.config import ConfigError
+        from cvae.families.bair_2023.train import check_bair_data
 
         try:
             check_bair_data(cfg, data)

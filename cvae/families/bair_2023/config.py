@@ -18,8 +18,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from cvae.core.config import (KL_ANNEAL_ALIASES, ConfigError, ConfigFile, check_shared_values, coerce_value,
-                              finite_field, require)
+from cvae.core.config import (
+    KL_ANNEAL_ALIASES,
+    ConfigError,
+    ConfigFile,
+    check_shared_values,
+    coerce_value,
+    finite_field,
+    require,
+)
 from cvae.core.config import closest_field as core_closest_field
 
 FRAME_SIZE = 64  # the VGG64 encoder needs 64 x 64 frames

@@ -36,8 +36,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from cvae.families.bair_2023.config import FRAME_SIZE, SEQUENCE_FRAMES
 from cvae.core.staging import SyntheticError, check_seed, staged_output
+from cvae.families.bair_2023.config import FRAME_SIZE, SEQUENCE_FRAMES
 
 PNG_COMPRESS_LEVEL = 1
 EE_RADIUS = 4.5  # px at z = 0; + 3 px at z = 1

@@ -29,18 +29,27 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from cvae.families.bair_2023.config import BAIR_DIM_FIELDS, BairConfig
-from cvae.families.bair_2023.data import BairData, load_bair_data
-from cvae.families.bair_2023.model import SVG
-from cvae.families.bair_2023.step import copy_last_frame_psnr, psnr_frames, rollout, sequence_loss
 from cvae.core.checkpoint import CheckpointedTrainer, CheckpointError
 from cvae.core.config import ConfigError
 from cvae.core.cuda import use_deterministic_kernels
 from cvae.core.images import DataError
 from cvae.core.precision import GENERATION_DTYPE, resolve_precision
 from cvae.core.schedules import kl_beta, teacher_forcing_ratio
-from cvae.core.training import (autocast, build_optimizer, epoch_writer, format_metrics, resolve_device,
-                                seed_everything, thread_count, to_unit_float, train_to_end)
+from cvae.core.training import (
+    autocast,
+    build_optimizer,
+    epoch_writer,
+    format_metrics,
+    resolve_device,
+    seed_everything,
+    thread_count,
+    to_unit_float,
+    train_to_end,
+)
+from cvae.families.bair_2023.config import BAIR_DIM_FIELDS, BairConfig
+from cvae.families.bair_2023.data import BairData, load_bair_data
+from cvae.families.bair_2023.model import SVG
+from cvae.families.bair_2023.step import copy_last_frame_psnr, psnr_frames, rollout, sequence_loss
 
 
 def build_bair_optimizer(cfg: BairConfig, params, device_type: str = "cpu") -> torch.optim.Optimizer:

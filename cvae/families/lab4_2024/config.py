@@ -11,8 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from cvae.core.config import (KL_ANNEAL_ALIASES, ConfigError, ConfigFile, check_shared_values, coerce_value,
-                              finite_field, require)
+from cvae.core.config import (
+    KL_ANNEAL_ALIASES,
+    ConfigError,
+    ConfigFile,
+    check_shared_values,
+    coerce_value,
+    finite_field,
+    require,
+)
 from cvae.core.config import closest_field as core_closest_field
 
 OUTPUT_ACTIVATIONS = ("none", "sigmoid")

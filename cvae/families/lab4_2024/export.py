@@ -24,9 +24,9 @@ from typing import Any, Sequence
 import torch
 
 from cvae.core.checkpoint import CheckpointError
+from cvae.core.schedules import teacher_forcing_ratio
 from cvae.families.lab4_2024.config import ConfigError, TrainConfig
 from cvae.families.lab4_2024.model import CVAE, TEMPLATE_LEAKY_SLOPE, ResidualBlock
-from cvae.core.schedules import teacher_forcing_ratio
 
 FORMATS = ("lab4-template",)
 TEMPLATE_KEYS = ("state_dict", "optimizer", "lr", "tfr", "last_epoch")

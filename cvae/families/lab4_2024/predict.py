@@ -34,8 +34,8 @@ from cvae.core.training import autocast, resolve_device
 from cvae.families.lab4_2024.config import DIM_FIELDS, TrainConfig
 from cvae.families.lab4_2024.data import load_test_sequences
 from cvae.families.lab4_2024.model import CVAE
-from cvae.families.lab4_2024.step import generate
 from cvae.families.lab4_2024.saved import load_lab4_checkpoint
+from cvae.families.lab4_2024.step import generate
 
 GIF_FRAME_MS = 20  # the template's make_gif duration
 TEMPLATE_FRAME_SIZE = (32, 64)  # the template's frame_H, frame_W defaults (not stored in its checkpoints)

@@ -30,9 +30,20 @@ from cvae.core.metrics import psnr_per_frame
 from cvae.core.precision import GENERATION_DTYPE, resolve_precision
 from cvae.core.registry import family_names
 from cvae.core.schedules import kl_beta, teacher_forcing_ratio
-from cvae.core.training import (apply_threads, autocast, build_optimizer, epoch_writer,
-                                execution_settings, format_metrics, limit_compile_threads, resolve_device,
-                                seed_everything, thread_count, to_unit_float, train_to_end)
+from cvae.core.training import (
+    apply_threads,
+    autocast,
+    build_optimizer,
+    epoch_writer,
+    execution_settings,
+    format_metrics,
+    limit_compile_threads,
+    resolve_device,
+    seed_everything,
+    thread_count,
+    to_unit_float,
+    train_to_end,
+)
 from cvae.families.lab4_2024.config import DIM_FIELDS, TrainConfig, upgrade_saved_config
 from cvae.families.lab4_2024.data import LabData, load_lab_data, train_sequences
 from cvae.families.lab4_2024.model import CVAE

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reports.figures._style import STRATEGY_COLOURS
-from reports.figures.curves import REEVAL_DASH, _get_curves_info, curve_points, plot_curves
+from reports.figures.curves import REEVAL_DASH, _get_curves_info, plot_curves
 from reports.load import ExperimentSet, load_experiments
 
 TID = "5f3a1_{:05d}".format
