@@ -4,12 +4,12 @@
     .venv/bin/python bench/bair_step.py --smoke    # demo dims only, 1 repetition
 
 One step = forward, loss, backward, Adam step, teacher forcing on and off, for
-  per_step   the template's loop: one encoder call per frame (cvae.bair.step.sequence_loss_reference)
-  batched    cvae.bair.step.sequence_loss: under teacher forcing the encoder runs once over all
+  per_step   the template's loop: one encoder call per frame (cvae.families.bair_2023.step.sequence_loss_reference)
+  batched    cvae.families.bair_2023.step.sequence_loss: under teacher forcing the encoder runs once over all
              B x T ground-truth frames and the decoder once over all B x (T-1) steps. Without
              teacher forcing it runs the per-step loop since bench/results/bair_step.json
              (2026-11-26) measured the batched free-running variant slower (x0.84 demo, x0.73 template)
-and, in the same run, the 2024 family's default step (cvae.step.sequence_loss) at the dims of
+and, in the same run, the 2024 family's default step (cvae.families.lab4_2024.step.sequence_loss) at the dims of
 spaces/quick.yaml for scale. Variants are interleaved inside each repetition so a noisy shared
 machine slows them alike. Writes bench/results/bair_step.json (smoke: bair_step.smoke.json).
 """
@@ -27,9 +27,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import command_line, machine_info, median, progress, time_once, versions, write_json  # noqa: E402
-from cvae.bair.config import BairConfig  # noqa: E402
-from cvae.bair.model import SVG  # noqa: E402
-from cvae.bair.step import sequence_loss, sequence_loss_reference  # noqa: E402
+from cvae.families.bair_2023.config import BairConfig  # noqa: E402
+from cvae.families.bair_2023.model import SVG  # noqa: E402
+from cvae.families.bair_2023.step import sequence_loss, sequence_loss_reference  # noqa: E402
 
 DEMO = dict(width=0.125, g_dim=32, z_dim=4, rnn_size=64, batch_size=4, n_past=2, n_future=5)
 TEMPLATE = dict(width=1.0, g_dim=128, z_dim=64, rnn_size=256, batch_size=12, n_past=2, n_future=10)
@@ -53,9 +53,9 @@ def bair_step_fn(cfg: BairConfig, loss_fn: Callable, teacher_forcing: bool) -> C
 def lab4_step_fn(teacher_forcing: bool) -> Callable[[], None]:
     import yaml
 
-    from cvae.config import TrainConfig
-    from cvae.model import CVAE
-    from cvae.step import sequence_loss as lab4_loss
+    from cvae.families.lab4_2024.config import TrainConfig
+    from cvae.families.lab4_2024.model import CVAE
+    from cvae.families.lab4_2024.step import sequence_loss as lab4_loss
 
     fixed = yaml.safe_load((ROOT / "spaces" / "quick.yaml").read_text())["fixed"]
     cfg = TrainConfig(**{k: v for k, v in fixed.items() if k in TrainConfig.field_names()})

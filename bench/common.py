@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from cvae.precision import bf16_support, choose_precision
+from cvae.core.precision import bf16_support, choose_precision
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _START = time.perf_counter()
@@ -45,7 +45,7 @@ def _lscpu() -> dict[str, str]:
 
 
 def cpu_bf16_native() -> bool:
-    """True where the CPU computes bf16 natively (AMX, avx512_bf16 or Arm bf16: cvae.precision's
+    """True where the CPU computes bf16 natively (AMX, avx512_bf16 or Arm bf16: cvae.core.precision's
     reading of torch.cpu.get_capabilities); elsewhere bf16 is emulated and slow. Native is not
     the same as faster: what `precision: auto` picks is `auto_precision()`."""
     s = bf16_support()

@@ -239,8 +239,8 @@ def _train_run(config: dict[str, Any], *, data: dict, fixed: dict[str, Any]) -> 
     import torch
     from ray import tune
 
-    from cvae.config import TrainConfig
-    from cvae.train import fit
+    from cvae.families.lab4_2024.config import TrainConfig
+    from cvae.families.lab4_2024.train import fit
     from search.trainable import unshare_data
 
     torch.set_num_threads(1)
@@ -290,7 +290,7 @@ def build(runs: list[dict[str, Any]], table: Path, fixed: dict[str, Any], data_d
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from cvae.data import load_lab_data
+    from cvae.families.lab4_2024.data import load_lab_data
     from search.trainable import share_data
 
     data = load_lab_data(data_dir, fixed["frame_H"], fixed["frame_W"], progress=False)
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         if data_dir.resolve() != DEFAULT_DATA.resolve():
             print(f"error: --data {data_dir}: no such folder", file=sys.stderr)
             return 2
-        from cvae.synthetic import generate
+        from cvae.families.lab4_2024.synthetic import generate
 
         generate(DEFAULT_DATA, preset="small", seed=0, progress=False)
     space = table_space(epochs, smoke=args.smoke)

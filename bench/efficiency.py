@@ -44,8 +44,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.common import (RESULTS_DIR, command_line, library_versions, load_average, machine_info,  # noqa: E402
-                          progress, read_trial_results, write_json, write_yaml)
+from bench.common import (  # noqa: E402
+    RESULTS_DIR,
+    command_line,
+    library_versions,
+    load_average,
+    machine_info,
+    progress,
+    read_trial_results,
+    write_json,
+    write_yaml,
+)
 
 SMALL_DATA = ROOT / "data" / "synthetic-small"
 BASE_SPACE = ROOT / "spaces" / "quick.yaml"
@@ -132,8 +141,8 @@ def run_grid(base: dict[str, Any], mode: dict[str, Any], data_root: Path, data) 
     def train(shared: dict, config: dict[str, Any]) -> list[dict[str, Any]]:
         import torch
 
-        from cvae.config import TrainConfig
-        from cvae.train import fit
+        from cvae.families.lab4_2024.config import TrainConfig
+        from cvae.families.lab4_2024.train import fit
 
         torch.set_num_threads(1)
         lab, _ = unshare_data(shared)
@@ -402,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from cvae.data import load_lab_data
+    from cvae.families.lab4_2024.data import load_lab_data
 
     torch.set_num_threads(1)
     load_before, wall_start = load_average(), time.perf_counter()
@@ -411,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data:
             print(f"error: --data {args.data}: no such folder", file=sys.stderr)
             return 2
-        from cvae.synthetic import generate
+        from cvae.families.lab4_2024.synthetic import generate
 
         generate(SMALL_DATA, preset="small", seed=0, progress=False)
     fixed = {**base.get("fixed", {}), **mode["fixed"]}

@@ -15,7 +15,7 @@ Sections, in order (cheap and essential first, compiling last):
   steps         the training-step table at lab dims: the naive per-frame fp32 loop, the trainer's
                 batched step in fp32 / bf16, NCHW / channels_last; frames/s, TFLOP/s, % of the
                 bf16 peak, peak memory, CUDA kernels per step (profiler)
-  fit           cvae.train.fit at lab dims on synthetic lab data made here (a reduced-length
+  fit           cvae.families.lab4_2024.train.fit at lab dims on synthetic lab data made here (a reduced-length
                 preset), fp32 vs bf16, same steps; and the bf16 model's validation generated in
                 fp32 (what the trainer does) vs bf16
   determinism   the trainer's deterministic cuDNN without TF32 vs autotuned kernels with TF32
@@ -48,10 +48,9 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
 import torch  # noqa: E402
 
 from bench.common import auto_precision, median, progress, sync  # noqa: E402
-from bench.train_step import (LAB, SMOKE, Dims, StepRunner, Variant, count_step_flops,  # noqa: E402
-                              make_batch, matmul_peak)
-from cvae.cuda import use_deterministic_kernels  # noqa: E402
-from cvae.model import CVAE  # noqa: E402
+from bench.train_step import LAB, SMOKE, Dims, StepRunner, Variant, count_step_flops, make_batch, matmul_peak  # noqa: E402
+from cvae.core.cuda import use_deterministic_kernels  # noqa: E402
+from cvae.families.lab4_2024.model import CVAE  # noqa: E402
 
 SECTIONS = ("environment", "peak", "steps", "fit", "determinism", "packing", "compile")
 # Seconds each section may take at most. Measured on an H100: environment 4 s, peak 5 s,
@@ -114,7 +113,7 @@ def section_peak(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def trainer_dtype(device: torch.device) -> torch.dtype:
-    from cvae.precision import resolve_precision
+    from cvae.core.precision import resolve_precision
 
     return resolve_precision("auto", device)
 
@@ -221,7 +220,7 @@ def _step_table(args: argparse.Namespace, variant_list: list[Variant], profile: 
                 modes: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
     device = _device()
     if device.type == "cuda":
-        use_deterministic_kernels()  # the trainer's kernels (cvae/cuda.py)
+        use_deterministic_kernels()  # the trainer's kernels (cvae/core/cuda.py)
     dims, init_state, batch, steps, reps = _step_inputs(args, device)
     out: dict[str, Any] = {"dims": dims.__dict__, "variants": {}, "steps_x_reps": [steps, reps]}
     for variant in variant_list:
@@ -241,7 +240,7 @@ def section_steps(args: argparse.Namespace) -> dict[str, Any]:
 
 def section_compile(args: argparse.Namespace) -> dict[str, Any]:
     device = _device()
-    from cvae.train import limit_compile_threads
+    from cvae.families.lab4_2024.train import limit_compile_threads
 
     limit_compile_threads(os.cpu_count() or 1)  # one process on the machine: every core may compile
     dtype = trainer_dtype(device)
@@ -281,7 +280,7 @@ def dims_config(dims: Dims) -> dict[str, int]:
 
 def lab_preset(smoke: bool):
     """A reduced-length lab preset: lab frame size and val length, fewer training frames."""
-    from cvae.synthetic import Preset
+    from cvae.families.lab4_2024.synthetic import Preset
 
     if smoke:
         return Preset(train_video_lengths=(16, 16), val_length=8, test_sequences=1, test_length=4, looks=1)
@@ -289,14 +288,14 @@ def lab_preset(smoke: bool):
 
 
 def section_fit(args: argparse.Namespace) -> dict[str, Any]:
-    """cvae.train.fit at lab dims, fp32 vs bf16 after the same steps; then the bf16 model's
+    """cvae.families.lab4_2024.train.fit at lab dims, fp32 vs bf16 after the same steps; then the bf16 model's
     validation generated in fp32 (the trainer's) and in bf16."""
-    from cvae.config import TrainConfig
-    from cvae.data import load_lab_data
-    from cvae.metrics import psnr_per_frame
-    from cvae.step import generate
-    from cvae.synthetic import generate as make_data
-    from cvae.train import fit
+    from cvae.core.metrics import psnr_per_frame
+    from cvae.families.lab4_2024.config import TrainConfig
+    from cvae.families.lab4_2024.data import load_lab_data
+    from cvae.families.lab4_2024.step import generate
+    from cvae.families.lab4_2024.synthetic import generate as make_data
+    from cvae.families.lab4_2024.train import fit
 
     device = _device()
     dims = _dims(args)
@@ -351,9 +350,9 @@ def section_fit(args: argparse.Namespace) -> dict[str, Any]:
 
 def packing_worker(args: argparse.Namespace) -> int:
     """One packed 'trial': the trainer's default step at lab dims, epochs until the window ends."""
-    from cvae.config import TrainConfig
-    from cvae.data import LabData
-    from cvae.train import Trainer
+    from cvae.families.lab4_2024.config import TrainConfig
+    from cvae.families.lab4_2024.data import LabData
+    from cvae.families.lab4_2024.train import Trainer
 
     dims = _dims(args)
     device = _device()

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ray_tmp = Path(tempfile.mkdtemp(prefix="rzl", dir="/tmp"))
     try:
         if args.smoke:
-            from cvae.synthetic import Preset, generate
+            from cvae.families.lab4_2024.synthetic import Preset, generate
 
             data_root = generate(work / "data", Preset(train_video_lengths=(32,), val_length=32,
                                                        test_sequences=1, test_length=4), seed=0, progress=False)

@@ -7,7 +7,7 @@
    random sampler with a seed, ASHA off, 1 trial at a time on 1 CPU: fair on 2
    noisy cores). Its stdout lines are time-stamped as they arrive.
 2. Direct: the configs the search sampled (read back from Ray's result.json)
-   trained back to back by `cvae.train.fit` in one fresh process (this script
+   trained back to back by `cvae.families.lab4_2024.train.fit` in one fresh process (this script
    with --direct-worker), 1 torch thread as each trial has, no Ray.
 Both are whole commands (interpreter start, imports, data decode included), so
 `overhead_ratio` = search wall / direct wall. Where the difference goes:
@@ -43,8 +43,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.common import (command_line, library_versions, load_average, machine_info, median,  # noqa: E402
-                          progress, read_trial_results, write_json, write_yaml)
+from bench.common import (  # noqa: E402
+    command_line,
+    library_versions,
+    load_average,
+    machine_info,
+    median,
+    progress,
+    read_trial_results,
+    write_json,
+    write_yaml,
+)
 
 SMALL_DATA = ROOT / "data" / "synthetic-small"
 LAB_DATA_DEFAULT = Path("/tmp/syn_lab")
@@ -128,9 +137,9 @@ def direct_worker(spec_path: Path, out_path: Path) -> int:
     import torch
 
     torch.set_num_threads(1)  # as each trial (1 CPU) has
-    from cvae.config import TrainConfig
-    from cvae.data import load_lab_data
-    from cvae.train import fit
+    from cvae.families.lab4_2024.config import TrainConfig
+    from cvae.families.lab4_2024.data import load_lab_data
+    from cvae.families.lab4_2024.train import fit
 
     spec = json.loads(spec_path.read_text())
     fixed = spec["fixed"]
@@ -183,7 +192,7 @@ def data_transfer(small_root: Path, small_hw: tuple[int, int], lab_root: Path | 
     """Decode (no cache) vs ray.put once + ray.get in a worker task, per dataset."""
     import ray
 
-    from cvae.data import load_lab_data
+    from cvae.families.lab4_2024.data import load_lab_data
     from search.trainable import share_data, unshare_data
 
     @ray.remote(num_cpus=1)
@@ -271,7 +280,7 @@ def markdown(report: dict[str, Any]) -> str:
     def f(x: Any) -> str:
         return "n/a" if x is None else f"{x:.2f}"
 
-    lines = [f"| trials | mean trial (s) | search wall (s) | direct wall (s) | overhead ratio |",
+    lines = ["| trials | mean trial (s) | search wall (s) | direct wall (s) | overhead ratio |",
              "|---|---|---|---|---|",
              f"| {report['trials']} | {report['mean_trial_s']:.1f} | {report['search_wall_s']:.1f} | "
              f"{report['direct_wall_s']:.1f} | {report['overhead_ratio']:.3f} |", "",
@@ -299,7 +308,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def ensure_small(root: Path) -> Path:
     if not root.exists():
-        from cvae.synthetic import generate
+        from cvae.families.lab4_2024.synthetic import generate
 
         generate(root, preset="small", seed=0, progress=False)
     return root
@@ -311,7 +320,7 @@ def lab_root_for(args: argparse.Namespace) -> tuple[Path | None, str]:
         return root, "existing lab preset"
     if args.smoke:
         return None, f"smoke mode: no lab preset at {root}; not generated (takes minutes)"
-    from cvae.synthetic import generate
+    from cvae.families.lab4_2024.synthetic import generate
 
     progress(f"generating the lab preset into {root} (1-6 min)")
     generate(root, preset="lab", seed=0, progress=False)

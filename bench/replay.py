@@ -88,7 +88,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS_DIR, command_line, library_versions, load_average, progress, write_json  # noqa: E402
+from bench.common import RESULTS_DIR, command_line, library_versions, load_average, progress  # noqa: E402
 from bench.curves import CELL_PARAMS, active, cell_key, from_unit, load_table, table_space  # noqa: E402
 from bench.stop_rates import KL_TYPES, ReplayTrial, _cpu_model  # noqa: E402
 
@@ -342,7 +342,6 @@ class Proposer:
         self.searcher = None
         if arm.kind == "optuna":
             import optuna
-
             from ray.tune.schedulers import FIFOScheduler
 
             from search.record import StudyRecord

@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
 from bench.common import RESULTS_DIR, command_line, load_average, progress, write_json  # noqa: E402
-from cvae.config import KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES  # noqa: E402
+from cvae.core.config import KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES  # noqa: E402
 
 QUICK = ROOT / "spaces" / "quick.yaml"
 KL_TYPES = tuple(KL_ANNEAL_TYPES)  # Cyclical, Monotonic, None

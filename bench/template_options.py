@@ -28,11 +28,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import RESULTS_DIR, machine_info, progress, versions  # noqa: E402
-from cvae.config import TrainConfig  # noqa: E402
-from cvae.data import load_lab_data  # noqa: E402
-from cvae.metrics import copy_first_frame_psnr  # noqa: E402
-from cvae.synthetic import PRESETS, generate  # noqa: E402
-from cvae.train import Trainer  # noqa: E402
+from cvae.core.metrics import copy_first_frame_psnr  # noqa: E402
+from cvae.families.lab4_2024.config import TrainConfig  # noqa: E402
+from cvae.families.lab4_2024.data import load_lab_data  # noqa: E402
+from cvae.families.lab4_2024.synthetic import PRESETS, generate  # noqa: E402
+from cvae.families.lab4_2024.train import Trainer  # noqa: E402
 
 IMPROVED = {"output_activation": "sigmoid", "leaky_slope": 0.01, "shuffle": True}
 TEMPLATE = {"output_activation": "none", "leaky_slope": 1.0, "shuffle": False}

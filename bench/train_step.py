@@ -8,9 +8,9 @@ One step = forward, loss, backward, grad clipping, optimizer step, at the lab di
 spaces/quick.yaml, teacher forcing on and off, for these variants:
   naive         the template's per-frame loop (sequence_loss_reference), fp32, NCHW
   perframe_cl   the same per-frame loop with a channels_last model (is batching what pays?)
-  batched       cvae.step.sequence_loss, fp32, NCHW
+  batched       cvae.families.lab4_2024.step.sequence_loss, fp32, NCHW
   batched_cl    + channels_last
-  batched_cl_chunked  + the teacher-forced decode in cache-sized chunks on CPU (cvae.step.decode_chunk_frames):
+  batched_cl_chunked  + the teacher-forced decode in cache-sized chunks on CPU (cvae.families.lab4_2024.step.decode_chunk_frames):
                       the trainer's default step
   batched_cl_bf16     + bf16 autocast, chunked (skipped at lab dims on CPUs without native bf16: see below)
   batched_cl_compile  + torch.compile (fp32, or bf16 where native; --compile); compile time reported apart
@@ -39,12 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.common import (command_line, cpu_bf16_native, machine_info, median, progress,  # noqa: E402
-                          time_once, versions, write_json)
-from cvae.cuda import use_deterministic_kernels  # noqa: E402
-from cvae.model import CVAE  # noqa: E402
-from cvae.step import decode_chunk_frames, generate, sequence_loss, sequence_loss_reference  # noqa: E402
-from cvae.train import optimizer_device_options  # noqa: E402
+from bench.common import command_line, cpu_bf16_native, machine_info, median, progress, time_once, versions, write_json  # noqa: E402
+from cvae.core.cuda import use_deterministic_kernels  # noqa: E402
+from cvae.core.training import optimizer_device_options  # noqa: E402
+from cvae.families.lab4_2024.model import CVAE  # noqa: E402
+from cvae.families.lab4_2024.step import decode_chunk_frames, generate, sequence_loss, sequence_loss_reference  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,8 @@ def demo_dims(space: Path = ROOT / "spaces" / "quick.yaml") -> Dims:
 
 
 def variants(with_compile: bool, device: torch.device = torch.device("cpu")) -> list[Variant]:
-    # Compile on top of the precision the trainer picks on the benchmarked device (cvae.precision's rule).
-    from cvae.train import resolve_precision
+    # Compile on top of the precision the trainer picks on the benchmarked device (cvae.core.precision's rule).
+    from cvae.families.lab4_2024.train import resolve_precision
 
     compile_dtype = resolve_precision("auto", device)
     out = [
@@ -197,7 +196,7 @@ def matmul_peak(dtype: torch.dtype, n: int, reps: int, device: torch.device, bac
     On a GPU one product is too short to time alone (an 8192^3 bf16 product takes
     ~1.4 ms on an H100, a 2048^3 one about the launch overhead): queue several
     and time them as one. fp32 runs with whatever TF32 setting is in force; the
-    benchmarks set the trainer's (cvae.cuda: TF32 off) before measuring, so the
+    benchmarks set the trainer's (cvae.core.cuda: TF32 off) before measuring, so the
     peak and the steps' convs compute alike.
     """
     a = torch.randn(n, n, device=device).to(dtype)
@@ -329,15 +328,15 @@ def _summarise(results: dict[str, Any], dims: Dims, device: torch.device) -> Non
 
 def trainer_variant(device: torch.device) -> str:
     """The variant the trainer runs with its defaults (precision auto, channels_last, chunked decode)."""
-    from cvae.train import resolve_precision
+    from cvae.families.lab4_2024.train import resolve_precision
 
     return "batched_cl_bf16" if resolve_precision("auto", device) == torch.bfloat16 else "batched_cl_chunked"
 
 
 def precision_evidence(report: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The data `precision: auto` is decided from: this machine's native bf16 paths, what auto
-    picks here (cvae.precision), and the bf16 step's time over the fp32 one (< 1: bf16 faster)."""
-    from cvae.precision import bf16_support, choose_precision
+    picks here (cvae.core.precision), and the bf16 step's time over the fp32 one (< 1: bf16 faster)."""
+    from cvae.core.precision import bf16_support, choose_precision
 
     picked, reason = choose_precision(device.type, bf16_support())
     ratios: dict[str, dict[str, float]] = {}
@@ -433,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(1 if args.smoke else args.threads)
     if device.type == "cuda":
-        use_deterministic_kernels()  # the trainer's kernels: no TF32, no autotuning (cvae/cuda.py)
+        use_deterministic_kernels()  # the trainer's kernels: no TF32, no autotuning (cvae/core/cuda.py)
     if args.smoke:
         dims_list, min_reps, max_reps, budget = [SMOKE], 1, 1, 0.0
     else:

@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING, Any, Mapping, NoReturn
 import yaml
 
 from cvae.core.config import ConfigError
-from cvae.families import DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_names, get_family
 from cvae.core.schedules import describe_kl, kl_warmup_end
+from cvae.families import DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_names, get_family
 from search.comparison import DEFAULT_EQUIVALENCE
 from search.errors import SpaceError
 from search.strata import Stratum, enumerate_strata, stratum_key
@@ -952,8 +952,8 @@ class _Parser:
             raise SpaceError(f"{self.path}: {key} is searched, but it is also fixed (fixed.{name} = "
                              f"{_show(fixed[name])}); a field is either fixed or searched")
         if not isinstance(spec, dict):
-            self.fail(key, spec, f"must be a mapping such as {{values: [...]}} (to fix a value, "
-                                 f"write {{value: ...}} or put it under fixed)")
+            self.fail(key, spec, "must be a mapping such as {values: [...]} (to fix a value, "
+                                 "write {value: ...} or put it under fixed)")
         if spec.get("distribution") in UNSUPPORTED_DISTRIBUTIONS:
             self.fail(f"{key}.distribution", spec["distribution"],
                       "Optuna cannot draw it (unbounded or weighted); supported: "

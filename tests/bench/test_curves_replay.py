@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench import replay as rp  # noqa: E402
-from bench.curves import (append_run, grid_design, load_table, plan_runs, sobol_design,  # noqa: E402
-                          table_space)
+from bench.curves import append_run, grid_design, load_table, plan_runs, sobol_design, table_space  # noqa: E402
 
 SPACE = table_space()
 
