@@ -1,7 +1,7 @@
 """TrainConfig: every training field of the Lab4 template, with its defaults.
 
 One dataclass is the single source of truth for what can be trained, searched
-(search/space.py checks names against it) and fixed. Values are checked here so
+(search/space/ checks names against it) and fixed. Values are checked here so
 that a bad value is reported with its key before any data is decoded.
 """
 from __future__ import annotations
