@@ -239,13 +239,13 @@ def _train_run(config: dict[str, Any], *, data: dict, fixed: dict[str, Any]) -> 
     import torch
     from ray import tune
 
+    from cvae.families import get_family
     from cvae.families.lab4_2024.config import TrainConfig
     from cvae.families.lab4_2024.train import fit
-    from search.trainable import unshare_data
 
     torch.set_num_threads(1)
     run = config["run"]
-    lab, _ = unshare_data(data)
+    lab, _ = get_family("lab4-2024").unshare_data(data)
     cfg = TrainConfig.from_dict({**fixed, **run["config"], "seed": run["seed"], "device": "cpu",
                                  "torch_threads": 1}, source=f"bench/curves.py {run['run_id']}")
 
@@ -290,14 +290,14 @@ def build(runs: list[dict[str, Any]], table: Path, fixed: dict[str, Any], data_d
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
+    from cvae.families import get_family
     from cvae.families.lab4_2024.data import load_lab_data
-    from search.trainable import share_data
 
     data = load_lab_data(data_dir, fixed["frame_H"], fixed["frame_W"], progress=False)
     ray.init(num_cpus=concurrent, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-curves-") as tmp:
-            trainable = tune.with_resources(tune.with_parameters(_train_run, data=share_data(data), fixed=fixed),
+            trainable = tune.with_resources(tune.with_parameters(_train_run, data=get_family("lab4-2024").share_data(data), fixed=fixed),
                                             {"cpu": 1})
             tuner = tune.Tuner(
                 trainable, param_space={"run": tune.grid_search(runs)},

@@ -133,7 +133,7 @@ def run_grid(base: dict[str, Any], mode: dict[str, Any], data_root: Path, data) 
     """The 6 hand-grid runs as Ray tasks, 2 at a time; rows in trial order (a person runs them one by one)."""
     import ray
 
-    from search.trainable import share_data, unshare_data
+    from cvae.families import get_family
 
     fixed = {**base.get("fixed", {}), **mode["fixed"], "device": "cpu"}
 
@@ -145,13 +145,13 @@ def run_grid(base: dict[str, Any], mode: dict[str, Any], data_root: Path, data) 
         from cvae.families.lab4_2024.train import fit
 
         torch.set_num_threads(1)
-        lab, _ = unshare_data(shared)
+        lab, _ = get_family("lab4-2024").unshare_data(shared)
         epochs: list[dict[str, Any]] = []
         fit(TrainConfig.from_dict({**fixed, **config}, source="bench/efficiency.py grid"), lab,
             on_epoch=lambda m, _t: epochs.append({"epoch": m["epoch"], "val_psnr": m["val_psnr"]}), device="cpu")
         return epochs
 
-    ref = ray.put(share_data(data))
+    ref = ray.put(get_family("lab4-2024").share_data(data))
     configs = [{"kl_anneal_type": kl, **tf} for kl in GRID_KL for tf in GRID_TF.values()]
     configs = [{**c, "seed": GRID_SEED_BASE + i} for i, c in enumerate(configs)]
     results = ray.get([train.remote(ref, c) for c in configs])

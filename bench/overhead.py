@@ -192,15 +192,15 @@ def data_transfer(small_root: Path, small_hw: tuple[int, int], lab_root: Path | 
     """Decode (no cache) vs ray.put once + ray.get in a worker task, per dataset."""
     import ray
 
+    from cvae.families import get_family
     from cvae.families.lab4_2024.data import load_lab_data
-    from search.trainable import share_data, unshare_data
 
     @ray.remote(num_cpus=1)
     def fetch(refs: list) -> dict[str, Any]:
         # The ref travels inside a list so Ray does not resolve it before the timer starts.
         t0 = time.perf_counter()
         shared = ray.get(refs[0])
-        _, zero_copy = unshare_data(shared)
+        _, zero_copy = get_family("lab4-2024").unshare_data(shared)
         return {"get_s": time.perf_counter() - t0, "zero_copy": zero_copy}
 
     @ray.remote(num_cpus=1)
@@ -219,7 +219,7 @@ def data_transfer(small_root: Path, small_hw: tuple[int, int], lab_root: Path | 
             t0 = time.perf_counter()
             data = load_lab_data(root, h, w, progress=False, cache=False)
             decode_s = time.perf_counter() - t0
-            arrays = share_data(data)
+            arrays = get_family("lab4-2024").share_data(data)
             t0 = time.perf_counter()
             ref = ray.put(arrays)
             put_s = time.perf_counter() - t0

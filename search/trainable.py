@@ -1,7 +1,7 @@
 """The Ray Tune function trainable: one CVAE training run per trial.
 
 Data: the driver decodes the dataset once and hands it to `tune.with_parameters`
-as a dict of numpy uint8 arrays (`share_data`). Ray puts it in the object store
+as a dict of numpy uint8 arrays (the family's `share_data`). Ray puts it in the object store
 once; each trial's `ray.get` on a node maps the same shared-memory buffers
 (numpy arrays are deserialised zero-copy, read-only), and `torch.from_numpy`
 wraps them without copying. Torch tensors would be unpickled into a private
@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from cvae.families import get_family
 from search.space import SearchSpace
 from search.trial_files import CHECKPOINT_FILE, PER_FRAME_KEY, TrialFiles
 
@@ -46,19 +45,6 @@ WORST_VALUES = {"val_psnr": 0.0}
 # last checkpoint runs through. Simulates a killed or OOM-crashed worker.
 CRASH_AT_EPOCH_ENV = "CVAE_SEARCH_CRASH_AT_EPOCH"
 CRASH_DIR_ENV = "CVAE_SEARCH_CRASH_DIR"
-
-
-def share_data(data: Any, model: str | None = None) -> dict[str, np.ndarray]:
-    """The decoded dataset as numpy arrays, for zero-copy sharing via the object store
-    (the family's own `share_data`; `model` None: the default family)."""
-    return get_family(model).share_data(data)
-
-
-def unshare_data(shared: dict[str, np.ndarray], model: str | None = None) -> tuple[Any, bool]:
-    """The family's data object over the shared buffers, and whether they are
-    object-store memory (arrays from the object store are read-only; a private copy
-    would be writable, so the flag shows whether the sharing really happened)."""
-    return get_family(model).unshare_data(shared)
 
 
 def worst_value(metric: str, mode: str) -> float:
