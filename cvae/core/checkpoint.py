@@ -9,12 +9,13 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 FORMAT = "cvae-checkpoint-v1"
-# The keys every family's checkpoint has; a family's trainer names its own (`extra_keys`).
+# The keys every family's checkpoint has; a family that stores more checks them in its
+# own reader (`CheckpointedTrainer.read_checkpoint`).
 REQUIRED_KEYS = ("format", "config", "epoch", "model", "optimizer", "rng")
 
 
@@ -85,16 +86,13 @@ class CheckpointedTrainer:
     A trainer has cfg, device, model, optimizer, scaler, epoch, diverged,
     _last_val and last_prediction; it names its own random generators
     (`rng_generators`) and adds what only it has (`extra_state`, e.g. an LR
-    scheduler; its keys in `extra_keys`) and restores that (`load_extra_state`).
-    `dim_fields` are the config fields that shape its model; `upgrade_saved_config`
-    reads a config an older version saved.
+    scheduler) and restores that (`load_extra_state`). `dim_fields` are the config
+    fields that shape its model; `read_checkpoint` is how its family reads a file
+    (the family's own reader when it checks more keys or upgrades old configs).
     """
 
-    extra_keys: tuple[str, ...] = ()
     dim_fields: tuple[str, ...] = ()
-
-    def upgrade_saved_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(saved)
+    read_checkpoint: Callable[[str | Path], dict[str, Any]] = staticmethod(load_checkpoint)
 
     def rng_generators(self) -> dict[str, torch.Generator]:
         raise NotImplementedError
@@ -122,8 +120,7 @@ class CheckpointedTrainer:
     def load_checkpoint(self, path: str | Path) -> None:
         from cvae.core.rng_state import restore_rng_state
 
-        state = load_checkpoint(path, extra_keys=self.extra_keys)
-        state["config"] = self.upgrade_saved_config(state["config"])
+        state = self.read_checkpoint(path)
         check_model_state(path, self.model, state, self.cfg.to_dict(), self.dim_fields)
         check_optimizer(path, state, self.cfg.optimizer)
         self.model.load_state_dict(state["model"])

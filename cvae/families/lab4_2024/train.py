@@ -44,10 +44,10 @@ from cvae.core.training import (
     to_unit_float,
     train_to_end,
 )
-from cvae.families.lab4_2024.config import DIM_FIELDS, TrainConfig, upgrade_saved_config
+from cvae.families.lab4_2024.config import DIM_FIELDS, TrainConfig
 from cvae.families.lab4_2024.data import LabData, load_lab_data, train_sequences
 from cvae.families.lab4_2024.model import CVAE
-from cvae.families.lab4_2024.saved import EXTRA_KEYS
+from cvae.families.lab4_2024.saved import load_lab4_checkpoint
 from cvae.families.lab4_2024.step import decode_chunk_frames, generate, sequence_loss
 
 __all__ = ["Trainer", "fit", "TrainConfig", "ConfigError", "resolve_device", "resolve_precision",
@@ -57,8 +57,8 @@ __all__ = ["Trainer", "fit", "TrainConfig", "ConfigError", "resolve_device", "re
 class Trainer(CheckpointedTrainer):
     """Trains one configuration epoch by epoch; `run_epoch` returns plain-Python metrics."""
 
-    extra_keys = EXTRA_KEYS
     dim_fields = DIM_FIELDS
+    read_checkpoint = staticmethod(load_lab4_checkpoint)  # its scheduler key, and old configs upgraded
 
     def __init__(self, cfg: TrainConfig, data: LabData, device: str | None = None,
                  validate_at: Sequence[int] = ()) -> None:
@@ -225,9 +225,6 @@ class Trainer(CheckpointedTrainer):
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
-
-    def upgrade_saved_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
-        return upgrade_saved_config(saved)
 
 
 def _check_data(cfg: TrainConfig, data: LabData) -> None:
