@@ -80,6 +80,9 @@ class SearchPlan:
                     "never before a trial's KL warm-up ends")
         reeval = (f"{space.reeval_seeds} seeds x best of each of {len(space.strata())} strata "
                   f"(up to {space.max_reeval_trials} runs after the search)" if space.reeval_seeds else "off")
+        if space.reeval_racing:
+            reeval = (f"racing: {space.reeval_seeds} seeds x best of each of {len(space.strata())} strata, then "
+                      f"more for the strata in contention (up to {space.max_reeval_trials} runs after the search)")
         synthetic = (f" (missing: generated from synthetic preset '{space.synthetic}')"
                      if space.synthetic and not self.data_root.exists() else "")
         return "\n".join([
@@ -251,7 +254,15 @@ def make_design(plan: SearchPlan):
     return StudyDesign(
         strata={s.key: s.values for s in space.strata()}, scientific=tuple(space.scientific_parameters()),
         balanced=space.strata_mode == "balanced", num_search=plan.num_samples,
-        reeval_seed_values=tuple(space.reeval_seed(i) for i in range(1, space.reeval_seeds + 1)))
+        reeval_seed_values=tuple(space.reeval_seed(i) for i in range(1, space.reeval_seed_count + 1)),
+        racing=space.race_budget, verdict=verdict_settings(space))
+
+
+def verdict_settings(space):
+    """What the verdict (and racing's rounds) are judged by."""
+    from search.comparison import Settings
+
+    return Settings(equivalence=space.reeval_equivalence)
 
 
 def make_scheduler(plan: SearchPlan, record=None):
@@ -300,7 +311,6 @@ def make_trainable(plan: SearchPlan, data: Any):
 
 
 def make_recorder(plan: SearchPlan, data: Any):
-    from search.comparison import Settings
     from search.results import SearchRecorder
 
     base = plan.space.train_config({})
@@ -309,7 +319,7 @@ def make_recorder(plan: SearchPlan, data: Any):
         mode=plan.space.mode, num_epoch=plan.num_epoch, num_samples=plan.num_samples,
         fixed_config=base.to_dict(), baseline_psnr=baseline_psnr(data, base, plan.space.family), data_root=str(plan.data_root),
         strata=[s.key for s in plan.space.strata()], scientific=plan.space.scientific_parameters(),
-        verdict=Settings(equivalence=plan.space.reeval_equivalence))
+        verdict=verdict_settings(plan.space))
 
 
 def make_console(plan: SearchPlan, stream=None, live: Optional[bool] = None):

@@ -16,9 +16,12 @@ In this order, each `suggest` gives a Ray trial:
 4. once every search trial has ended, each stratum's best configuration
    (search.comparison.pick_best) `reeval.seeds` times with the same parameters and
    `phase: reeval`, `stratum`, `seed`, `reeval_of`. Whether they were enqueued is
-   read from the study, so a resumed search enqueues them exactly once.
-Until the search trials have ended the answer is "not yet" (None); after the last
-re-run, FINISHED.
+   read from the study, so a resumed search enqueues them exactly once;
+5. racing (`reeval.seeds: auto`, search/racing.py): once every re-run so far has
+   ended, one more seed for each stratum still in contention, judged on the study's
+   re-runs alone, so a resumed search allocates the same seeds.
+Until the search trials (or a racing round) have ended the answer is "not yet"
+(None); after the last re-run, FINISHED.
 
 Every Ray trial's config carries `study_trial` (the study trial it is an attempt
 of), `phase` and `stratum` next to the sampled parameters (search.trainable drops
@@ -36,7 +39,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 from runfolder.status import COMPLETED, FAILED, classify_end
-from search.comparison import RunOutcome, pick_best
+from search.comparison import RunOutcome, Settings, build_comparison, pick_best
+from search.racing import INITIAL_SEEDS, RaceBudget, next_round
 from search.record import (
     CONFIG_ATTR,
     REEVAL_OF_ATTR,
@@ -59,16 +63,24 @@ class StudyDesign:
     """What the searcher needs of the space: strata, balance, counts, re-run seeds."""
 
     def __init__(self, *, strata: Optional[dict[str, dict[str, Any]]] = None, scientific: tuple[str, ...] = (),
-                 balanced: bool = False, num_search: int = 10**9, reeval_seed_values: tuple[int, ...] = ()) -> None:
+                 balanced: bool = False, num_search: int = 10**9, reeval_seed_values: tuple[int, ...] = (),
+                 racing: Optional[RaceBudget] = None, verdict: Settings = Settings()) -> None:
         self.stratum_values = dict(strata or {})   # stratum key -> its scientific values
         self.strata = list(self.stratum_values)
         self.scientific = tuple(scientific)
         self.balanced = balanced and bool(self.strata)
         self.num_search = int(num_search)
+        # Racing: every seed a stratum may get (max_seeds of them), the first round the
+        # first INITIAL_SEEDS; fixed re-runs: the seeds every stratum gets.
         self.reeval_seed_values = tuple(reeval_seed_values)
+        self.racing = racing
+        self.verdict = verdict  # racing judges each round as the final verdict will
 
     @property
     def reeval_seeds(self) -> int:
+        """Re-runs per stratum in the first (for fixed re-runs: the only) round."""
+        if self.racing is not None:
+            return min(INITIAL_SEEDS, len(self.reeval_seed_values))
         return len(self.reeval_seed_values)
 
     def stratum_of(self, params: dict[str, Any]) -> str:
@@ -144,6 +156,11 @@ class StudySearcher(Searcher):
                 return _NOT_YET  # the best configurations are not known yet
             if self._enqueue_reevals(search):
                 return _ASK
+        elif design.racing is not None and reevals:
+            if any(not t.state.is_finished() for t in reevals):
+                return _NOT_YET  # a round is judged once all its runs have ended
+            if self._enqueue_race_round(search, reevals):
+                return _ASK
         return Searcher.FINISHED
 
     def _enqueue_reevals(self, search: list[FrozenTrial]) -> int:
@@ -157,7 +174,7 @@ class StudySearcher(Searcher):
             if best is None:
                 continue
             frozen = by_id[best.trial_id]
-            for seed in design.reeval_seed_values:
+            for seed in design.reeval_seed_values[:design.reeval_seeds]:
                 self._record.enqueue(
                     dict(frozen.params),
                     user_attrs={PHASE_KEY: REEVAL, STRATUM_KEY: stratum, SEED_ATTR: seed,
@@ -165,6 +182,27 @@ class StudySearcher(Searcher):
                 count += 1
         logger.info("re-evaluation: %d runs enqueued", count)
         return count
+
+    def _enqueue_race_round(self, search: list[FrozenTrial], reevals: list[FrozenTrial]) -> int:
+        """One more seed for each stratum racing keeps in contention; how many were enqueued."""
+        design = self._design
+        runs = [outcome(t, self.metric, self._max_t) for t in search]
+        runs += [outcome(t, self.metric, self._max_t, phase=REEVAL) for t in reevals]
+        comparison = build_comparison(runs, strata=design.strata, metric=self.metric, mode=self.mode,
+                                      settings=design.verdict)
+        seeds_so_far = {s: sum(stratum_of(t) == s for t in reevals) for s in design.strata}
+        chosen = next_round(comparison, seeds_so_far, design.racing)  # type: ignore[arg-type]
+        for stratum in chosen:
+            index = seeds_so_far[stratum]
+            if index >= len(design.reeval_seed_values):
+                continue
+            source = next(t for t in reevals if stratum_of(t) == stratum)
+            self._record.enqueue(
+                dict(source.params),
+                user_attrs={PHASE_KEY: REEVAL, STRATUM_KEY: stratum, SEED_ATTR: design.reeval_seed_values[index],
+                            REEVAL_OF_ATTR: source.user_attrs.get(REEVAL_OF_ATTR)})
+        logger.info("racing: %s get another seed (%s)", chosen or "no stratum", comparison["verdict"])
+        return len(chosen)
 
     # --- state: the study is all of it ------------------------------------
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
@@ -198,8 +236,8 @@ def _fewest(strata: list[str], search: list[FrozenTrial]) -> str:
     return min(strata, key=lambda s: (counts[s], strata.index(s)))
 
 
-def outcome(frozen: FrozenTrial, metric: str, max_t: int) -> RunOutcome:
-    """A finished search trial of the study as search.comparison sees it."""
+def outcome(frozen: FrozenTrial, metric: str, max_t: int, phase: str = SEARCH) -> RunOutcome:
+    """A finished search (or re-evaluation) trial of the study as search.comparison sees it."""
     status = frozen.user_attrs.get(STATUS_ATTR)
     steps = sorted(frozen.intermediate_values)
     last_value = frozen.intermediate_values[steps[-1]] if steps else None
@@ -208,10 +246,11 @@ def outcome(frozen: FrozenTrial, metric: str, max_t: int) -> RunOutcome:
         last = {metric: last_value, "epoch": steps[-1]} if steps else None
         status = classify_end(last, error=frozen.state == TrialState.FAIL, metric=metric, num_epoch=max_t)
     return RunOutcome(
-        trial_id=key_of(frozen), phase=SEARCH, stratum=stratum_of(frozen), status=status,
+        trial_id=key_of(frozen), phase=phase, stratum=stratum_of(frozen), status=status,
         final_value=final if status == COMPLETED and _finite(final) else None,
         last_value=last_value if _finite(last_value) else None,
-        params=dict(frozen.params), seed=None)
+        params=dict(frozen.params), seed=frozen.user_attrs.get(SEED_ATTR) if phase == REEVAL else None,
+        source_trial=frozen.user_attrs.get(REEVAL_OF_ATTR) if phase == REEVAL else None)
 
 
 def _finite(value: Any) -> bool:

@@ -88,11 +88,20 @@ class DryRunText:
     def _reeval_text(self) -> str:
         if not self.reeval_seeds:
             return "off"
+        unit = " dB" if self.metric.endswith("psnr") else ""
+        equivalent = (f"strategies within ±{self.reeval_equivalence:g}{unit} of each other (90% interval) are "
+                      "called equivalent")
+        if self.reeval_racing:
+            budget = ("" if self.reeval_budget_epochs is None
+                      else f", {self.reeval_budget_epochs} re-run epochs in all")
+            return (f"racing: each stratum's best configuration re-run with {self.reeval_seeds} seeds after the "
+                    f"search, then one more seed per round for each stratum still in contention with the leader, "
+                    f"until the verdict is decisive or equivalent or the budget is spent (at most "
+                    f"{self.reeval_max_seeds} seeds a stratum{budget}: up to {self.max_reeval_trials} runs); "
+                    f"{equivalent}")
         seeds = ", ".join(str(self.reeval_seed(i)) for i in range(1, self.reeval_seeds + 1))
         return (f"each stratum's best configuration re-run at full budget with {self.reeval_seeds} more "
-                f"seeds ({seeds}) after the search: up to {self.max_reeval_trials} runs; strategies within "
-                f"±{self.reeval_equivalence:g}{' dB' if self.metric.endswith('psnr') else ''} of each other "
-                "(90% interval) are called equivalent")
+                f"seeds ({seeds}) after the search: up to {self.max_reeval_trials} runs; {equivalent}")
 
     def _asha_text(self) -> str:
         if self.asha is None:

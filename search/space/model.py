@@ -21,6 +21,7 @@ from cvae.core.schedules import kl_warmup_end
 from cvae.families import DEFAULT_FAMILY, ModelFamily, get_family
 from search.comparison import DEFAULT_EQUIVALENCE
 from search.errors import SpaceError
+from search.racing import RaceBudget
 from search.space.describe import DryRunText
 from search.space.helpers import _MISSING, _show, _show_list, _tidy
 from search.strata import Stratum, enumerate_strata, stratum_key
@@ -171,6 +172,11 @@ class SearchSpace(DryRunText):
     # reeval.equivalence_db: two strategies whose difference's 90% interval lies within
     # ± this are called equivalent (in the metric's units: dB for PSNR).
     reeval_equivalence: float = DEFAULT_EQUIVALENCE
+    # reeval.seeds: auto races the seeds (search/racing.py): reeval_seeds is then the
+    # first round's count, and racing stops at max_seeds per stratum or budget_epochs.
+    reeval_racing: bool = False
+    reeval_max_seeds: int = 0
+    reeval_budget_epochs: int | None = None
     # W&B sweep keys read or ignored, one line each ("program, command: W&B-only, ignored").
     notices: list[str] = field(default_factory=list)
     # The model family (`model:` in the file; cvae.families): its config class checks
@@ -208,8 +214,23 @@ class SearchSpace(DryRunText):
         return self.base_seed + REEVAL_SEED_STEP * index
 
     @property
+    def race_budget(self) -> RaceBudget | None:
+        if not self.reeval_racing:
+            return None
+        return RaceBudget(max_seeds=self.reeval_max_seeds, budget_epochs=self.reeval_budget_epochs,
+                          num_epoch=self.num_epoch)
+
+    @property
     def max_reeval_trials(self) -> int:
+        budget = self.race_budget
+        if budget is not None:
+            return budget.max_runs(len(self.strata()))
         return self.reeval_seeds * len(self.strata())
+
+    @property
+    def reeval_seed_count(self) -> int:
+        """Seeds a stratum may get at most: the racing cap, or the fixed count."""
+        return self.reeval_max_seeds if self.reeval_racing else self.reeval_seeds
 
     def grid_values(self) -> dict[str, list[Any]]:
         """The grid of sampler type grid: every parameter's values (constants as one value)."""

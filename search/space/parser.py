@@ -15,13 +15,14 @@ from cvae.core.config import ConfigError
 from cvae.families import DEFAULT_FAMILY, ModelFamily, UnknownFamilyError, family_names, get_family
 from search.comparison import DEFAULT_EQUIVALENCE
 from search.errors import SpaceError
+from search.racing import DEFAULT_MAX_SEEDS, INITIAL_SEEDS
 from search.space.helpers import _MISSING, _did_you_mean, _show
 from search.space.model import CATEGORICAL, CONSTANT, AshaSpec, SamplerSpec, SearchSpace
 from search.space.parameters import _ParameterParser
 from search.space.wandb_sweep import WANDB_IGNORED_KEYS
 
 TOP_LEVEL_KEYS = ("name", "description", "model", "metric", "data", "trials", "sampler",
-                  "early_terminate", "reeval", "fixed", "parameters", "method", "run_cap", *WANDB_IGNORED_KEYS)
+                  "early_terminate", "reeval", "validation", "fixed", "parameters", "method", "run_cap", *WANDB_IGNORED_KEYS)
 METRICS = ("val_psnr", "train_loss", "train_mse", "train_kl")  # per-epoch metrics of cvae.train worth optimising
 GOALS = {"maximize": "max", "minimize": "min"}
 SAMPLERS = ("tpe", "random", "qmc", "grid")
@@ -89,32 +90,73 @@ class _Parser(_ParameterParser):
         trials = self.trials(trials_raw)
         sampler = self.sampler(top.get("sampler"), top.get("method", _MISSING))
         fixed = self.fixed(self.hoist_constant_epochs(top))
+        self.validation(top.get("validation"), fixed)
         num_epoch = fixed.get("num_epoch", self.family.default_config().num_epoch)
         asha = self.early_terminate(top.get("early_terminate", {"type": "none"}), num_epoch)
         parameters = self.parameters(top["parameters"], fixed, synthetic)
         self.check_synthetic_lengths(synthetic, fixed, {p.name for p in parameters})
         has_scientific = any(p.role == "scientific" for p in parameters)
-        reeval_seeds, reeval_equivalence = self.reeval(top.get("reeval", {}), has_scientific)
+        reeval = self.reeval(top.get("reeval", {}), has_scientific, num_epoch)
         space = SearchSpace(
             path=self.path, name=name, description=description, metric=metric, mode=mode,
             data_root=data_root, synthetic=synthetic, sampler=sampler, asha=asha,
-            fixed=fixed, parameters=parameters, raw=raw, reeval_seeds=reeval_seeds,
-            reeval_equivalence=reeval_equivalence, notices=self.notices,
+            fixed=fixed, parameters=parameters, raw=raw, **reeval, notices=self.notices,
             model=self.family.name, **trials)
         self.study_design(space, trials_raw)
+        self.check_race_budget(space)
         return space
 
-    def reeval(self, value: Any, has_scientific: bool) -> tuple[int, float]:
-        """(seeds, equivalence margin) of `reeval:`."""
+    def validation(self, value: Any, fixed: dict[str, Any]) -> None:
+        """`validation: {samples: K}`: K prior draws averaged per validation, as fixed.val_samples."""
+        if value is None:
+            return
+        v = self.mapping(value, "validation", ("samples",))
+        if "samples" not in v:
+            return
+        if "val_samples" not in self.family.field_names():
+            self.fail("validation.samples", v["samples"], f"is not an option of the {self.family.name} family "
+                      "(it validates over its whole validation set, not over prior draws of one video)")
+        if "val_samples" in fixed:
+            self.fail("validation.samples", v["samples"], "is fixed.val_samples too: give it once")
+        samples = self.integer(v["samples"], "validation.samples", 1)
+        fixed["val_samples"] = samples
+
+    def reeval(self, value: Any, has_scientific: bool, num_epoch: int) -> dict[str, Any]:
+        """SearchSpace's reeval_* fields from `reeval:`: seeds (a count, or auto to race
+        them), max_seeds and budget_epochs (racing only), equivalence_db."""
         # A strategy study (a scientific parameter) re-runs its winners by default; a
         # plain tuning space has no comparison for an interval to settle, so it does not.
-        r = self.mapping(value if value is not None else {}, "reeval", ("seeds", "equivalence_db"))
+        r = self.mapping(value if value is not None else {}, "reeval",
+                         ("seeds", "equivalence_db", "max_seeds", "budget_epochs"))
         default = DEFAULT_REEVAL_SEEDS if has_scientific else 0
-        seeds = self.integer(r.get("seeds", default), "reeval.seeds", 0)
         margin = self.number(r.get("equivalence_db", DEFAULT_EQUIVALENCE), "reeval.equivalence_db")
         if margin < 0:
             self.fail("reeval.equivalence_db", margin, "must be >= 0 (0: never call two strategies equivalent)")
-        return seeds, float(margin)
+        out: dict[str, Any] = {"reeval_equivalence": float(margin)}
+        if r.get("seeds") != "auto":
+            for key in ("max_seeds", "budget_epochs"):
+                if key in r:
+                    self.fail(f"reeval.{key}", r[key], "applies only to reeval.seeds: auto (racing the seeds)")
+            out["reeval_seeds"] = self.integer(r.get("seeds", default), "reeval.seeds", 0)
+            return out
+        if not has_scientific:
+            self.fail("reeval.seeds", "auto", "races the strata of a scientific parameter, and this space has "
+                      "none (give a parameter role: scientific, or a number of seeds)")
+        max_seeds = self.integer(r.get("max_seeds", DEFAULT_MAX_SEEDS), "reeval.max_seeds", INITIAL_SEEDS)
+        budget = r.get("budget_epochs")
+        if budget is not None:
+            budget = self.integer(budget, "reeval.budget_epochs", 1)
+        out.update(reeval_seeds=INITIAL_SEEDS, reeval_racing=True, reeval_max_seeds=max_seeds,
+                   reeval_budget_epochs=budget)
+        return out
+
+    def check_race_budget(self, space: SearchSpace) -> None:
+        """The epoch budget must pay for the first round (INITIAL_SEEDS re-runs per stratum)."""
+        budget = space.reeval_budget_epochs
+        first = INITIAL_SEEDS * len(space.strata()) * space.num_epoch
+        if space.reeval_racing and budget is not None and budget < first:
+            self.fail("reeval.budget_epochs", budget, f"must be >= {first}: the first round re-runs each of the "
+                      f"{len(space.strata())} strata {INITIAL_SEEDS} times at {space.num_epoch} epochs")
 
     def study_design(self, space: SearchSpace, trials: dict) -> None:
         """Rules that tie the parameters, the sampler and the trial count together."""
