@@ -359,3 +359,31 @@ def test_cli_runs_a_best_yaml_with_its_threads_device_and_precision(tmp_path: Pa
         main(["--config", str(best), "--data", str(root), "--threads", "0"])
     assert exit_info.value.code == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_one_validation_draw_is_the_templates_and_k_draws_are_averaged() -> None:
+    """val_samples 1 rolls out with the z the template's seeded generator gives; K draws
+    are K rollouts of their own, and val_psnr is their mean."""
+    from cvae.core.metrics import psnr_per_frame
+    from cvae.families.lab4_2024.step import generate
+
+    data = random_data()
+    trainer = Trainer(tiny_cfg(), data)
+    val_psnr, per_frame = trainer.validate()
+    target = data.val_frames[: trainer.cfg.val_vi_len].float() / 255
+    labels = (data.val_labels[: trainer.cfg.val_vi_len].float() / 255).unsqueeze(0)
+    with torch.inference_mode():
+        pred = generate(trainer.model, target[:1], labels,
+                        generator=torch.Generator().manual_seed(trainer.cfg.seed))[0]
+    assert per_frame == pytest.approx(psnr_per_frame(pred[1:], target[1:]).tolist(), abs=1e-4)
+
+    draws = trainer.validate_draws(4, trainer.cfg.seed)                      # (4, T-1)
+    assert draws.shape == (4, trainer.cfg.val_vi_len - 1)
+    assert draws[0].tolist() == pytest.approx(per_frame, abs=1e-4)           # the first draw is the template's
+    assert len({round(float(d.mean()), 5) for d in draws}) > 1               # the draws differ
+    averaged = Trainer(tiny_cfg(val_samples=4), data)
+    averaged.model.load_state_dict(trainer.model.state_dict())
+    mean, _ = averaged.validate()
+    assert mean == pytest.approx(float(draws.mean()), abs=1e-4)
+    with pytest.raises(ConfigError, match="val_samples is 0, but must be >= 1"):
+        tiny_cfg(val_samples=0)

@@ -85,6 +85,10 @@ class TrainConfig(ConfigFile):
     channels_last: bool = True
     compile: bool = False
     val_every: int = 1
+    # Prior draws averaged per validation (`validation: {samples: K}` in a space).
+    # The template draws one z per frame; one draw's PSNR moves with the draw
+    # (bench/noise.py measures by how much), K draws roll out as one batch.
+    val_samples: int = 1
     seed: int = 1
     device: str = "auto"
     # None leaves torch's default (one thread per core, or OMP_NUM_THREADS). The
@@ -166,6 +170,7 @@ def _check_values(cfg: TrainConfig) -> None:
     require(cfg.D_out_dim >= 8 and cfg.D_out_dim % 8 == 0, f"D_out_dim is {cfg.D_out_dim}, but must be a positive multiple of 8 (the generator uses D/8)")
     require(finite("leaky_slope") >= 0, f"leaky_slope is {cfg.leaky_slope!r}, but must be >= 0 (1.0: the template's identity)")
     require(cfg.output_activation in OUTPUT_ACTIVATIONS, f"output_activation is {cfg.output_activation!r}, but must be one of {list(OUTPUT_ACTIVATIONS)}")
+    require(cfg.val_samples >= 1, f"val_samples is {cfg.val_samples}, but must be >= 1 (prior draws per validation)")
     check_shared_values(cfg)
 
 

@@ -195,26 +195,39 @@ class Trainer(CheckpointedTrainer):
 
     # --- validation ------------------------------------------------------------
     def validate(self) -> tuple[float, list[float]]:
-        """PSNR of the validation video generated from its first frame; mean over frames 1..T-1.
+        """PSNR of the validation video generated from its first frame; mean over frames 1..T-1
+        and over cfg.val_samples prior draws.
 
         The prior noise comes from a generator seeded with cfg.seed at every
         validation: epochs are compared on the same z, and validation does not
-        move the training RNG.
+        move the training RNG. With val_samples 1 the draw is the template's one.
         """
+        draws = self.validate_draws(self.cfg.val_samples, self.cfg.seed)  # (K, T-1)
+        per_frame = draws.mean(dim=0).tolist()
+        # A perfectly predicted frame has infinite PSNR; the mean is then infinite too.
+        return float(np.mean(per_frame)), per_frame
+
+    def validate_draws(self, samples: int, noise_seed: int) -> torch.Tensor:
+        """Per-frame PSNR (samples, T-1) of `samples` free-running rollouts of the
+        validation video, each with its own prior draws, generated as one batch
+        (z from a generator seeded with `noise_seed`). Keeps the first rollout as
+        last_prediction."""
         self.model.eval()
         target = self.val_target.to(self.device)                              # uint8 (T, 3, H, W)
         labels = to_unit_float(self._val_labels.to(self.device)).unsqueeze(0)    # (1, T, 3, H, W)
-        noise_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        labels = labels.expand(samples, *labels.shape[1:])                     # (K, T, 3, H, W)
+        first = to_unit_float(target[:1]).expand(samples, *target.shape[1:])   # (K, 3, H, W)
+        noise_gen = torch.Generator(device=self.device).manual_seed(noise_seed)
         # in fp32 whatever the training precision (cvae.core.precision.GENERATION_DTYPE)
         with torch.inference_mode(), autocast(self.device, GENERATION_DTYPE):
-            pred = generate(self.model, to_unit_float(target[:1]), labels, generator=noise_gen,
-                            channels_last=self.cfg.channels_last)[0].float()  # (T, 3, H, W)
+            pred = generate(self.model, first.contiguous(), labels.contiguous(), generator=noise_gen,
+                            channels_last=self.cfg.channels_last).float()     # (K, T, 3, H, W)
         # PSNR on the raw float prediction, as the template computes it.
-        per_frame = psnr_per_frame(pred[1:], to_unit_float(target[1:])).tolist()
-        self.last_prediction = (pred.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        truth = to_unit_float(target[1:])
+        per_draw = torch.stack([psnr_per_frame(p[1:], truth) for p in pred])   # (K, T-1)
+        self.last_prediction = (pred[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
         self.last_prediction[0] = self.val_target[0]
-        # A perfectly predicted frame has infinite PSNR; the mean is then infinite too.
-        return float(np.mean(per_frame)), per_frame
+        return per_draw.cpu()
 
     # --- checkpoints (the rest: cvae.core.checkpoint.CheckpointedTrainer) ------------
     def rng_generators(self) -> dict[str, torch.Generator]:
