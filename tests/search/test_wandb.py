@@ -272,8 +272,10 @@ def test_exponent_bounds_that_overflow_are_refused(tmp_path):
 # --dry-run says the mapping
 # --------------------------------------------------------------------------- #
 def test_dry_run_of_the_shipped_sweep_file_prints_every_mapping(tmp_path):
+    data = tmp_path / "data"  # a dry run reads no data, but the folder must exist (the file has no synthetic preset)
+    data.mkdir()
     proc = subprocess.run([sys.executable, str(ROOT / "run_search.py"), "--space", "spaces/wandb-sweep.yaml",
-                           "--data", "data/synthetic-small", "--storage-path", str(tmp_path), "--dry-run"],
+                           "--data", str(data), "--storage-path", str(tmp_path), "--dry-run"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
