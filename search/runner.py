@@ -77,7 +77,8 @@ class SearchPlan:
         stopping = ("none" if asha is None else
                     f"ASHA on {TIME_ATTR} per stratum, grace {asha.grace_period}, reduction "
                     f"{asha.reduction_factor:g}, max_t {asha.max_t}, brackets {asha.brackets}, "
-                    "never before a trial's KL warm-up ends")
+                    "a trial judged only where its KL term has full weight (Monotonic after its ramp, "
+                    "Cyclical at the end of a cycle)")
         reeval = (f"{space.reeval_seeds} seeds x best of each of {len(space.strata())} strata "
                   f"(up to {space.max_reeval_trials} runs after the search)" if space.reeval_seeds else "off")
         if space.reeval_racing:
@@ -272,7 +273,7 @@ def make_scheduler(plan: SearchPlan, record=None):
 
     from ray.tune.schedulers import FIFOScheduler
 
-    from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch
+    from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch, judge_epochs
 
     asha = plan.space.asha
     if asha is None:
@@ -280,12 +281,13 @@ def make_scheduler(plan: SearchPlan, record=None):
     else:
         # `fixed`: the base config (the fixed values over the family's defaults), where a trial's
         # KL settings come from when it did not sample them.
-        earliest = functools.partial(earliest_stop_epoch, fixed=plan.space.train_config({}).to_dict(),
-                                     grace_period=asha.grace_period, num_epoch=plan.num_epoch)
+        kl = dict(fixed=plan.space.train_config({}).to_dict(), grace_period=asha.grace_period,
+                  num_epoch=plan.num_epoch)
         inner = ScheduleAwareASHA(time_attr=TIME_ATTR, metric=plan.space.metric, mode=plan.space.mode,
                                   max_t=plan.num_epoch, grace_period=asha.grace_period,
                                   reduction_factor=asha.reduction_factor, brackets=asha.brackets,
-                                  earliest_stop=earliest)
+                                  earliest_stop=functools.partial(earliest_stop_epoch, **kl),
+                                  judge_at=functools.partial(judge_epochs, **kl))
     if record is None:
         return inner
     from search.record import config_of, counted, key_of, phase_of, stratum_of

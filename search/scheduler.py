@@ -10,9 +10,11 @@ bench/results/efficiency*.json) and a plain cut stopped most of them.
 1) one set of brackets per stratum (`trial.config[stratum_key]`): a trial is
    compared only with trials of its own stratum, so a strategy that starts
    slowly is not cut because another one starts fast;
-2) no trial is judged before `earliest_stop(trial.config)` (for the runner:
-   `earliest_stop_epoch`, the end of the KL warm-up and at least the grace
-   period): its results are not recorded in any rung before then.
+2) a trial is judged only at the epochs `judge_at(trial.config)` allows (for the
+   runner: `judge_epochs`, from the grace period on, the epochs where its KL term
+   has its full weight: every epoch for None, from the end of the ramp for
+   Monotonic, the end of each cycle's top for Cyclical), and never before
+   `earliest_stop(trial.config)`: its other results are not recorded in any rung.
 
 Re-evaluation trials (`trial.config[phase_key] == "reeval"`) re-run a chosen
 configuration with other seeds: they are never stopped before max_t and never
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Option
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from cvae.core.schedules import kl_warmup_end
+from cvae.core.schedules import kl_judge_epochs
 from cvae.families import get_family
 from search.asha import Bracket, choose_bracket
 from search.strata import PHASE_KEY, REEVAL, STRATUM_KEY, TRIAL_KEY
@@ -43,16 +45,18 @@ logger = logging.getLogger(__name__)
 
 SHARED_STRATUM = ""  # the stratum of trials whose config has no stratum key
 
-def earliest_stop_epoch(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_period: int,
-                        num_epoch: int) -> int:
-    """First epoch at which a trial with this config may be stopped: max(grace period, KL warm-up end).
+def judge_epochs(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_period: int,
+                 num_epoch: int) -> list[int]:
+    """Epochs at which a trial with this config may be compared and stopped: from the
+    grace period on, those where its KL term has its full weight (cvae.core.schedules.
+    kl_judge_epochs), and always the last epoch.
 
     kl_anneal_type / kl_anneal_cycle / kl_anneal_ratio come from the trial's
     config, else from the space's `fixed` (the runner passes the space's whole
     config, defaults included), else from the default family's defaults (a
     conditional parameter that was not sampled is absent or None).
-    Meant to be passed to ScheduleAwareASHA as
-    `functools.partial(earliest_stop_epoch, fixed=..., grace_period=..., num_epoch=...)`.
+    Meant to be passed to ScheduleAwareASHA as `judge_at`, with
+    `functools.partial(judge_epochs, fixed=..., grace_period=..., num_epoch=...)`.
     """
     def setting(name: str) -> Any:
         for source in (config, fixed):
@@ -61,9 +65,16 @@ def earliest_stop_epoch(config: Mapping[str, Any], *, fixed: Mapping[str, Any], 
                 return value
         return getattr(get_family().default_config(), name)
 
-    warmup = kl_warmup_end(kind=str(setting("kl_anneal_type")), num_epoch=int(num_epoch),
-                           cycle=int(setting("kl_anneal_cycle")), ratio=float(setting("kl_anneal_ratio")))
-    return max(int(grace_period), warmup)
+    epochs = kl_judge_epochs(kind=str(setting("kl_anneal_type")), num_epoch=int(num_epoch),
+                             cycle=int(setting("kl_anneal_cycle")), ratio=float(setting("kl_anneal_ratio")))
+    return [e for e in epochs if e >= int(grace_period)] or [int(num_epoch)]
+
+
+def earliest_stop_epoch(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_period: int,
+                        num_epoch: int) -> int:
+    """First epoch at which a trial with this config may be stopped: the first of its
+    judge_epochs (at least the grace period and the end of its KL warm-up)."""
+    return judge_epochs(config, fixed=fixed, grace_period=grace_period, num_epoch=num_epoch)[0]
 
 
 def _check(name: str, value: Any, ok: bool, rule: str) -> None:
@@ -92,6 +103,9 @@ class ScheduleAwareASHA(FIFOScheduler):
             after a rung enters that rung with its value at the end of its
             warm-up (compared with the values others recorded there, possibly
             earlier in their runs).
+        judge_at: config -> the values of time_attr at which the trial may be
+            recorded and stopped (None: every one from earliest_stop on); a
+            result at any other time is neither recorded nor judged.
         stratum_key: the config key naming a trial's stratum (absent: one shared stratum "").
         phase_key: the config key whose value "reeval" marks a re-evaluation trial.
 
@@ -102,6 +116,7 @@ class ScheduleAwareASHA(FIFOScheduler):
 
     def __init__(self, *, time_attr: str, metric: str, mode: str, max_t: int, grace_period: int,
                  reduction_factor: float, brackets: int = 1, earliest_stop: Callable[[dict], int],
+                 judge_at: Optional[Callable[[dict], Iterable[int]]] = None,
                  stratum_key: str = STRATUM_KEY, phase_key: str = PHASE_KEY) -> None:
         _check("mode", mode, mode in ("min", "max"), "'min' or 'max'")
         _check("max_t", max_t, max_t > 0, "> 0")
@@ -119,11 +134,13 @@ class ScheduleAwareASHA(FIFOScheduler):
         self._reduction_factor = reduction_factor
         self._num_brackets = brackets
         self._earliest_stop = earliest_stop
+        self._judge_at = judge_at
         self._stratum_key = stratum_key
         self._phase_key = phase_key
         self._strata: Dict[str, list[Bracket]] = {}
         self._bracket_of: Dict[str, Optional[Bracket]] = {}  # Ray trial id -> its bracket (None: re-run)
         self._earliest: Dict[str, int] = {}  # Ray trial id -> first epoch it may be stopped
+        self._judge_epochs: Dict[str, Optional[frozenset]] = {}  # Ray trial id -> judge_at(config)
         self._num_stopped = 0
 
     # --- helpers -------------------------------------------------------------
@@ -155,10 +172,17 @@ class ScheduleAwareASHA(FIFOScheduler):
         brackets = self._brackets_of(self._stratum(config))
         return brackets[choose_bracket(brackets, key)]
 
+    def _judge_set(self, config: Mapping[str, Any]) -> Optional[frozenset]:
+        return None if self._judge_at is None else frozenset(self._judge_at(dict(config)))
+
+    def _may_judge(self, epoch: Any, earliest: int, judge: Optional[frozenset]) -> bool:
+        return epoch >= earliest and (judge is None or epoch in judge)
+
     def _judged(self, trial: Trial, result: Dict) -> bool:
         """Whether this result may be recorded in a rung (and the trial stopped)."""
         return (self._bracket_of.get(trial.trial_id) is not None
-                and result[self._time_attr] >= self._earliest[trial.trial_id])
+                and self._may_judge(result[self._time_attr], self._earliest[trial.trial_id],
+                                    self._judge_epochs.get(trial.trial_id)))
 
     # --- resume ----------------------------------------------------------------
 
@@ -172,9 +196,10 @@ class ScheduleAwareASHA(FIFOScheduler):
             if bracket is None:
                 continue
             earliest = int(self._earliest_stop(dict(config)))
+            judge = self._judge_set(config)
             for epoch in sorted(values):
                 value = values[epoch]
-                if epoch >= earliest and value is not None:
+                if self._may_judge(epoch, earliest, judge) and value is not None:
                     bracket.record(key, epoch, self._metric_op * float(value))
                     count += 1
         return count
@@ -184,6 +209,7 @@ class ScheduleAwareASHA(FIFOScheduler):
     def on_trial_add(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:
         self._bracket_of[trial.trial_id] = self._bracket_for(self._key(trial), trial.config)
         self._earliest[trial.trial_id] = int(self._earliest_stop(trial.config))
+        self._judge_epochs[trial.trial_id] = self._judge_set(trial.config)
 
     def on_trial_result(self, tune_controller: Optional["TuneController"], trial: Trial,
                         result: Dict) -> str:
@@ -220,6 +246,7 @@ class ScheduleAwareASHA(FIFOScheduler):
     def _forget(self, trial: Trial) -> None:
         self._bracket_of.pop(trial.trial_id, None)
         self._earliest.pop(trial.trial_id, None)
+        self._judge_epochs.pop(trial.trial_id, None)
 
     def debug_string(self) -> str:
         out = f"Using ScheduleAwareASHA: num_stopped={self._num_stopped}"

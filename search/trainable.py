@@ -108,15 +108,15 @@ def training_params(config: dict[str, Any]) -> dict[str, Any]:
 
 def asha_epochs(space: SearchSpace, config: dict[str, Any] | None = None) -> list[int]:
     """Epochs at which ASHA may compare this trial: every bracket's rungs and the
-    epoch its KL warm-up lets it be stopped; validated even when val_every skips them."""
+    epochs its KL schedule lets it be judged at; validated even when val_every skips them."""
     if space.asha is None:
         return []
     epochs = {math.ceil(rung) for rung in space.asha.all_rungs()}
     if config is not None:
-        from search.scheduler import earliest_stop_epoch
+        from search.scheduler import judge_epochs
 
-        epochs.add(earliest_stop_epoch(training_params(config), fixed=space.train_config({}).to_dict(),
-                                       grace_period=space.asha.grace_period, num_epoch=space.num_epoch))
+        epochs.update(judge_epochs(training_params(config), fixed=space.train_config({}).to_dict(),
+                                   grace_period=space.asha.grace_period, num_epoch=space.num_epoch))
     return sorted(epochs)
 
 

@@ -67,6 +67,30 @@ def kl_warmup_end(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> int
     return next(e + 1 for e, beta in enumerate(schedule) if beta >= peak - 1e-9)
 
 
+def kl_judge_epochs(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> list[int]:
+    """1-based epochs at which a run can be compared fairly with another: its KL
+    term has its full weight and the run has trained under it.
+
+    1) None: every epoch.
+    2) Monotonic: every epoch from the end of its rise (kl_warmup_end) on.
+    3) Cyclical: the end of each cycle's top (beta at the schedule's peak and the
+       next epoch starting a new rise), and the last epoch. Just after the first
+       ramp a short cycle is about to drop beta to 0 again; its metric says more
+       at the end of the cycle, as the run would stand if it stopped there.
+    """
+    kind = KL_ANNEAL_ALIASES.get(kind, kind)
+    warmup = kl_warmup_end(kind=kind, num_epoch=num_epoch, cycle=cycle, ratio=ratio)
+    if kind != "Cyclical":
+        return list(range(warmup, num_epoch + 1))
+    schedule = [kl_beta(e, kind=kind, num_epoch=num_epoch, cycle=cycle, ratio=ratio) for e in range(num_epoch)]
+    peak = max(schedule)
+    ends = {e + 1 for e in range(num_epoch - 1)
+            if schedule[e] >= peak - 1e-9 and schedule[e + 1] < schedule[e] - 1e-9}
+    if not ends:  # no cycle restarts within num_epoch (one long cycle, or a flat beta): as Monotonic
+        return list(range(warmup, num_epoch + 1))
+    return sorted(ends | {num_epoch})
+
+
 def _span(value: float | tuple[float, float], fmt: str = "{:g}") -> str:
     if isinstance(value, tuple):
         low, high = value

@@ -112,7 +112,8 @@ class DryRunText:
         source = f" [{a.source}]" if a.source else ""
         return (f"ASHA per stratum, grace period {a.grace_period}, reduction factor {_show(a.reduction_factor)}, "
                 f"max_t {a.max_t} (num_epoch){brackets}: trials compared at epochs {rungs}, "
-                f"never before their KL warm-up ends{source}")
+                f"a trial judged only where its KL term has full weight (after the ramp; Cyclical at the end "
+                f"of a cycle){source}")
 
     def _kl_words(self, stratum_values: Mapping[str, Any]) -> str | None:
         """A stratum's beta schedule in words, over the ranges its trials can draw;

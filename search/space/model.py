@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from cvae.core.config import ConfigError
-from cvae.core.schedules import kl_warmup_end
+from cvae.core.schedules import kl_judge_epochs
 from cvae.families import DEFAULT_FAMILY, ModelFamily, get_family
 from search.comparison import DEFAULT_EQUIVALENCE
 from search.errors import SpaceError
@@ -241,10 +241,12 @@ class SearchSpace(DryRunText):
 
     def earliest_stop(self, stratum: Stratum) -> tuple[int, int] | None:
         """(lowest, highest) first epoch at which early stopping may stop a trial of
-        `stratum`: ASHA's first rung, or later when the KL warm-up ends later."""
+        `stratum`: ASHA's first rung, or later when its KL schedule is judged later
+        (the end of the ramp; for Cyclical the end of a cycle's top)."""
         if self.asha is None:
             return None
-        epochs = [max(self.asha.grace_period, kl_warmup_end(**kl))
+        grace = self.asha.grace_period
+        epochs = [next((e for e in kl_judge_epochs(**kl) if e >= grace), self.num_epoch)
                   for kl in self._kl_settings(stratum.values)]
         return min(epochs), max(epochs)
 

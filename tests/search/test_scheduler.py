@@ -16,7 +16,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch
+from cvae.core.schedules import kl_judge_epochs
+from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch, judge_epochs
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 QUICK = {"time_attr": "epoch", "metric": "val_psnr", "max_t": 6, "grace_period": 2, "reduction_factor": 3}
@@ -244,3 +245,37 @@ def test_an_interrupted_trial_keeps_its_rung_and_its_bracket_after_a_rebuild():
     assert sched.on_trial_result(None, again, result(3, 1.0)) == CONTINUE
     index = next(i for i, b in enumerate(sched._strata["s"]) if "t0003" in next(iter(b.rungs[-1:]), (0, {}))[1])
     assert sched._bracket_of["ray-2"] is sched._strata["s"][index]
+
+
+def test_a_cyclical_trial_is_judged_only_at_the_end_of_a_cycle():
+    """Issue 21, item 6: 3 cycles of 2 epochs over 6 (ratio 0.5: betas 0, 1 | 0, 1 | 0, 1) are judged
+    at 2, 4, 6; 2 cycles of 3 (betas 0, .67, 1 | 0, .67, 1) at 3 and 6; one cycle (Monotonic's shape)
+    from the end of its ramp on."""
+    judge = functools.partial(judge_epochs, fixed={}, grace_period=2, num_epoch=6)
+    assert judge({"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 3, "kl_anneal_ratio": 0.5}) == [2, 4, 6]
+    assert judge({"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "kl_anneal_ratio": 0.5}) == [3, 6]
+    assert judge({"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 1, "kl_anneal_ratio": 0.5}) == [4, 5, 6]
+    assert judge({"kl_anneal_type": "Monotonic", "kl_anneal_ratio": 0.5}) == [4, 5, 6]
+    assert judge({"kl_anneal_type": "None"}) == [2, 3, 4, 5, 6]
+    assert kl_judge_epochs(kind="Cyclical", num_epoch=20, cycle=4, ratio=0.5) == [5, 10, 15, 20]
+
+    earliest = functools.partial(earliest_stop_epoch, fixed={}, grace_period=2, num_epoch=6)
+    sched = make_scheduler(earliest, judge_at=judge)
+    ones = add(sched, *(trial(f"n{i}", stratum="s", kl_anneal_type="None") for i in range(3)))
+    for t, v in zip(ones, (30.0, 31.0, 32.0)):
+        sched.on_trial_result(None, t, result(2, v))
+    # 2 cycles of 3 epochs, ratio 0.3: betas 0, 1, 1 | 0, 1, 1: the ramp ends at epoch 2, the cycle at 3.
+    cyc, = add(sched, trial("c", stratum="s", kl_anneal_type="Cyclical", kl_anneal_cycle=2, kl_anneal_ratio=0.3))
+    assert judge(cyc.config) == [3, 6]
+    # Epoch 2 is the end of the first cycle's ramp, not of the cycle: not judged, however low.
+    assert sched.on_trial_result(None, cyc, result(2, -1e9)) == CONTINUE
+    assert "c" not in rung(sched, "s", 2)
+    assert sched.on_trial_result(None, cyc, result(3, 5.0)) == STOP  # the end of cycle 1: judged, far below
+    assert rung(sched, "s", 2)["c"] == 5.0
+    # Judged from its warm-up end on (the rule before), the same trial was stopped at epoch 2.
+    plain = make_scheduler(at_grace)
+    add(plain, *ones)
+    for t, v in zip(ones, (30.0, 31.0, 32.0)):
+        plain.on_trial_result(None, t, result(2, v))
+    add(plain, cyc)
+    assert plain.on_trial_result(None, cyc, result(2, -1e9)) == STOP
