@@ -6,6 +6,7 @@ README's figures can be traced back to a run.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -58,11 +59,25 @@ def auto_precision(device_type: str = "cpu") -> dict[str, str]:
     return {"precision": name, "reason": reason}
 
 
+def cpu_model(lscpu: dict[str, str] | None = None) -> str:
+    """The CPU's model name: lscpu's, else /proc/cpuinfo's (lscpu may be missing), else platform's guess."""
+    name = (_lscpu() if lscpu is None else lscpu).get("Model name")
+    if name:
+        return name
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine_info() -> dict[str, Any]:
     lscpu = _lscpu()
     flags = set(lscpu.get("Flags", "").split())
     info: dict[str, Any] = {
-        "cpu_model": lscpu.get("Model name", platform.processor() or "unknown"),
+        "cpu_model": cpu_model(lscpu),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_flags": {flag: flag in flags for flag in _FLAGS_OF_INTEREST},
@@ -81,7 +96,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__}
+    return package_versions("torch")
 
 
 def command_line() -> str:
@@ -121,15 +136,20 @@ def load_average() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
-def library_versions() -> dict[str, str]:
-    """versions() plus the search stack (Ray, Optuna), for the search benchmarks."""
-    out = versions()
-    for name in ("ray", "optuna"):
+def package_versions(*names: str) -> dict[str, str]:
+    """Python's version and each named package's ("not installed" where it is missing), in that order."""
+    out = {"python": platform.python_version()}
+    for name in names:
         try:
-            out[name] = __import__(name).__version__
+            out[name] = importlib.import_module(name).__version__
         except ImportError:
             out[name] = "not installed"
     return out
+
+
+def library_versions() -> dict[str, str]:
+    """versions() plus the search stack (Ray, Optuna), for the search benchmarks."""
+    return package_versions("torch", "ray", "optuna")
 
 
 def write_yaml(path: Path, payload: dict[str, Any]) -> Path:

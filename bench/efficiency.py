@@ -55,6 +55,7 @@ from bench.common import (  # noqa: E402
     write_json,
     write_yaml,
 )
+from bench.stats import spearman  # noqa: E402
 
 SMALL_DATA = ROOT / "data" / "synthetic-small"
 BASE_SPACE = ROOT / "spaces" / "quick.yaml"
@@ -266,15 +267,6 @@ def notes(report: dict[str, Any], mode: dict[str, Any]) -> list[str]:
     return out
 
 
-def _rank_correlation(a: list[float], b: list[float]) -> float | None:
-    """Spearman's rho (Pearson on ranks, ties averaged); None for fewer than 3 pairs."""
-    import pandas as pd
-
-    if len(a) < 3:
-        return None
-    return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
-
-
 def diagnosis(rows: dict[str, Any], max_epochs: int, rung_epoch: int) -> dict[str, Any]:
     """What the runs say about the space and the rung schedule (every full-length run, deduplicated:
     ours and random share their first, random, configurations when their seeds match)."""
@@ -293,7 +285,7 @@ def diagnosis(rows: dict[str, Any], max_epochs: int, rung_epoch: int) -> dict[st
     finals = sorted((r["values"][-1] for r in runs.values()), reverse=True)
     grid_best = max((r["values"][-1] for r in runs.values() if r["source"] == "grid"), default=float("nan"))
     searched_runs = [r for r in runs.values() if r["source"] == "search"]
-    rho = _rank_correlation([r["values"][rung_epoch - 1] for r in runs.values()], [r["values"][-1] for r in runs.values()])
+    rho = spearman([r["values"][rung_epoch - 1] for r in runs.values()], [r["values"][-1] for r in runs.values()])
     return {"full_runs": len(runs), "searched_full_runs": len(searched_runs),
             "beat_grid_best": sum(r["values"][-1] > grid_best for r in searched_runs),
             "grid_ranks": sorted(finals.index(r["values"][-1]) + 1 for r in runs.values() if r["source"] == "grid"),

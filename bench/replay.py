@@ -9,14 +9,15 @@ of bench/curves.py: lab.yaml's parameters at quick.yaml's dims) stands in for tr
 every arm over the same table with common random numbers (the same repetition seed gives every arm the same
 tick orders, Ray's bracket draws and seed draws of repeated configurations; the samplers get it as their seed).
 
-Simulation: 2 asynchronous workers, time = epochs (each epoch of each trial takes one unit). At the start of
-a tick every free worker asks its arm for a trial; then each running trial produces its next epoch, the
+Simulation (bench/simulator.py, shared with bench/stop_rates.py): 2 asynchronous workers, time = epochs
+(each epoch of each trial takes one unit). At the start of a tick every free worker asks its arm for a trial; then each running trial produces its next epoch, the
 workers in a random order, each result going to the scheduler (Ray's `on_trial_result`) and, unless the
 scheduler said STOP, to the searcher. A trial ends at STOP, at its last epoch, or when its table curve
 diverged; the scheduler's and the searcher's `on_trial_complete` then get its last result, as Tune calls
 them. The budget is epochs spent by all trials together; a search runs until 4x the hand grid's epochs.
 
-Arms (each as the project would run it; the searchers are the project's, driven without starting Ray):
+Arms (bench/replay_arms.py; each as the project would run it; the searchers are the project's, driven
+without starting Ray):
 - grid: spaces/writeups-grid.yaml's 6 runs (the table's `grid` curves), then nothing more.
 - random: Optuna's RandomSampler through search.searcher.StudySearcher, free strata, no stopping.
 - qmc: a scrambled Sobol sequence over every parameter (torch.quasirandom, mapped as bench/curves.py maps
@@ -34,7 +35,7 @@ Arms (each as the project would run it; the searchers are the project's, driven 
 - hyperband: ours with ScheduleAwareASHA brackets 2 (grace period 1: rungs at epochs 1, 3 and 3; quick.yaml's
   grace 2 leaves a second bracket only a rung at max_t).
 
-Lookup rule (a sampled configuration -> a table curve): only the table's designs (grid and Sobol rows,
+Lookup rule (bench/table.py; a sampled configuration -> a table curve): only the table's designs (grid and Sobol rows,
 training seed 1) in the same categorical cell (kl_anneal_type, tfr) are candidates; the distance is the RMS
 over the cell's other active parameters of |a - b| on [0, 1] scales (lr on a log scale, integers and floats
 by their range; a categorical parameter 0 if equal, else 1); the nearest wins (ties: first in the table).
@@ -42,7 +43,8 @@ When the chosen design was also trained with other seeds (`repeat` rows) one of 
 the repetition's seed (common across arms). Reported: the lookup distances per arm and how often a search
 ran the same table curve twice.
 
-Statistics (per arm, over repetitions), at budgets of 1x, 2x and 4x the grid's epochs (6 runs x 6 = 36):
+Statistics (bench/stats.py; per arm, over repetitions), at budgets of 1x, 2x and 4x the grid's epochs
+(6 runs x 6 = 36):
 - incumbent = the best val_psnr any trial reported so far (any epoch: a stopped trial's value is real);
 - normalised regret = (best in table - incumbent) / (best in table - median), best = the highest val_psnr
   of any table run at any epoch, median = the median over the table's designs of their best val_psnr;
@@ -69,17 +71,13 @@ offline plotly figure, git-ignored: regret vs epochs per arm, IQM with its boots
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
-import functools
 import json
-import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import yaml
@@ -88,12 +86,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS_DIR, command_line, library_versions, load_average, progress  # noqa: E402
-from bench.curves import CELL_PARAMS, active, cell_key, from_unit, load_table, table_space  # noqa: E402
-from bench.stop_rates import KL_TYPES, ReplayTrial, _cpu_model  # noqa: E402
+from bench.common import RESULTS_DIR, command_line, cpu_model, library_versions, load_average, progress  # noqa: E402
+from bench.replay_arms import ARM_TEXT, ARMS, ArmSpec, Proposer, default_arm_of, make_arms  # noqa: E402
+from bench.simulator import WORKERS, ReplayTrial, Started, replay  # noqa: E402
+from bench.stats import at_budget, bootstrap_ci, iqm, regret  # noqa: E402
+from bench.table import KL_TYPES, Lookup, Table, draw_curve, read_table  # noqa: E402
 
 SPACES = ROOT / "spaces"
-WORKERS = 2
 BUDGETS = {"1x": 1, "2x": 2, "4x": 4}
 FIGURE_STEP = 3  # epochs between the figure's budget points
 ROUND = 4  # decimals of the stored incumbents (dB); the grid's best is compared at the same rounding
@@ -104,387 +103,34 @@ SUCCESS_RULE = {
     "targets": {"default_regret_reduction_vs_random_at_2x": 0.25, "default_beats_random_at_2x": True,
                 "default_p_above_grid_at_1x": 0.90},
 }
-ARMS = ("grid", "random", "qmc", "tpe", "tpe_asha", "ours", "ours_random", "strata9", "hyperband")
-ARM_TEXT = {
-    "grid": "hand grid (writeups-grid.yaml, 6 runs)",
-    "random": "random search, no stopping",
-    "qmc": "Sobol QMC, no stopping",
-    "tpe": "TPE (quick.yaml's sampler), no stopping",
-    "tpe_asha": "TPE + Ray's ASHA",
-    "ours": "stratified TPE + ScheduleAwareASHA (quick.yaml before issue 12)",
-    "ours_random": "stratified random + ScheduleAwareASHA (quick.yaml's default since)",
-    "strata9": "KL x tfr strata TPE + ScheduleAwareASHA",
-    "hyperband": "stratified TPE + ScheduleAwareASHA, 2 brackets",
-}
-
-
-# --- the table ---------------------------------------------------------------------
-
-@dataclass
-class Table:
-    space: dict[str, Any]
-    designs: list[dict[str, Any]]          # seed-1 grid and Sobol runs: {design, cell, config, curves: [...]}
-    grid: list[int]                        # indices into designs of the hand grid, in its order
-    max_t: int
-    best: float                            # highest val_psnr of any run at any epoch
-    median: float                          # median over designs of their best val_psnr (seed 1)
-    grid_best: float
-    noise: dict[str, Any] = field(default_factory=dict)
-    by_cell: dict[str, list[int]] = field(default_factory=dict)
-
-    @property
-    def grid_epochs(self) -> int:
-        return sum(len(self.designs[i]["curves"][0]) for i in self.grid)
-
-
-def _values(run: dict[str, Any]) -> tuple[float, ...]:
-    return tuple(float(m["val_psnr"]) for m in run["epochs"])
-
-
-def read_table(path: Path) -> Table:
-    """Designs with every seed's curve; best, median and the grid's best; the noise floor of the repeats."""
-    sidecar = path.with_suffix(".json")
-    runs = load_table(path)
-    max_t = max(m["epoch"] for r in runs for m in r["epochs"])
-    if sidecar.exists():
-        space = json.loads(sidecar.read_text())["settings"]["space"]
-    else:
-        space = table_space(max_t)
-    designs: dict[str, dict[str, Any]] = {}
-    for run in sorted(runs, key=lambda r: (r["kind"] == "repeat", r["run_id"])):
-        d = designs.setdefault(run["design"], {"design": run["design"], "cell": run["cell"],
-                                               "config": run["config"], "curves": [], "seeds": [],
-                                               "base": run["kind"] != "repeat"})
-        d["curves"].append(_values(run))
-        d["seeds"].append(run["seed"])
-    # Build order: grid-0.., sobol-0.. (numeric, not text order).
-    order = sorted(designs, key=lambda k: (not k.startswith("grid"), int(k.rsplit("-", 1)[1])))
-    items = [designs[k] for k in order if designs[k]["base"]]  # a repeat without its seed-1 run is left out
-    grid = [i for i, d in enumerate(items) if d["design"].startswith("grid")]
-    best = max(max(c) for d in items for c in d["curves"])
-    median = float(np.median([max(d["curves"][0]) for d in items]))
-    grid_best = max(max(items[i]["curves"][0]) for i in grid) if grid else float("nan")
-    by_cell: dict[str, list[int]] = {}
-    for i, d in enumerate(items):
-        by_cell.setdefault(d["cell"], []).append(i)
-    table = Table(space=space, designs=items, grid=grid, max_t=max_t, best=best, median=median,
-                  grid_best=grid_best, by_cell=by_cell)
-    table.noise = noise_floor(items)
-    return table
-
-
-def noise_floor(designs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Seed-to-seed spread of the repeated designs vs the spread of the table (final and best values)."""
-    pairs = [(max(d["curves"][0]), max(d["curves"][1]), d["curves"][0][-1], d["curves"][1][-1], d["design"])
-             for d in designs if len(d["curves"]) > 1]
-    finals = [d["curves"][0][-1] for d in designs]
-    out: dict[str, Any] = {"repeated_designs": len(pairs),
-                           "table_best_sd_db": float(np.std([max(d["curves"][0]) for d in designs], ddof=1))
-                           if len(designs) > 1 else None,
-                           "table_final_sd_db": float(np.std(finals, ddof=1)) if len(finals) > 1 else None}
-    if pairs:
-        diffs = np.array([a - b for a, b, *_ in pairs])
-        out.update(seed_abs_diff_best_db_mean=float(np.mean(np.abs(diffs))),
-                   seed_abs_diff_best_db_max=float(np.max(np.abs(diffs))),
-                   # sd of one run's value from pairs: sd(a - b) / sqrt(2)
-                   seed_sd_best_db=float(np.sqrt(np.mean(diffs ** 2) / 2)),
-                   pairs=[{"design": p[4], "best_db": [round(p[0], 2), round(p[1], 2)],
-                           "final_db": [round(p[2], 2), round(p[3], 2)]} for p in pairs])
-    return out
-
-
-# --- the lookup rule ----------------------------------------------------------------
-
-def _unit(spec: dict[str, Any], value: Any) -> float | None:
-    """A numeric value on [0, 1] of its range (log scale for log distributions); None for categoricals."""
-    if "values" in spec:
-        return None
-    lo, hi = float(spec["min"]), float(spec["max"])
-    if spec.get("distribution", "").startswith("log") or spec.get("distribution", "").startswith("q_log"):
-        lo, hi, value = math.log(lo), math.log(hi), math.log(float(value))
-    return 0.0 if hi == lo else (float(value) - lo) / (hi - lo)
-
-
-def distance(space: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> float:
-    """RMS over the non-cell parameters active in either config: |a - b| on [0, 1], categoricals 0/1."""
-    terms = []
-    for name, spec in space["parameters"].items():
-        if name in CELL_PARAMS or (name not in a and name not in b):
-            continue
-        if name not in a or name not in b:
-            terms.append(1.0)
-        elif "values" in spec:
-            terms.append(0.0 if a[name] == b[name] else 1.0)
-        else:
-            terms.append(abs(_unit(spec, a[name]) - _unit(spec, b[name])) ** 2)
-    return math.sqrt(sum(terms) / len(terms)) if terms else 0.0
-
-
-class Lookup:
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self._cache: dict[tuple, tuple[int, float]] = {}
-
-    def __call__(self, config: dict[str, Any]) -> tuple[int, float]:
-        """(design index, distance) of the nearest table design in the config's cell."""
-        config = active(self.table.space, {k: v for k, v in config.items() if k in self.table.space["parameters"]})
-        key = tuple(sorted(config.items()))
-        if key not in self._cache:
-            candidates = self.table.by_cell.get(cell_key(config))
-            if not candidates:
-                raise KeyError(f"the table has no curve in cell {cell_key(config)} (config {config})")
-            d = [(distance(self.table.space, config, self.table.designs[i]["config"]), i) for i in candidates]
-            dist, index = min(d)
-            self._cache[key] = (index, dist)
-        return self._cache[key]
-
-
-def draw_curve(table: Table, index: int, rep_seed: int) -> tuple[float, ...]:
-    """The design's curve for this repetition: one of its seeds, the same draw for every arm."""
-    curves = table.designs[index]["curves"]
-    if len(curves) == 1:
-        return curves[0]
-    return curves[int(np.random.default_rng([rep_seed, index]).integers(len(curves)))]
-
-
-# --- the arms ------------------------------------------------------------------------
-
-def _space_variant(table_space_dict: dict[str, Any], *, sampler: dict[str, Any], asha: Optional[dict[str, Any]],
-                   strata: str, scientific: tuple[str, ...], tmp: Path, name: str):
-    """A SearchSpace over the table's parameters with these settings (search.space checks it as it would a file)."""
-    from search.space import load_space
-
-    raw = copy.deepcopy(table_space_dict)
-    raw["name"] = name
-    raw["sampler"] = sampler
-    raw["early_terminate"] = dict(asha) if asha else {"type": "none"}
-    raw["trials"] = {**raw["trials"], "num_samples": 1000, "strata": strata}
-    raw["reeval"] = {"seeds": 0}
-    for pname, spec in raw["parameters"].items():
-        spec.pop("role", None)
-        if pname in scientific:
-            spec["role"] = "scientific"
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_space(path)
-
-
-@dataclass
-class ArmSpec:
-    name: str
-    kind: str                       # grid | qmc | optuna
-    space: Any = None               # SearchSpace (optuna arms)
-    scheduler: Optional[Callable[[], Any]] = None  # a fresh scheduler per repetition (None: FIFO)
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-def make_arms(table: Table, quick: dict[str, Any], names: tuple[str, ...], tmp: Path) -> dict[str, ArmSpec]:
-    from ray.tune.schedulers import ASHAScheduler
-
-    from search.scheduler import ScheduleAwareASHA, earliest_stop_epoch
-
-    max_t = table.max_t
-    et = quick["early_terminate"]
-    grace, rf = min(int(et.get("grace_period", 2)), max_t), float(et.get("reduction_factor", 3))
-    tpe = {"type": "tpe", "seed": 0, "n_startup_trials": quick["sampler"].get("n_startup_trials")}
-    tpe = {k: v for k, v in tpe.items() if v is not None}
-    rnd = {"type": "random", "seed": 0}
-    asha = {"type": "asha", "grace_period": grace, "reduction_factor": rf}
-    hb = {"type": "asha", "grace_period": 1, "reduction_factor": rf, "brackets": 2}
-
-    def aware(spec: dict[str, Any]) -> Callable[[], Any]:
-        earliest = functools.partial(earliest_stop_epoch, fixed=dict(table.space["fixed"]),
-                                     grace_period=spec["grace_period"], num_epoch=max_t)
-        return lambda: ScheduleAwareASHA(time_attr="epoch", metric="val_psnr", mode="max", max_t=max_t,
-                                         grace_period=spec["grace_period"], reduction_factor=spec["reduction_factor"],
-                                         brackets=spec.get("brackets", 1), earliest_stop=earliest)
-
-    def ray_asha() -> Any:
-        return ASHAScheduler(time_attr="epoch", metric="val_psnr", mode="max", max_t=max_t, grace_period=grace,
-                             reduction_factor=rf)
-
-    kl = ("kl_anneal_type",)
-    recipes = {
-        "random": dict(sampler=rnd, asha=None, strata="free", scientific=kl, scheduler=None),
-        "tpe": dict(sampler=tpe, asha=None, strata="free", scientific=kl, scheduler=None),
-        "tpe_asha": dict(sampler=tpe, asha=asha, strata="free", scientific=kl, scheduler=ray_asha),
-        "ours": dict(sampler=tpe, asha=asha, strata="balanced", scientific=kl, scheduler=aware(asha)),
-        "ours_random": dict(sampler=rnd, asha=asha, strata="balanced", scientific=kl, scheduler=aware(asha)),
-        "strata9": dict(sampler=tpe, asha=asha, strata="balanced", scientific=("kl_anneal_type", "tfr"),
-                        scheduler=aware(asha)),
-        "hyperband": dict(sampler=tpe, asha=hb, strata="balanced", scientific=kl, scheduler=aware(hb)),
-    }
-    arms: dict[str, ArmSpec] = {}
-    for name in names:
-        if name == "grid":
-            arms[name] = ArmSpec(name, "grid", settings={"runs": len(table.grid)})
-        elif name == "qmc":
-            arms[name] = ArmSpec(name, "qmc", settings={"sampler": "scrambled Sobol (torch.quasirandom)",
-                                                        "early_terminate": None})
-        else:
-            r = recipes[name]
-            space = _space_variant(table.space, sampler=r["sampler"], asha=r["asha"], strata=r["strata"],
-                                   scientific=r["scientific"], tmp=tmp, name=name)
-            arms[name] = ArmSpec(name, "optuna", space=space, scheduler=r["scheduler"],
-                                 settings={"sampler": r["sampler"], "early_terminate": r["asha"],
-                                           "strata": r["strata"], "scientific": list(r["scientific"]),
-                                           "scheduler": None if r["scheduler"] is None else
-                                           ("ASHAScheduler" if name == "tpe_asha" else "ScheduleAwareASHA")})
-    return arms
-
-
-class Proposer:
-    """What a free worker asks: the next configuration (or None), and where results go."""
-
-    def __init__(self, arm: ArmSpec, table: Table, rep_seed: int, max_t: int) -> None:
-        self.arm, self.table, self.max_t = arm, table, max_t
-        self.count = 0
-        self.searcher = None
-        if arm.kind == "optuna":
-            import optuna
-            from ray.tune.schedulers import FIFOScheduler
-
-            from search.record import StudyRecord
-            from search.record_scheduler import RecordingScheduler
-            from search.sampler import make_sampler
-            from search.searcher import StudyDesign, StudySearcher
-
-            space = arm.space
-            space.sampler = type(space.sampler)(**{**space.sampler.__dict__, "seed": rep_seed})
-            design = StudyDesign(strata={s.key: s.values for s in space.strata()},
-                                 scientific=tuple(space.scientific_parameters()),
-                                 balanced=space.strata_mode == "balanced")
-            # The live search's driver side: the study as the record, each result committed
-            # through RecordingScheduler (FIFO inside: the arm's own scheduler decides stops).
-            record = StudyRecord(optuna.storages.InMemoryStorage(), f"{arm.name}-{rep_seed}", mode="max",
-                                 sampler=make_sampler(space, WORKERS))
-            self.searcher = StudySearcher(space.define_by_run, record, metric="val_psnr", mode="max",
-                                          max_t=max_t, design=design)
-            self.recording = RecordingScheduler(FIFOScheduler(), record, metric="val_psnr", num_epoch=max_t)
-            self.configs: dict[str, dict[str, Any]] = {}
-        elif arm.kind == "qmc":
-            import torch
-
-            self.names = list(table.space["parameters"])
-            self.engine = torch.quasirandom.SobolEngine(len(self.names), scramble=True, seed=rep_seed)
-
-    def ask(self) -> Optional[tuple[str, dict[str, Any]]]:
-        trial_id = f"t{self.count}"
-        if self.arm.kind == "grid":
-            if self.count >= len(self.table.grid):
-                return None
-            config = dict(self.table.designs[self.table.grid[self.count]]["config"])
-        elif self.arm.kind == "qmc":
-            u = self.engine.draw(1, dtype=__import__("torch").float64)[0].tolist()
-            config = active(self.table.space, {n: from_unit(self.table.space["parameters"][n], x)
-                                               for n, x in zip(self.names, u)})
-        else:
-            config = self.searcher.suggest(trial_id)
-            if not isinstance(config, dict):  # None (not yet) or FINISHED
-                return None
-            self.configs[trial_id] = config
-        self.count += 1
-        return trial_id, config
-
-    def result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if self.searcher is not None:
-            self.recording.on_trial_result(None, ReplayTrial(trial_id, self.configs[trial_id]), result)
-
-    def complete(self, trial_id: str, result: dict[str, Any]) -> None:
-        """The trial's last result (a STOP the arm's scheduler decided is committed as `stopped`)."""
-        if self.searcher is not None:
-            trial = ReplayTrial(trial_id, self.configs[trial_id])
-            self.recording.on_trial_result(None, trial, result)
-            self.recording.on_trial_complete(None, trial, result)
 
 
 # --- one replayed search ----------------------------------------------------------------
 
 def simulate(arm: ArmSpec, table: Table, lookup: Lookup, rep_seed: int, budget: int) -> dict[str, Any]:
     """One search of `budget` epochs on 2 workers: the incumbent after every epoch and what each trial did."""
-    from ray.tune.schedulers.trial_scheduler import TrialScheduler
-
     rng = np.random.default_rng(rep_seed)
     np.random.seed(rep_seed % 2 ** 32)  # Ray draws brackets from numpy's global generator
     proposer = Proposer(arm, table, rep_seed, table.max_t)
     scheduler = arm.scheduler() if arm.scheduler else None
-    running: dict[int, dict[str, Any]] = {}
-    trace: list[float] = []
-    trials: list[dict[str, Any]] = []
-    best, exhausted = -math.inf, False
-    while len(trace) < budget:
-        for worker in range(WORKERS):
-            if worker in running or exhausted:
-                continue
-            asked = proposer.ask()
-            if asked is None:
-                exhausted = True
-                break
-            trial_id, config = asked
-            index, dist = lookup(config)
-            record = {"design": index, "distance": dist, "kl": str(config.get("kl_anneal_type")),
-                      "last_epoch": 0, "stopped": False, "ended": False}
-            trials.append(record)
-            trial = ReplayTrial(trial_id, dict(config))
-            if scheduler is not None:
-                scheduler.on_trial_add(None, trial)
-            running[worker] = {"trial": trial, "curve": draw_curve(table, index, rep_seed), "epoch": 1,
-                               "record": record}
-        if not running:
-            break
-        workers = list(running)
-        rng.shuffle(workers)
-        for worker in workers:
-            if len(trace) >= budget:
-                break
-            state = running[worker]
-            epoch, curve, trial = state["epoch"], state["curve"], state["trial"]
-            value = curve[epoch - 1]
-            diverged = epoch == len(curve) and len(curve) < table.max_t
-            result = {"epoch": epoch, "training_iteration": epoch, "val_psnr": value, "diverged": diverged}
-            best = max(best, value)
-            trace.append(best)
-            state["record"]["last_epoch"] = epoch
-            decision = scheduler.on_trial_result(None, trial, result) if scheduler else TrialScheduler.CONTINUE
-            if decision == TrialScheduler.STOP or epoch >= len(curve):
-                if scheduler is not None:
-                    scheduler.on_trial_complete(None, trial, result)
-                proposer.complete(trial.trial_id, result)
-                state["record"].update(ended=True, stopped=epoch < table.max_t and not diverged)
-                del running[worker]
-            else:
-                proposer.result(trial.trial_id, result)
-                state["epoch"] = epoch + 1
-    return {"trace": trace, "trials": trials}
+    looked_up: list[dict[str, Any]] = []  # per started trial, in start order: its design, distance and KL type
+
+    def start() -> Optional[Started]:
+        asked = proposer.ask()
+        if asked is None:
+            return None
+        trial_id, config = asked
+        index, dist = lookup(config)
+        looked_up.append({"design": index, "distance": dist, "kl": str(config.get("kl_anneal_type"))})
+        return Started(ReplayTrial(trial_id, dict(config)), draw_curve(table, index, rep_seed))
+
+    out = replay(start, scheduler, rng, table.max_t, budget=budget, listener=proposer)
+    trials = [{**seen, "last_epoch": o.last_epoch, "stopped": o.stopped, "ended": o.ended}
+              for seen, o in zip(looked_up, out.trials)]
+    return {"trace": out.trace, "trials": trials}
 
 
-# --- statistics ---------------------------------------------------------------------------
-
-def iqm(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Interquartile mean: the mean after cutting int(n/4) values from each end (scipy's trim_mean(x, 0.25))."""
-    x = np.sort(np.asarray(x, dtype=float), axis=axis)
-    n = x.shape[axis]
-    cut = int(0.25 * n)
-    return np.take(x, range(cut, n - cut), axis=axis).mean(axis=axis)
-
-
-def bootstrap_ci(samples: dict[str, np.ndarray], stat: Callable[[dict[str, np.ndarray]], np.ndarray],
-                 resamples: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval of stat over paired resamples of repetitions (the same rows for every arm)."""
-    n = len(next(iter(samples.values())))
-    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    values = stat({k: v[idx] for k, v in samples.items()})
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
-
-
-def regret(incumbent: np.ndarray, table_stats: dict[str, float]) -> np.ndarray:
-    return (table_stats["best"] - incumbent) / (table_stats["best"] - table_stats["median"])
-
-
-def at_budget(trace: list[float], epochs: int) -> float:
-    """The incumbent after `epochs` epochs (a search that ended earlier keeps its last incumbent)."""
-    return trace[min(epochs, len(trace)) - 1]
-
+# --- analysis -----------------------------------------------------------------------------
 
 def analyse(raw: dict[str, Any], table_stats: dict[str, Any], default_arm: str, resamples: int,
             seed: int) -> dict[str, Any]:
@@ -556,22 +202,6 @@ def trial_stats(trials_per_rep: list[list[dict[str, Any]]], max_t: int) -> dict[
     total = sum(len(rep) for rep in trials_per_rep)
     out["repeated_curve_share"] = sum(dup) / total if total else None
     return out
-
-
-def default_arm_of(quick: dict[str, Any]) -> str:
-    """The arm quick.yaml's `sampler` and `early_terminate` lines select (its KL type is scientific: balanced strata)."""
-    sampler = quick.get("sampler", {}).get("type", "tpe")
-    et = quick.get("early_terminate") or {}
-    stopping = et.get("type", "none") not in ("none", None)
-    if sampler == "grid":
-        return "grid"
-    if sampler == "qmc":
-        return "qmc"
-    if sampler == "random":
-        return "ours_random" if stopping else "random"
-    if stopping and int(et.get("brackets", 1)) > 1:
-        return "hyperband"
-    return "ours" if stopping else "tpe"
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -747,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "replay", "smoke": args.smoke, "command": command_line(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu_model": _cpu_model(), "load_average": load_average()},
+        "machine": {"cpu_model": cpu_model(), "load_average": load_average()},
         "versions": library_versions(), "wall_s": None, "wall_s_per_arm": arm_wall,
         "settings": {"table": str(table_path.relative_to(ROOT)) if table_path.is_relative_to(ROOT) else str(table_path),
                      "repetitions": reps, "seed": args.seed, "resamples": resamples, "workers": WORKERS,

@@ -8,10 +8,11 @@ Every full-length (6-epoch) val_psnr curve in bench/results/efficiency*.json
 (a) before: Ray's ASHAScheduler and (b) after: search.scheduler.ScheduleAwareASHA
 (stratum = kl_anneal_type, earliest stop = earliest_stop_epoch with num_epoch 6),
 both with quick.yaml's grace_period 2, reduction_factor 3, max_t 6.
-An asynchronous search is simulated: 2 workers, time = epochs (every epoch
-takes one unit), trials started in a random order, each worker feeds one epoch
-result at a time to the scheduler (results of the same tick in a random worker
-order), a STOP ends that trial (and Tune's on_trial_complete follows).
+An asynchronous search is simulated (bench/simulator.py, as bench/replay.py
+does): 2 workers, time = epochs (every epoch takes one unit), trials started
+in a random order, each worker feeds one epoch result at a time to the
+scheduler (results of the same tick in a random worker order), a STOP ends
+that trial (and Tune's on_trial_complete follows).
 Two replays per order: `pool` starts every distinct curve; `balanced` starts a
 search's real size: quick.yaml's num_samples split evenly over the KL types
 (balanced strata: 12 -> 4 curves of each type drawn), in a random order.
@@ -41,7 +42,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,12 +52,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS_DIR, command_line, load_average, progress, write_json  # noqa: E402
-from cvae.core.config import KL_ANNEAL_ALIASES, KL_ANNEAL_TYPES  # noqa: E402
+from bench.common import RESULTS_DIR, command_line, cpu_model, load_average, package_versions, progress, write_json  # noqa: E402
+from bench.simulator import WORKERS, ReplayTrial, Started, replay  # noqa: E402
+from bench.stats import rank_correlations  # noqa: E402
+from bench.table import KL_TYPES, Curve, kl_type, load_curves  # noqa: E402
 
 QUICK = ROOT / "spaces" / "quick.yaml"
-KL_TYPES = tuple(KL_ANNEAL_TYPES)  # Cyclical, Monotonic, None
-WORKERS = 2
 SUCCESS_RULE = {
     "judged_on": "pool",
     "text": "after: the mean stop rate of Monotonic and of Cyclical are each below 2/3 (1 - 1/reduction_factor), "
@@ -68,68 +68,6 @@ SUCCESS_RULE = {
 
 
 # --- the curves ---------------------------------------------------------------
-
-@dataclass
-class Curve:
-    values: tuple[float, ...]  # val_psnr at epochs 1..max_t
-    config: dict[str, Any]
-    kl: str
-    sources: list[str] = field(default_factory=list)  # "file:method:seed:trial_id" of every copy
-
-    @property
-    def final(self) -> float:
-        return self.values[-1]
-
-
-def _kl(config: dict[str, Any]) -> str:
-    kind = str(config.get("kl_anneal_type", "Cyclical"))
-    return KL_ANNEAL_ALIASES.get(kind, kind)
-
-
-def load_curves(paths: list[Path], max_t: int) -> tuple[list[Curve], list[dict[str, Any]]]:
-    """Distinct full curves (identical value sequences counted once) and every full copy found."""
-    import json
-
-    copies: list[dict[str, Any]] = []
-    for path in paths:
-        raw = json.loads(path.read_text())["raw"]
-        groups = [(m, s, rows) for m in ("ours", "random") for s, rows in raw.get(m, {}).items()]
-        groups.append(("grid", "-", raw.get("grid", [])))
-        for method, seed, rows in groups:
-            by_trial: dict[str, dict[str, Any]] = {}
-            for r in rows:
-                entry = by_trial.setdefault(r["trial_id"], {"config": r["config"], "values": {}})
-                entry["values"][int(r["epoch"])] = float(r["val_psnr"])
-            for trial_id, entry in by_trial.items():
-                if set(entry["values"]) >= set(range(1, max_t + 1)):
-                    copies.append({"source": f"{path.name}:{method}:{seed}:{trial_id}", "method": method,
-                                   "config": entry["config"],
-                                   "values": tuple(entry["values"][e] for e in range(1, max_t + 1))})
-    distinct: dict[tuple[float, ...], Curve] = {}
-    for c in copies:
-        curve = distinct.setdefault(c["values"], Curve(c["values"], dict(c["config"]), _kl(c["config"])))
-        curve.sources.append(c["source"])
-    return list(distinct.values()), copies
-
-
-def _spearman(a: list[float], b: list[float]) -> float | None:
-    """Spearman's rho (Pearson on ranks, ties averaged), as bench/efficiency.py computes it."""
-    import pandas as pd
-
-    if len(a) < 3:
-        return None
-    return round(float(pd.Series(a).rank().corr(pd.Series(b).rank())), 3)
-
-
-def rank_correlations(items: list[tuple[str, tuple[float, ...]]], rung: int) -> dict[str, Any]:
-    """rho(val_psnr at the rung, final) over all curves and within each KL type."""
-    out: dict[str, Any] = {"n": len(items), "overall": _spearman([v[rung - 1] for _, v in items],
-                                                                   [v[-1] for _, v in items])}
-    for kl in KL_TYPES:
-        sub = [v for k, v in items if k == kl]
-        out[kl] = {"n": len(sub), "rho": _spearman([v[rung - 1] for v in sub], [v[-1] for v in sub])}
-    return out
-
 
 def cut_at_rung(items: list[tuple[str, tuple[float, ...]]], rung: int, rf: float) -> dict[str, list[int]]:
     """A one-shot cut of the bottom 1 - 1/rf at the rung over all curves: [stopped, total] per KL type."""
@@ -142,44 +80,22 @@ def cut_at_rung(items: list[tuple[str, tuple[float, ...]]], rung: int, rf: float
 
 # --- the replay -----------------------------------------------------------------
 
-@dataclass
-class ReplayTrial:
-    """What a scheduler reads of a Tune trial: its id and config."""
-    trial_id: str
-    config: dict[str, Any]
-
-
-def replay(curves: list[Curve], order: list[int], scheduler, rng: np.random.Generator,
-           max_t: int, stratified: bool) -> dict[int, int]:
-    """Feed the curves to `scheduler` as 2 asynchronous workers would; {curve index: last epoch run}."""
-    from ray.tune.schedulers.trial_scheduler import TrialScheduler
-
+def replay_order(curves: list[Curve], order: list[int], scheduler, rng: np.random.Generator,
+                 max_t: int, stratified: bool) -> dict[int, int]:
+    """Start the curves in this order on 2 asynchronous workers (bench/simulator.py); {curve index: last epoch run}."""
     queue = list(order)
-    running: dict[int, list[Any]] = {}  # worker -> [curve index, trial, next epoch]
-    last_epoch: dict[int, int] = {}
-    while queue or running:
-        for worker in range(WORKERS):
-            if worker not in running and queue:
-                index = queue.pop(0)
-                config = dict(curves[index].config)
-                if stratified:
-                    config["stratum"] = curves[index].kl
-                trial = ReplayTrial(str(index), config)
-                scheduler.on_trial_add(None, trial)
-                running[worker] = [index, trial, 1]
-        workers = list(running)
-        rng.shuffle(workers)  # results of the same tick reach the scheduler in a random order
-        for worker in workers:
-            index, trial, epoch = running[worker]
-            result = {"epoch": epoch, "val_psnr": curves[index].values[epoch - 1]}
-            decision = scheduler.on_trial_result(None, trial, result)
-            if decision == TrialScheduler.STOP or epoch >= max_t:
-                scheduler.on_trial_complete(None, trial, result)
-                last_epoch[index] = epoch
-                del running[worker]
-            else:
-                running[worker][2] = epoch + 1
-    return last_epoch
+
+    def start() -> Started | None:
+        if not queue:
+            return None
+        index = queue.pop(0)
+        config = dict(curves[index].config)
+        if stratified:
+            config["stratum"] = curves[index].kl
+        return Started(ReplayTrial(str(index), config), curves[index].values)
+
+    out = replay(start, scheduler, rng, max_t)
+    return {int(o.trial.trial_id): o.last_epoch for o in out.trials}
 
 
 def order_stats(curves: list[Curve], started: list[int], last_epoch: dict[int, int], max_t: int) -> dict[str, Any]:
@@ -241,7 +157,7 @@ def run_orders(curves: list[Curve], variant: str, orders: int, seed: int, settin
         for name, factory in factories.items():
             # The same order and the same tie-breaking for both schedulers.
             np.random.seed(tick_seed)  # Ray draws brackets from numpy's global generator
-            last = replay(curves, started, factory(), np.random.default_rng(tick_seed), settings["max_t"],
+            last = replay_order(curves, started, factory(), np.random.default_rng(tick_seed), settings["max_t"],
                           stratified=name == "after")
             per_order[name].append(order_stats(curves, started, last, settings["max_t"]))
         if (k + 1) % 50 == 0 or k + 1 == orders:
@@ -310,23 +226,6 @@ def markdown(result: dict[str, Any], earliest_hist: dict[str, dict[int, int]], p
     return "\n".join(lines)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("ray", "numpy", "pandas"):
-        out[name] = __import__(name).__version__
-    return out
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="5 orders; writes stop_rates.smoke.json")
@@ -375,16 +274,16 @@ def main(argv: list[str] | None = None) -> int:
         result[variant] = {"orders": orders, **run_orders(curves, variant, orders, args.seed + i, settings, factories)}
     result["success"] = judge(result)
 
-    searched = [(c["method"], _kl(c["config"]), c["values"]) for c in copies]
+    searched = [(c["method"], kl_type(c["config"]), c["values"]) for c in copies]
     distinct_searched = {v: kl for m, kl, v in searched if m != "grid"}
     issue_items = [(kl, v) for v, kl in distinct_searched.items()] + [(kl, v) for m, kl, v in searched if m == "grid"]
     rung = grace
     correlations = {
         "rung_epoch": rung,
-        "distinct_curves": rank_correlations([(c.kl, c.values) for c in curves], rung),
+        "distinct_curves": rank_correlations([(c.kl, c.values) for c in curves], rung, KL_TYPES),
         "issue_108": {"what": "distinct searched curves plus every grid curve of every file (the grid is "
                               "deterministic: 6 curves stored 3 times), the count issue 11 quotes",
-                      **rank_correlations(issue_items, rung)},
+                      **rank_correlations(issue_items, rung, KL_TYPES)},
         "cut_bottom_two_thirds_at_rung_of_distinct_searched": cut_at_rung(
             [(kl, v) for v, kl in distinct_searched.items()], rung, rf),
     }
@@ -399,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "stop_rates", "smoke": args.smoke, "command": command_line(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu_model": _cpu_model(), "platform": platform.platform(), "load_average": load_average()},
-        "versions": _versions(), "wall_s": None, "success_rule": SUCCESS_RULE, "settings": settings,
+        "machine": {"cpu_model": cpu_model(), "platform": platform.platform(), "load_average": load_average()},
+        "versions": package_versions("ray", "numpy", "pandas"), "wall_s": None, "success_rule": SUCCESS_RULE, "settings": settings,
         "inputs": {"files": [p.name for p in paths], "full_curve_copies": len(copies),
                    "distinct_curves": len(curves),
                    "distinct_by_kl": {kl: sum(c.kl == kl for c in curves) for kl in KL_TYPES}},

@@ -1,4 +1,4 @@
-"""bench/curves.py (the learning-curve table) and bench/replay.py (searches replayed on it).
+"""bench/curves.py (the learning-curve table), bench/table.py (reading it) and bench/replay.py (searches replayed on it).
 
 The replay's numbers are checked against regret computed by hand on a constructed table; the smoke
 modes of both scripts run end to end (curves.py trains a tiny table through a real Ray).
@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +18,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench import replay as rp  # noqa: E402
 from bench.curves import append_run, grid_design, load_table, plan_runs, sobol_design, table_space  # noqa: E402
+from bench.replay_arms import ARMS, default_arm_of, make_arms  # noqa: E402
+from bench.stats import at_budget  # noqa: E402
+from bench.table import Lookup, distance, read_table  # noqa: E402
 
 SPACE = table_space()
 
@@ -58,27 +60,27 @@ def test_design_is_stratified_over_the_cells_and_extends_with_n() -> None:
 
 
 def test_lookup_stays_in_the_cell_and_measures_rms_on_unit_scales(tmp_path: Path) -> None:
-    table = rp.read_table(constructed_table(tmp_path / "t.csv"))
-    lookup = rp.Lookup(table)
+    table = read_table(constructed_table(tmp_path / "t.csv"))
+    lookup = Lookup(table)
     for i, d in enumerate(table.designs):
         assert lookup(d["config"]) == (i, 0.0)  # every design finds itself
     grid_none_tf0 = dict(table.designs[table.grid[5]]["config"])  # None, tfr 0: Adam, lr 2e-3, wd 0
     # lr is searched on 1e-4..1e-2, 2 decades on a log scale; optimizer and weight decay equal
     moved = {**grid_none_tf0, "lr": 2e-3 * 10 ** 0.5}  # half a decade: du = 0.25
     by_hand = math.sqrt(0.25 ** 2 / 3)  # RMS over optimizer, lr, weight_decay
-    assert rp.distance(SPACE, moved, grid_none_tf0) == pytest.approx(by_hand)
+    assert distance(SPACE, moved, grid_none_tf0) == pytest.approx(by_hand)
     index, dist = lookup(moved)
     assert table.designs[index]["cell"] == "None|0.0"
 
 
 def test_grid_arm_regret_by_hand_on_a_constructed_table(tmp_path: Path) -> None:
-    table = rp.read_table(constructed_table(tmp_path / "t.csv"))
+    table = read_table(constructed_table(tmp_path / "t.csv"))
     # best: the repeat at 30 dB; median of the 15 designs' (seed 1) bests (10..26 step 2 and 20..25): 21
     assert table.best == 30.0 and table.median == 21.0 and table.grid_best == 25.0 and table.grid_epochs == 36
-    lookup = rp.Lookup(table)
-    arms = rp.make_arms(table, {"sampler": {"type": "tpe", "n_startup_trials": 2},
-                                "early_terminate": {"type": "asha", "grace_period": 2, "reduction_factor": 3}},
-                        ("grid",), tmp_path)
+    lookup = Lookup(table)
+    arms = make_arms(table, {"sampler": {"type": "tpe", "n_startup_trials": 2},
+                             "early_terminate": {"type": "asha", "grace_period": 2, "reduction_factor": 3}},
+                     ("grid",), tmp_path)
     out = rp.simulate(arms["grid"], table, lookup, 0, 144)
     # 2 workers: grid 0 and 1 run epochs 1-12 (values 20, 21), then 2 and 3, then 4 and 5; then nothing
     assert len(out["trace"]) == 36
@@ -86,7 +88,7 @@ def test_grid_arm_regret_by_hand_on_a_constructed_table(tmp_path: Path) -> None:
     assert out["trace"][0] in (20.0, 21.0) and out["trace"][1:12] == [21.0] * 11
     assert out["trace"][12] in (22.0, 23.0) and out["trace"][13:24] == [23.0] * 11
     assert out["trace"][24] in (24.0, 25.0) and out["trace"][25:] == [25.0] * 11
-    assert rp.at_budget(out["trace"], 144) == 25.0
+    assert at_budget(out["trace"], 144) == 25.0
     stats = {"best": 30.0, "median": 20.0, "grid_best": 25.0, "grid_epochs": 36}
     points = [36, 72, 144]
     raw = {"budget_points": points, "incumbents": {"grid": [[25.0] * 3] * 4,
@@ -107,17 +109,12 @@ def test_grid_arm_regret_by_hand_on_a_constructed_table(tmp_path: Path) -> None:
     assert a["targets"]["p_above_grid_at_1x"]["met"] is False
 
 
-def test_iqm_is_the_quarter_trimmed_mean() -> None:
-    assert rp.iqm(np.array([0.0, 1.0, 2.0, 100.0])) == pytest.approx(1.5)
-    assert rp.iqm(np.arange(8.0)) == pytest.approx(3.5)  # 2, 3, 4, 5
-
-
 def test_default_arm_follows_the_quick_yaml_lines() -> None:
     asha = {"type": "asha", "grace_period": 2, "reduction_factor": 3}
-    assert rp.default_arm_of({"sampler": {"type": "tpe"}, "early_terminate": asha}) == "ours"
-    assert rp.default_arm_of({"sampler": {"type": "random"}, "early_terminate": asha}) == "ours_random"
-    assert rp.default_arm_of({"sampler": {"type": "random"}, "early_terminate": {"type": "none"}}) == "random"
-    assert rp.default_arm_of({"sampler": {"type": "tpe"}, "early_terminate": {**asha, "brackets": 2}}) == "hyperband"
+    assert default_arm_of({"sampler": {"type": "tpe"}, "early_terminate": asha}) == "ours"
+    assert default_arm_of({"sampler": {"type": "random"}, "early_terminate": asha}) == "ours_random"
+    assert default_arm_of({"sampler": {"type": "random"}, "early_terminate": {"type": "none"}}) == "random"
+    assert default_arm_of({"sampler": {"type": "tpe"}, "early_terminate": {**asha, "brackets": 2}}) == "hyperband"
 
 
 @pytest.mark.timeout(300)
@@ -128,8 +125,8 @@ def test_replay_smoke_every_arm_writes_the_issue_keys(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert report["repetitions"] == 5 and report["default_arm"] in rp.ARMS and report["success_rule"]
-    for arm in rp.ARMS:
+    assert report["repetitions"] == 5 and report["default_arm"] in ARMS and report["success_rule"]
+    for arm in ARMS:
         budgets = report["arms"][arm]["budgets"]
         for k in ("1x", "2x", "4x"):
             assert set(budgets[k]) == {"iqm_regret", "ci_low", "ci_high", "p_above_grid"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.efficiency import FULL, _rank_correlation, diagnosis, notes
+from bench.efficiency import FULL, diagnosis, notes
 
 
 def _rows(trial: str, config: dict, values: list[float]) -> list[dict]:
@@ -23,11 +23,6 @@ def test_diagnosis_counts_distinct_full_runs_ranks_and_rung_correlation() -> Non
     assert d["grid_ranks"] == [2, 3]                    # finals 36, 35, 33, 30
     assert d["rung_epoch"] == 2 and d["rung_rank_correlation"] == pytest.approx(1.0)  # epoch-2 order = final order
     assert d["searched_final_median"] == pytest.approx(33.0)
-
-
-def test_rank_correlation_of_reversed_order_is_minus_one_and_needs_three_pairs() -> None:
-    assert _rank_correlation([1.0, 2.0, 3.0, 4.0], [8.0, 6.0, 4.0, 2.0]) == pytest.approx(-1.0)
-    assert _rank_correlation([1.0, 2.0], [2.0, 1.0]) is None
 
 
 def _report(gain: float, frac: float | None, random_gain: float) -> dict:

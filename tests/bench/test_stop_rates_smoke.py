@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULT = ROOT / "bench" / "results" / "stop_rates.smoke.json"
 sys.path.insert(0, str(ROOT))
 
-from bench.stop_rates import Curve, replay  # noqa: E402
+from bench.stop_rates import replay_order  # noqa: E402
+from bench.table import Curve  # noqa: E402
 
 QUICK = {"time_attr": "epoch", "metric": "val_psnr", "mode": "max", "max_t": 6, "grace_period": 2,
          "reduction_factor": 3}
@@ -33,12 +34,12 @@ def test_replay_two_workers_one_epoch_at_a_time():
     # Ticks 1-6: curves 0 and 1 (equal values at the rung: neither is below the cut-off) run to max_t.
     # Ticks 7-8: curves 2 and 3 start; at epoch 2 the weak curve 2 is below the rung's cut-off (30 or 33.3).
     for seed in range(5):
-        last = replay(curves(), [0, 1, 2, 3], ASHAScheduler(**QUICK), np.random.default_rng(seed), 6,
+        last = replay_order(curves(), [0, 1, 2, 3], ASHAScheduler(**QUICK), np.random.default_rng(seed), 6,
                       stratified=False)
         assert last == {0: 6, 1: 6, 2: 2, 3: 6}
     # Stratified by KL type, curve 2 is alone in Monotonic: not stopped.
     after = ScheduleAwareASHA(**QUICK, earliest_stop=lambda config: 2)
-    assert replay(curves(), [0, 1, 2, 3], after, np.random.default_rng(0), 6, stratified=True) == \
+    assert replay_order(curves(), [0, 1, 2, 3], after, np.random.default_rng(0), 6, stratified=True) == \
         {0: 6, 1: 6, 2: 6, 3: 6}
 
 

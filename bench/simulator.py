@@ -1,0 +1,121 @@
+"""One asynchronous search replayed on stored learning curves: the real scheduler decides, nothing trains.
+
+Shared by bench/replay.py (whole searches: a searcher proposes, a table curve answers) and
+bench/stop_rates.py (fixed orders of stored curves through two schedulers).
+
+The model of time: `workers` asynchronous workers (2, as the searches run), time = epochs (every epoch of
+every trial takes one unit). At the start of a tick every free worker starts the next trial, if there is
+one; then each running trial produces its next epoch, the workers in a random order (`rng`), each result
+going to the scheduler (Ray's `on_trial_result`) and, unless the scheduler said STOP, to the listener (the
+searcher's side). A trial ends at STOP, at its last epoch, or where its curve ends early (it diverged);
+the scheduler's `on_trial_complete` and the listener's `complete` then get its last result, as Tune calls
+them. A replay ends when nothing runs and nothing more starts, or after `budget` epochs in all.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+import numpy as np
+
+WORKERS = 2
+
+
+@dataclass
+class ReplayTrial:
+    """What a scheduler reads of a Tune trial: its id and config."""
+    trial_id: str
+    config: dict[str, Any]
+
+
+@dataclass
+class Started:
+    """A trial a worker starts and the stored curve it will report, one value per epoch."""
+    trial: ReplayTrial
+    curve: Sequence[float]
+
+
+@dataclass
+class Outcome:
+    """How far one trial ran: `stopped` is a STOP before max_t (not its last epoch, not a divergence)."""
+    trial: ReplayTrial
+    last_epoch: int = 0
+    ended: bool = False
+    stopped: bool = False
+
+
+@dataclass
+class Replayed:
+    trace: list[float] = field(default_factory=list)    # the incumbent (best value so far) after each epoch
+    trials: list[Outcome] = field(default_factory=list)  # in start order
+
+
+class Listener(Protocol):
+    """The searcher's side: results the scheduler let through, and each trial's last result."""
+
+    def result(self, trial_id: str, result: dict[str, Any]) -> None: ...
+
+    def complete(self, trial_id: str, result: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class _Running:
+    started: Started
+    outcome: Outcome
+    epoch: int = 1
+
+
+def replay(start: Callable[[], Optional[Started]], scheduler: Any, rng: np.random.Generator, max_t: int,
+           budget: float = math.inf, listener: Optional[Listener] = None, workers: int = WORKERS) -> Replayed:
+    """Feed curves through `scheduler` (None: run every trial to its end) as `workers` workers would.
+
+    `start()` gives the next trial to run, or None once there is none (it is not asked again).
+    """
+    from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+    out = Replayed()
+    running: dict[int, _Running] = {}
+    best, exhausted = -math.inf, False
+    while len(out.trace) < budget:
+        for worker in range(workers):
+            if worker in running or exhausted:
+                continue
+            started = start()
+            if started is None:
+                exhausted = True
+                break
+            outcome = Outcome(started.trial)
+            out.trials.append(outcome)
+            if scheduler is not None:
+                scheduler.on_trial_add(None, started.trial)
+            running[worker] = _Running(started, outcome)
+        if not running:
+            break
+        order = list(running)
+        rng.shuffle(order)  # results of the same tick reach the scheduler in a random order
+        for worker in order:
+            if len(out.trace) >= budget:
+                break
+            state = running[worker]
+            epoch, curve, trial = state.epoch, state.started.curve, state.started.trial
+            value = curve[epoch - 1]
+            diverged = epoch == len(curve) and len(curve) < max_t
+            result = {"epoch": epoch, "training_iteration": epoch, "val_psnr": value, "diverged": diverged}
+            best = max(best, value)
+            out.trace.append(best)
+            state.outcome.last_epoch = epoch
+            decision = scheduler.on_trial_result(None, trial, result) if scheduler else TrialScheduler.CONTINUE
+            if decision == TrialScheduler.STOP or epoch >= len(curve):
+                if scheduler is not None:
+                    scheduler.on_trial_complete(None, trial, result)
+                if listener is not None:
+                    listener.complete(trial.trial_id, result)
+                state.outcome.ended = True
+                state.outcome.stopped = epoch < max_t and not diverged
+                del running[worker]
+            else:
+                if listener is not None:
+                    listener.result(trial.trial_id, result)
+                state.epoch = epoch + 1
+    return out
