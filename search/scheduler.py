@@ -58,6 +58,13 @@ def judge_epochs(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_p
     Meant to be passed to ScheduleAwareASHA as `judge_at`, with
     `functools.partial(judge_epochs, fixed=..., grace_period=..., num_epoch=...)`.
     """
+    epochs = kl_judge_epochs(num_epoch=int(num_epoch), **kl_settings(config, fixed))
+    return [e for e in epochs if e >= int(grace_period)] or [int(num_epoch)]
+
+
+def kl_settings(config: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's kind / cycle / ratio of its KL schedule: from its config, else `fixed`,
+    else the default family's defaults (a conditional parameter not sampled is absent or None)."""
     def setting(name: str) -> Any:
         for source in (config, fixed):
             value = source.get(name)
@@ -65,9 +72,8 @@ def judge_epochs(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_p
                 return value
         return getattr(get_family().default_config(), name)
 
-    epochs = kl_judge_epochs(kind=str(setting("kl_anneal_type")), num_epoch=int(num_epoch),
-                             cycle=int(setting("kl_anneal_cycle")), ratio=float(setting("kl_anneal_ratio")))
-    return [e for e in epochs if e >= int(grace_period)] or [int(num_epoch)]
+    return {"kind": str(setting("kl_anneal_type")), "cycle": int(setting("kl_anneal_cycle")),
+            "ratio": float(setting("kl_anneal_ratio"))}
 
 
 def earliest_stop_epoch(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_period: int,
