@@ -20,7 +20,7 @@ validation share sigma_v^2 / (sigma_t^2 + sigma_v^2) is at least 25%; it is
 worth making the demo's default when K draws cost under 2x one draw's
 validation time and the seeds needed fall by at least a third.
 
-    python bench/noise.py [--seeds 1 2 3 4] [--draws 16] [--smoke] [--out FILE]
+    python bench/noise.py [--set kl|tfr] [--seeds 1 2 3 4] [--draws 16] [--smoke] [--out FILE]
 """
 from __future__ import annotations
 
@@ -49,10 +49,19 @@ from search.space import load_space  # noqa: E402
 QUICK = Path(__file__).resolve().parents[1] / "spaces" / "quick.yaml"
 # Two configurations of quick.yaml's space in different strata, both in its
 # measured good region (tfr 0, Adam, lr inside 1.2e-3..4.5e-3).
-CONFIGS: dict[str, dict[str, Any]] = {
-    "Cyclical": dict(kl_anneal_type="Cyclical", kl_anneal_cycle=2, kl_anneal_ratio=0.5, tfr=0.0,
-                     optimizer="Adam", lr=3e-3),
-    "None": dict(kl_anneal_type="None", tfr=0.0, optimizer="Adam", lr=3e-3),
+CONFIG_SETS: dict[str, dict[str, dict[str, Any]]] = {
+    # the KL question (the default set): the gap is computed between the first two
+    "kl": {
+        "Cyclical": dict(kl_anneal_type="Cyclical", kl_anneal_cycle=2, kl_anneal_ratio=0.5, tfr=0.0,
+                         optimizer="Adam", lr=3e-3),
+        "None": dict(kl_anneal_type="None", tfr=0.0, optimizer="Adam", lr=3e-3),
+    },
+    # the teacher-forcing question: is its effect large enough to be the demo's?
+    "tfr": {
+        "tfr 0": dict(kl_anneal_type="None", tfr=0.0, optimizer="Adam", lr=3e-3),
+        "tfr 1": dict(kl_anneal_type="None", tfr=1.0, tfr_sde=6, tfr_d_step=0.0, optimizer="Adam", lr=3e-3),
+        "tfr 0.5": dict(kl_anneal_type="None", tfr=0.5, tfr_sde=6, tfr_d_step=0.0, optimizer="Adam", lr=3e-3),
+    },
 }
 AFTER_DRAWS = 8  # the K the "after" figures use
 POWER, ALPHA = 0.8, 0.05
@@ -139,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--draws", type=int, default=16)
     parser.add_argument("--smoke", action="store_true", help="tiny dims, 1 epoch, 2 seeds, 3 draws: checks the script")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "noise.json")
+    parser.add_argument("--set", choices=sorted(CONFIG_SETS), default="kl", help="which configurations (default kl)")
+    parser.add_argument("--out", type=Path, default=None, help="default bench/results/noise.json (--set tfr: noise.tfr.json)")
     args = parser.parse_args(argv)
+    configs = CONFIG_SETS[args.set]
+    out = args.out or RESULTS_DIR / ("noise.json" if args.set == "kl" else f"noise.{args.set}.json")
     torch.set_num_threads(1)  # as a demo trial runs (trials.resources.cpu 1)
     fixed = dict(load_space(QUICK).fixed)
     fixed.update(precision="fp32", device="cpu", val_every=10_000)  # validate at the end only
@@ -153,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         progress("generating the small synthetic preset")
         root = generate(Path(tmp) / "small", PRESETS["small"], seed=0, progress=False)
         data = load_lab_data(root, fixed["frame_H"], fixed["frame_W"], progress=False)
-        total, done = len(CONFIGS) * len(seeds), 0
-        for name, config in CONFIGS.items():
+        total, done = len(configs) * len(seeds), 0
+        for name, config in configs.items():
             for seed in seeds:
                 row = train_and_draw({**fixed, **config}, seed, data, draws)
                 results.setdefault(name, []).append(row)
@@ -162,15 +174,15 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"[{done}/{total}] {name} seed {seed}: one draw {row['val_psnr_one_draw']:.2f} dB, "
                          f"{draws} draws {min(row['draws']):.2f}..{max(row['draws']):.2f} dB "
                          f"(train {row['train_s']:.0f} s)")
-    payload = {"machine": machine_info(), "versions": versions(), "fixed": fixed, "configs": CONFIGS,
+    payload = {"machine": machine_info(), "versions": versions(), "fixed": fixed, "configs": configs,
                "seeds": seeds, "draws": draws, "runs": results, "analysis": analyse(results, draws),
                "left_out": "the Lab4-dims preset: one lab-dims step takes seconds on this 2-core machine, "
                            "a seeds x draws grid there does not fit a session"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2) + "\n")
     a = payload["analysis"]
     after = min(AFTER_DRAWS, draws)
-    progress(f"wrote {args.out}")
+    progress(f"wrote {out}")
     print(f"validation share of one run's variance: {100 * a['validation_share']:.0f}% "
           f"(sigma_t {math.sqrt(a['pooled']['sigma_t2']):.2f} dB, sigma_v {math.sqrt(a['pooled']['sigma_v2']):.2f} dB)")
     print(f"gap {a['gap']:+.2f} dB; seeds for 80% power: 1 draw {a['seeds_before']['n']}, "
