@@ -2,11 +2,15 @@
 trials get the driver's decision, and a resumed search keeps the one its study recorded."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from cvae.core.precision_probe import CACHE_ENV, PrecisionDecision, probe_key, write_cached
 from search.precision import PRECISION_ATTR, settle, trial_precision
@@ -86,3 +90,41 @@ def test_the_decision_is_recorded_in_the_study_and_kept_on_resume(tmp_path: Path
     again, changed = settle(plan, record)
     assert (again.precision, again.source, changed) == ("bf16", "recorded", True)
     assert again.describe() == "bf16 (recorded when this search started: bf16 (measured 2x faster than fp32 here))"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(500)
+def test_a_real_search_trains_every_trial_in_the_drivers_decision(tmp_path: Path, tiny_data, make_space) -> None:
+    import optuna
+    import yaml
+
+    from cvae.core.precision import bf16_support, choose_precision
+    from runfolder.contract import rows_by_trial
+    from search.results import read_trials_csv
+
+    space = make_space(tmp_path / "auto.yaml", name="auto", data_root=tiny_data, num_samples=2, scientific=False,
+                       fixed={"precision": "auto", "num_epoch": 1})
+    plan = make_plan(space, storage_path=tmp_path / "runs")
+    cfg = plan.space.train_config({})
+    # Seed the cache with the answer the CPU flag rule would not give here, so the trials can only
+    # train in it if they take the driver's decision (the trainer's own `auto` is the flag rule).
+    flag_rule = choose_precision("cpu", bf16_support())[0]
+    seeded = "fp32" if flag_rule == "bf16" else "bf16"
+    timings = {"fp32": [1.0] * 3, "bf16": [0.5] * 3 if seeded == "bf16" else [1.2] * 3}
+    write_cached(probe_key("cpu", 1, plan.space.family.probe_workload(cfg)), timings,
+                 PrecisionDecision(seeded, "measured"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": tempfile.mkdtemp(prefix="rsp", dir="/tmp")}
+    proc = subprocess.run([sys.executable, str(ROOT / "run_search.py"), "--no-report", "--space", str(space),
+                           "--storage-path", str(tmp_path / "runs")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=450)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"  precision:   {seeded} (" in proc.stdout and ", cached)" in proc.stdout
+    run_dir = tmp_path / "runs" / "auto"
+    assert len(rows_by_trial(read_trials_csv(run_dir))) == 2
+    # every trial's every epoch reports the precision it trained in (search.trainable's execution settings)
+    rows = [json.loads(line) for path in sorted(run_dir.glob("trials/*/metrics.jsonl"))
+            for line in path.read_text().splitlines()]
+    assert len(rows) >= 2 and {row["precision"] for row in rows} == {seeded}
+    assert yaml.safe_load((run_dir / "best.yaml").read_text())["precision"] == seeded
+    study = optuna.load_study(study_name="auto", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert study.user_attrs[PRECISION_ATTR]["precision"] == seeded
