@@ -3,6 +3,7 @@ at the demo dims (spaces/quick.yaml) and the lab dims (spaces/lab.yaml), with it
 
     .venv/bin/python bench/precision_probe.py            # demo on 1 thread, lab on 2 threads (a trial's share)
     .venv/bin/python bench/precision_probe.py --smoke    # tiny dims, 1 thread, seconds
+    .venv/bin/python bench/precision_probe.py --only lab --threads 1 --repeats 1 --out precision_probe.lab-1thread.json
 
 Each case is probed `--repeats` times, each time with an empty cache of its own (so it
 measures; the user's cache is neither read nor written), to show how stable the decision
@@ -33,7 +34,6 @@ from cvae.core.precision_probe import (  # noqa: E402
     WARMUP_STEPS,
     decide_run_precision,
     probe_key,
-    read_cached,
 )
 from search.space import load_space  # noqa: E402
 
@@ -58,7 +58,8 @@ def probe_case(family: Any, cfg: Any, threads: int, repeats: int) -> dict[str, A
             if decision.source != "measured":
                 raise RuntimeError(f"the probe did not measure: {decision.describe()}")
             [entry] = json.loads(cache.read_text())["entries"]
-            assert read_cached(key, cache) is not None  # the key recorded here is the probe's own
+            if json.dumps(entry["key"], sort_keys=True) != json.dumps(key, sort_keys=True):
+                raise RuntimeError(f"the probe cached under another key than {key}: {entry['key']}")
         runs.append({**decision.as_dict(), "timings_s": entry["timings"], "wall_s": wall,
                      "load_average": load_average()})
         progress(f"  probe {i + 1}/{repeats}: {decision.describe()} in {wall:.1f} s")
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny dims, 1 thread, 1 probe")
     parser.add_argument("--repeats", type=int, default=None, help="probes per case (default 3, smoke 1)")
+    parser.add_argument("--only", choices=[name for name, _, _ in CASES], help="probe one case only")
+    parser.add_argument("--threads", type=int, default=None, help="override the cases' thread counts")
+    parser.add_argument("--out", default=None, help="results file name in bench/results/ (default precision_probe.json)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.smoke else 3)
     from cvae.families import get_family
@@ -86,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cases = []
         for name, path, threads in CASES:
+            if args.only and name != args.only:
+                continue
             space = load_space(ROOT / path)
-            cases.append((name, path, space.family, space.train_config({}), threads))
+            cases.append((name, path, space.family, space.train_config({}), args.threads or threads))
     for name, path, family, cfg, threads in cases:
         progress(f"{name}: {path}, {threads} thread(s)")
         result = probe_case(family, cfg, threads, repeats)
         report["cases"][name] = {"space": path, "family": family.name, "threads": threads, "device": "cpu",
                                  **result, "flag_rule": fallback}
-    path = write_json("precision_probe.smoke.json" if args.smoke else "precision_probe.json", report)
+    path = write_json("precision_probe.smoke.json" if args.smoke else (args.out or "precision_probe.json"), report)
     for name, case in report["cases"].items():
         texts = "; ".join(r["text"] for r in case["runs"])
         print(f"{name} ({case['threads']} thread(s)): {texts}")

@@ -50,7 +50,7 @@ def recorded(attrs: Mapping[str, Any]) -> Optional[PrecisionDecision]:
     if not isinstance(saved, Mapping) or not isinstance(saved.get("precision"), str):
         return None
     return PrecisionDecision(saved["precision"], "recorded", saved.get("fp32_s"), saved.get("bf16_s"),
-                             saved.get("spread"), note=f"recorded when this search started: {saved.get('text', '')}")
+                             saved.get("spread"), conclusive=bool(saved.get("conclusive", True)), note=f"recorded when this search started: {saved.get('text', '')}")
 
 
 def settle(plan: Any, record: Any) -> tuple[PrecisionDecision, bool]:

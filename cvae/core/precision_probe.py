@@ -5,6 +5,11 @@ more than the larger of MIN_GAIN (5%) and the steps' spread, the spread being th
 largest (max - min) / median of the two precisions' timed steps; otherwise fp32.
 fp32 is the side a tie falls to: it is the template's arithmetic, so an unclear
 gain is not worth bf16's rounding. fp16 is never picked (it needs loss scaling).
+A result is conclusive when bf16 wins by that margin or loses by it (its median above
+fp32's by more than the same margin); an inconclusive one runs in fp32 and answers
+nothing from the cache, so the next start measures again: bench/results/precision_probe.json has two
+lab-dims probes on this 2-core machine under a load of 5 (steps 10x slower, spread
+53% and 101%) that could not tell, and a third, quiet, that measured bf16 1.8x faster.
 
 The probe (`time_steps`): the model family builds its real trainer twice (fp32 and
 bf16, as configured otherwise: dims, batch size, channels_last, threads, device) and
@@ -70,6 +75,7 @@ class PrecisionDecision:
     bf16_s: float | None = None
     spread: float | None = None
     note: str = ""
+    conclusive: bool = True  # measured: the timings decided beyond noise (only such answers are cached)
 
     @property
     def speedup(self) -> float | None:
@@ -86,7 +92,7 @@ class PrecisionDecision:
             suffix = ", cached" if self.source == "cached" else ""
             if self.precision == "bf16":
                 return f"measured {self.speedup:.2g}x faster than fp32 here{suffix}"
-            noise = ", within noise" if self.speedup is not None and self.speedup > 1 else ""
+            noise = "" if self.conclusive else ", within noise: measured again next time"
             return f"bf16 measured {self.speedup:.2g}x of fp32 here{noise}{suffix}"
         return self.note
 
@@ -96,7 +102,8 @@ class PrecisionDecision:
 
     def as_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "source": self.source, "fp32_s": self.fp32_s, "bf16_s": self.bf16_s,
-                "spread": self.spread, "speedup": self.speedup, "note": self.note, "text": self.describe()}
+                "spread": self.spread, "speedup": self.speedup, "conclusive": self.conclusive, "note": self.note,
+                "text": self.describe()}
 
 
 # --- the rule ----------------------------------------------------------------------
@@ -113,8 +120,10 @@ def pick_precision(timings: Timings) -> PrecisionDecision:
             raise ValueError(f"timings has no {name} steps (got {sorted(timings)})")
     fp32, bf16 = (statistics.median(timings[name]) for name in PROBED)
     noise = max(spread(timings[name]) for name in PROBED)
-    faster = bf16 < fp32 * (1 - max(MIN_GAIN, noise))
-    return PrecisionDecision("bf16" if faster else "fp32", "measured", fp32_s=fp32, bf16_s=bf16, spread=noise)
+    margin = max(MIN_GAIN, noise)
+    faster, slower = bf16 < fp32 * (1 - margin), bf16 > fp32 * (1 + margin)
+    return PrecisionDecision("bf16" if faster else "fp32", "measured", fp32_s=fp32, bf16_s=bf16, spread=noise,
+                             conclusive=faster or slower)
 
 
 # --- the probe ---------------------------------------------------------------------
@@ -221,6 +230,8 @@ def read_cached(key: Mapping[str, Any], path: Path | None = None) -> PrecisionDe
                 decision = pick_precision(timings)
             except (KeyError, TypeError, ValueError):
                 return None  # a damaged entry: probe again
+            if not decision.conclusive:
+                return None
             return PrecisionDecision(decision.precision, "cached", decision.fp32_s, decision.bf16_s,
                                      decision.spread)
     return None
@@ -228,10 +239,12 @@ def read_cached(key: Mapping[str, Any], path: Path | None = None) -> PrecisionDe
 
 def write_cached(key: Mapping[str, Any], timings: Timings, decision: PrecisionDecision,
                  path: Path | None = None) -> Path:
-    """Record a probe under `key` (replacing an older one); written beside, then renamed."""
+    """Record a probe under `key` (replacing an older one); written beside, then renamed.
+    An inconclusive probe is recorded too (its timings are worth reading) but read_cached
+    ignores it, so the next start measures again."""
     path = path or cache_path()
     entries = [e for e in _read_entries(path) if not _same(e["key"], key)]
-    entries.append({"key": dict(key), "precision": decision.precision,
+    entries.append({"key": dict(key), "precision": decision.precision, "conclusive": decision.conclusive,
                     "timings": {name: list(timings[name]) for name in PROBED},
                     "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +286,7 @@ def decide_precision(configured: str, *, key: Mapping[str, Any] | None, measure:
     except Exception as err:  # noqa: BLE001 - the probe is an optimisation: any failure falls back to the rule
         return fallback(device, f"the probe failed ({type(err).__name__}: {err})")
     decision = pick_precision(timings)
-    write_cached(key, timings, decision, cache)
+    write_cached(key, timings, decision, cache)  # an inconclusive entry is kept, but answers nothing
     return decision
 
 

@@ -66,8 +66,25 @@ def test_the_printed_decision_says_how_it_was_reached() -> None:
     slower = pick_precision({"fp32": [0.9, 0.9, 0.9], "bf16": [1.0, 1.0, 1.0]})
     assert slower.describe() == "fp32 (bf16 measured 0.9x of fp32 here)"
     noisy = pick_precision({"fp32": [1.0, 1.0, 1.0], "bf16": [0.97, 0.97, 0.97]})
-    assert noisy.describe() == "fp32 (bf16 measured 1x of fp32 here, within noise)"
+    assert noisy.describe() == "fp32 (bf16 measured 1x of fp32 here, within noise: measured again next time)"
+    assert faster.conclusive and slower.conclusive and not noisy.conclusive
     assert PrecisionDecision("bf16", "forced").describe() == "bf16 (forced)"
+
+
+@pytest.mark.parametrize("fp32, bf16", [
+    ([1.0, 1.01, 0.99], [0.97, 0.96, 0.98]),   # 3% faster: under the floor
+    ([1.0, 1.3, 0.8], [1.2, 1.2, 1.2]),        # 20% slower, but within the 50% spread
+])
+def test_an_answer_within_noise_runs_fp32_and_is_measured_again(fp32, bf16, tmp_path: Path) -> None:
+    cache = tmp_path / "precision.json"
+    timer = CountingTimer(fp32, bf16)
+    first = decide_precision("auto", key=key(), measure=timer, cache=cache)
+    assert (first.precision, first.conclusive) == ("fp32", False)
+    [entry] = json.loads(cache.read_text())["entries"]  # recorded, with its timings ...
+    assert entry["conclusive"] is False and entry["timings"]["bf16"] == bf16
+    assert planned_precision("auto", key=key(), cache=cache).source == "pending"  # ... but it answers nothing
+    second = decide_precision("auto", key=key(), measure=timer, cache=cache)
+    assert (second.source, timer.calls) == ("measured", 2)
 
 
 def test_missing_timings_name_the_precision() -> None:
@@ -190,7 +207,10 @@ def test_a_real_probe_decides_and_caches(name, values, tmp_path: Path, restore_t
     assert entry["key"]["workload"]["family"] == name and entry["key"]["threads"] == 1
     assert len(entry["timings"]["fp32"]) == probe.TIMED_STEPS == len(entry["timings"]["bf16"])
     again = family.decide_precision(cfg, "cpu", 1, cache=cache)
-    assert (again.source, again.precision) == ("cached", decision.precision)
+    # a conclusive answer comes from the cache; one within noise is measured again
+    assert again.source == ("cached" if decision.conclusive else "measured")
+    if decision.conclusive:
+        assert again.precision == decision.precision
     forced = family.decide_precision(cfg.replace(precision="fp32"), "cpu", 1, cache=cache)
     assert forced.describe() == "fp32 (forced)"
 
