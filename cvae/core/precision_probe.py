@@ -297,7 +297,7 @@ def planned_precision(configured: str, *, key: Mapping[str, Any] | None, cache: 
     if configured != "auto":
         return PrecisionDecision(configured, "forced")
     if key is None:
-        return PrecisionDecision("auto", "pending", note=f"not measured: {why_not}; decided by the flag rule")
+        return PrecisionDecision("auto", "pending", note=f"not measured: {why_not}; each trial applies the flag rule")
     hit = read_cached(key, cache)
     if hit is not None:
         return hit
@@ -310,7 +310,7 @@ def _family_key(family: Any, cfg: Any, device: torch.device, threads: int
                 ) -> tuple[dict[str, Any] | None, str]:
     """(the cache key of `family`'s step for `cfg`, '') or (None, why no probe can run)."""
     if device.type == "cuda" and not torch.cuda.is_available():
-        return None, "the run's GPU is not visible to this process (each trial applies the flag rule on its GPU)"
+        return None, "the run's GPU is not visible to this process"
     try:
         workload = family.probe_workload(cfg)
     except NotImplementedError as err:
@@ -332,7 +332,7 @@ def decide_run_precision(family: Any, cfg: Any, device: torch.device | str, thre
         return PrecisionDecision(cfg.precision, "forced")
     key, why = _family_key(family, cfg, device, threads)
     if key is None and device.type == "cuda" and not torch.cuda.is_available():
-        return PrecisionDecision("auto", "unresolved", note=f"not measured: {why}")
+        return PrecisionDecision("auto", "unresolved", note=f"not measured: {why}; each trial applies the flag rule")
 
     def make_step(name: str) -> Callable[[], None]:
         return family.probe_step(cfg.replace(precision=name, torch_threads=threads, device=device.type), device)
