@@ -151,6 +151,14 @@ def _run(plan, args: argparse.Namespace, user_errors: tuple[type[BaseException],
 def _search(plan, data, args: argparse.Namespace, user_errors: tuple[type[BaseException], ...]) -> int:
     from search.runner import RAY_LOG, connect, run_search
 
+    if not plan.resume:  # a resumed search keeps the precision its study recorded (search.precision)
+        from search.precision import decide, planned
+
+        # Before Ray starts: its processes starting up would disturb the timings.
+        if planned(plan).source == "pending":
+            print("precision: auto: timing fp32 and bf16 training steps of the base config here (once, then cached)",
+                  flush=True)
+        plan.precision = decide(plan)
     print(plan.describe())
     for notice in plan.space.notices:
         print(f"W&B sweep file: {notice}")

@@ -50,6 +50,8 @@ class SearchPlan:
     gpu: float
     resume: bool = False
     storage: Optional[str] = None  # an Optuna storage URL; None: sqlite:///<run folder>/optuna.db
+    # `precision: auto` decided for the trials (search.precision; a PrecisionDecision), None until then
+    precision: Optional[Any] = None
 
     @property
     def storage_url(self) -> str:
@@ -86,6 +88,9 @@ class SearchPlan:
                       f"more for the strata in contention (up to {space.max_reeval_trials} runs after the search)")
         synthetic = (f" (missing: generated from synthetic preset '{space.synthetic}')"
                      if space.synthetic and not self.data_root.exists() else "")
+        from search.precision import planned
+
+        precision = (self.precision or planned(self)).describe()  # a dry run never probes
         return "\n".join([
             "plan:",
             f"  run folder:  {self.run_dir}{' (resume)' if self.resume else ''}",
@@ -99,6 +104,7 @@ class SearchPlan:
             f"  stopping:    {stopping}",
             f"  failures:    retried up to {space.max_failures} times; checkpoint every "
             f"{space.checkpoint_every} epoch(s), last {NUM_CHECKPOINTS_KEPT} kept",
+            f"  precision:   {precision}",
         ])
 
 
@@ -307,8 +313,10 @@ def make_trainable(plan: SearchPlan, data: Any):
 
     # with_parameters puts the arrays in the object store once; every trial on
     # a node maps that one copy.
+    # precision: the driver's decision for `auto` (search.precision), so trials do not probe again
+    decided = plan.precision.precision if plan.precision is not None else None
     wrapped = tune.with_parameters(train_trial, data=plan.space.family.share_data(data), space=plan.space,
-                                   run_dir=str(plan.run_dir))
+                                   run_dir=str(plan.run_dir), precision=decided)
     return tune.with_resources(wrapped, {"cpu": plan.cpu, "gpu": plan.gpu})
 
 
@@ -411,6 +419,12 @@ def _search_in_held_folder(plan: SearchPlan, data: Any, console) -> SearchOutcom
             set_aside_unsaved(plan.run_dir, keep=(RAY_LOG,))
         shutil.copyfile(plan.space.path, plan.run_dir / "space.yaml")
     record = make_record(plan)
+    from search.precision import settle
+
+    decision, changed = settle(plan, record)  # probes here only when nobody decided before Ray started
+    if changed:
+        line = f"precision: {decision.describe()}"
+        console.say(line) if console is not None else print(line, flush=True)
     recorder = make_recorder(plan, data)
     # The views first: a resumed folder's trials.csv and summary.json are rebuilt from the record.
     recorder.load_record(record.trials())

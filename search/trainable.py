@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from search.precision import trial_precision
 from search.space import SearchSpace
 from search.trial_files import CHECKPOINT_FILE, PER_FRAME_KEY, TrialFiles
 
@@ -181,8 +182,12 @@ def _maybe_crash(epoch: int, trial_id: str) -> None:
     os._exit(1)
 
 
-def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: Any, run_dir: str) -> None:
-    """Ray Tune function trainable: one attempt of the study trial `config["study_trial"]`."""
+def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: Any, run_dir: str,
+                precision: str | None = None) -> None:
+    """Ray Tune function trainable: one attempt of the study trial `config["study_trial"]`.
+
+    precision: what the driver decided `precision: auto` means (search.precision); None
+    leaves auto to the trainer's flag rule."""
     import ray
     from ray import tune
 
@@ -194,7 +199,8 @@ def train_trial(config: dict[str, Any], *, data: dict[str, np.ndarray], space: A
     cfg = space.train_config(training_params(config))
     # The trial's CPU share sets its threads (unless the space fixes torch_threads):
     # the reduction order, and so the numbers, depend on it.
-    cfg = cfg.replace(torch_threads=cfg.torch_threads or _cpu_share(), device=device)
+    cfg = cfg.replace(torch_threads=cfg.torch_threads or _cpu_share(), device=device,
+                      precision=trial_precision(cfg.precision, precision))
     execution = family.execution_settings(cfg, torch.device(device))
     lab_data, zero_copy = family.unshare_data(data)
     node_id = ray.get_runtime_context().get_node_id()

@@ -1,6 +1,11 @@
-"""`precision: auto` decided from what the hardware does natively, in one place.
+"""Precision names and dtypes, and the flag rule: `precision: auto` from what the hardware
+does natively.
 
-The trainer, `cvae.predict` and the benchmarks all call `resolve_precision`.
+`precision: auto` is decided by measurement where a run starts (`python -m cvae.train`,
+the search's driver): cvae/core/precision_probe.py times the trainer's step in fp32 and
+bf16 here. The rule below is its fallback where no probe can run, and what a Trainer
+built directly with `auto` applies; the trainer, `cvae.predict` and the benchmarks call
+`resolve_precision`.
 `bf16_support()` reads the capabilities; `choose_precision` is the decision
 table, a pure function so a test can inject any machine:
 

@@ -145,6 +145,31 @@ class ModelFamily(ABC):
 
         return execution_settings(cfg, device)
 
+    # --- `precision: auto` by measurement (cvae.core.precision_probe) ---------------------
+    def probe_workload(self, cfg: Any) -> dict[str, Any]:
+        """The config values one training step's cost depends on (the probe cache's model part)."""
+        raise NotImplementedError(f"model family {self.name!r} has no precision probe (probe_workload)")
+
+    def probe_step(self, cfg: Any, device: Any) -> Callable[[], None]:
+        """One real training step of `cfg` (in cfg.precision) on `device`, ready to call repeatedly
+        over fixed random data at cfg's dims; returns without a host sync."""
+        raise NotImplementedError(f"model family {self.name!r} has no precision probe (probe_step)")
+
+    def decide_precision(self, cfg: Any, device: Any, threads: int | None = None,
+                         cache: Path | None = None) -> Any:
+        """cfg.precision resolved for a run on `device` (a PrecisionDecision): forced, or
+        `auto` measured here (cached), or the flag rule where no probe can run."""
+        from cvae.core.precision_probe import decide_run_precision
+
+        return decide_run_precision(self, cfg, device, threads, cache)
+
+    def planned_precision(self, cfg: Any, device: Any, threads: int | None = None,
+                          cache: Path | None = None) -> Any:
+        """What decide_precision would answer, without probing (a dry run)."""
+        from cvae.core.precision_probe import planned_run_precision
+
+        return planned_run_precision(self, cfg, device, threads, cache)
+
     @abstractmethod
     def predict_main(self, argv: Sequence[str]) -> int:
         raise NotImplementedError

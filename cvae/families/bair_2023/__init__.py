@@ -86,6 +86,18 @@ class BairFamily(ModelFamily):
 
         return fit(cfg, data, on_epoch=on_epoch, resume_from=resume_from, device=device, validate_at=validate_at)
 
+    def probe_workload(self, cfg: Any) -> dict[str, Any]:
+        from cvae.families.bair_2023.probe import probe_workload
+
+        return probe_workload(cfg)
+
+    def probe_step(self, cfg: Any, device: Any) -> Callable[[], None]:
+        import torch
+
+        from cvae.families.bair_2023.probe import probe_step
+
+        return probe_step(cfg, torch.device(device))
+
     def train_main(self, argv: Sequence[str]) -> int:
         from cvae.families.bair_2023.train import main
 

@@ -153,19 +153,25 @@ class BairTrainer(CheckpointedTrainer):
             c = self._train_cond[idx].to(self.device)
             teacher_forcing = random.random() < tfr  # one draw per iteration, for the whole sequence
             forced += int(teacher_forcing)
-            with autocast(self.device, self.dtype):
-                loss, mse, kl = sequence_loss(self.model, x, c, beta, teacher_forcing, cfg.n_past,
-                                              cfg.last_frame_skip)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            totals += torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
+            totals += self.train_step(x, c, beta, teacher_forcing)
         loss_m, mse_m, kl_m = (totals / cfg.epoch_size).tolist()
         return loss_m, mse_m, kl_m, forced / cfg.epoch_size
+
+    def train_step(self, x: torch.Tensor, c: torch.Tensor, beta: float, teacher_forcing: bool) -> torch.Tensor:
+        """One optimiser step on one batch: float (B, T, 3, 64, 64) frames in [0, 1] and (B, T, 7)
+        conditions. Returns (loss, mse, kl) as one float tensor on the device (no host sync).
+        The precision probe (cvae/families/bair_2023/probe.py) times this same step."""
+        cfg = self.cfg
+        with autocast(self.device, self.dtype):
+            loss, mse, kl = sequence_loss(self.model, x, c, beta, teacher_forcing, cfg.n_past, cfg.last_frame_skip)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
 
     # --- validation --------------------------------------------------------------------
     def validate(self) -> tuple[float, list[float]]:
@@ -222,7 +228,7 @@ def fit(cfg: BairConfig, data: BairData, on_epoch: Callable[[dict, BairTrainer],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """python -m cvae.train --model bair-2023 --config FILE.yaml [--data DIR] [--device ...] [--threads N] [--out DIR]"""
-    from cvae.core.registry import split_model_key
+    from cvae.core.registry import get_family, split_model_key
 
     parser = argparse.ArgumentParser(prog="python -m cvae.train --model bair-2023",
                                      description="Train the 2023 SVG-style CVAE on BAIR robot pushing.")
@@ -251,9 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = cfg.replace(torch_threads=args.threads)
         device = resolve_device(cfg.device)
         threads = cfg.torch_threads if cfg.torch_threads is not None else torch.get_num_threads()
+        data = load_bair_data(args.data, cfg.seq_len)  # a data error before the probe's seconds
+        # `precision: auto`: measured here (fp32 vs bf16 steps of this config), or cached
+        decision = get_family("bair-2023").decide_precision(cfg, device, threads)
         print(f"model bair-2023: running with torch_threads {threads}, device {device.type}, "
-              f"precision {cfg.precision}", flush=True)
-        data = load_bair_data(args.data, cfg.seq_len)
+              f"precision {decision.describe()}", flush=True)
+        cfg = cfg.replace(precision=decision.precision)
         print(f"copy-last-frame baseline (validate): {copy_last_frame_baseline(cfg, data):.3f} dB", flush=True)
         on_epoch = epoch_writer(Path(args.out) if args.out else None, format_metrics)
         trainer = fit(cfg, data, on_epoch=on_epoch, resume_from=args.resume)

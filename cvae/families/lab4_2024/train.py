@@ -28,7 +28,7 @@ from cvae.core.cuda import use_deterministic_kernels
 from cvae.core.images import DataError
 from cvae.core.metrics import psnr_per_frame
 from cvae.core.precision import GENERATION_DTYPE, resolve_precision
-from cvae.core.registry import family_names
+from cvae.core.registry import family_names, get_family
 from cvae.core.schedules import kl_beta, teacher_forcing_ratio
 from cvae.core.training import (
     apply_threads,
@@ -164,21 +164,27 @@ class Trainer(CheckpointedTrainer):
         batches = 0
         for idx in order:
             x, p = to_unit_float(frames[idx]), to_unit_float(labels[idx])  # (B, T, 3, H, W)
-            with autocast(self.device, self.dtype):
-                loss, mse, kl = sequence_loss(self.model, x, p, beta, teacher_forcing,
-                                              channels_last=self.cfg.channels_last,
-                                              decode_chunk=self.decode_chunk)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if self.cfg.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            totals += torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
+            totals += self.train_step(x, p, beta, teacher_forcing)
             batches += 1
         loss_m, mse_m, kl_m = (totals / batches).tolist()
         return loss_m, mse_m, kl_m
+
+    def train_step(self, x: torch.Tensor, p: torch.Tensor, beta: float, teacher_forcing: bool) -> torch.Tensor:
+        """One optimiser step on one batch: float (B, T, 3, H, W) frames and labels in [0, 1].
+        Returns (loss, mse, kl) as one float tensor on the device (no host sync). The
+        precision probe (cvae/families/lab4_2024/probe.py) times this same step."""
+        with autocast(self.device, self.dtype):
+            loss, mse, kl = sequence_loss(self.model, x, p, beta, teacher_forcing,
+                                          channels_last=self.cfg.channels_last,
+                                          decode_chunk=self.decode_chunk)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
 
     def _batches(self, n: int) -> list[torch.Tensor]:
         """Index batches of one epoch: the template's order (0, 1, ...) and whole
@@ -278,8 +284,10 @@ def from_template_weights(cfg: TrainConfig, data: LabData, checkpoint: str | Pat
     return trainer
 
 
-def _settings_line(cfg: TrainConfig, device: torch.device, flags: set[str]) -> str:
-    """One line: the threads/device/precision this run uses and where each came from."""
+def _settings_line(cfg: TrainConfig, device: torch.device, flags: set[str], decision: Any = None) -> str:
+    """One line: the threads/device/precision this run uses and where each came from.
+    `decision` (a cvae.core.precision_probe.PrecisionDecision): how `precision: auto`
+    was resolved (measured, cached or the flag rule), shown after `config: auto`."""
     used = execution_settings(cfg, device)
 
     def origin(key: str, flag: str | None) -> str:
@@ -290,9 +298,11 @@ def _settings_line(cfg: TrainConfig, device: torch.device, flags: set[str]) -> s
             return "torch default; config: null"
         return "config" if str(written) == str(used[key]) else f"config: {written}"
 
+    precision = f"precision {used['precision']} ({origin('precision', None)})"
+    if decision is not None and cfg.precision == "auto":
+        precision = f"precision {decision.precision} (config: auto; {decision.how()})"
     return (f"running with torch_threads {used['torch_threads']} ({origin('torch_threads', '--threads')}), "
-            f"device {used['device']} ({origin('device', '--device')}), "
-            f"precision {used['precision']} ({origin('precision', None)})")
+            f"device {used['device']} ({origin('device', '--device')}), {precision}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,8 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads is not None:
             cfg = cfg.replace(torch_threads=args.threads)
             flags.add("--threads")
-        print(_settings_line(cfg, resolve_device(cfg.device), flags), flush=True)
-        data = load_lab_data(args.data, cfg.frame_H, cfg.frame_W)
+        device = resolve_device(cfg.device)
+        data = load_lab_data(args.data, cfg.frame_H, cfg.frame_W)  # a data error before the probe's seconds
+        # `precision: auto`: measured here (fp32 vs bf16 steps of this config), or cached
+        decision = get_family("lab4-2024").decide_precision(cfg, device)
+        print(_settings_line(cfg, device, flags, decision), flush=True)
+        cfg = cfg.replace(precision=decision.precision)
         on_epoch = epoch_writer(Path(args.out) if args.out else None, format_metrics)
         if args.from_format == "lab4-template":
             trainer = train_to_end(from_template_weights(cfg, data, args.resume), on_epoch)

@@ -1,0 +1,35 @@
+"""bench/precision_probe.py --smoke runs the real probe end to end and writes a complete results file."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULT = ROOT / "bench" / "results" / "precision_probe.smoke.json"
+
+
+@pytest.mark.timeout(300)
+def test_precision_probe_smoke_writes_results(tmp_path: Path) -> None:
+    RESULT.unlink(missing_ok=True)
+    user_cache = tmp_path / "user-cache.json"
+    proc = subprocess.run([sys.executable, "bench/precision_probe.py", "--smoke"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=280, env={**os.environ, "CVAE_PRECISION_CACHE": str(user_cache)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "smoke (1 thread(s)): " in proc.stdout and "flag rule (fallback): " in proc.stdout
+
+    report = json.loads(RESULT.read_text())
+    assert report["smoke"] is True and report["machine"]["cpu_model"]
+    assert report["versions"]["torch"] == __import__("torch").__version__
+    case = report["cases"]["smoke"]
+    assert case["threads"] == 1 and case["key"]["threads"] == 1 and case["key"]["workload"]["family"] == "lab4-2024"
+    [run] = case["runs"]
+    assert run["source"] == "measured" and run["precision"] in ("fp32", "bf16")
+    assert len(run["timings_s"]["fp32"]) == len(run["timings_s"]["bf16"]) == report["rule"]["timed_steps"]
+    assert run["fp32_s"] > 0 and run["bf16_s"] > 0 and run["wall_s"] > 0
+    assert case["flag_rule"]["precision"] in ("fp32", "bf16")
+    assert not user_cache.exists()  # the benchmark probes from empty caches of its own
