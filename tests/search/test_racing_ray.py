@@ -19,7 +19,7 @@ import pytest
 from search.comparison import Settings, build_comparison
 from search.processes import kill_driver_and_ray
 from search.racing import INITIAL_SEEDS, RaceBudget, next_round
-from search.record import SEED_ATTR
+from search.record import SEED_ATTR, counted
 from search.searcher import outcome
 from search.strata import PHASE_KEY, REEVAL, SEARCH, STRATUM_KEY
 
@@ -47,7 +47,10 @@ parameters:
 
 
 def _study(run_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{run_dir / 'optuna.db'}").trials
+    """The study's trials, less those a killed driver asked but never handed out (abandoned:
+    nothing ran them, and the search asked again in their place)."""
+    trials = optuna.load_study(study_name=name, storage=f"sqlite:///{run_dir / 'optuna.db'}").trials
+    return [t for t in trials if counted(t)]
 
 
 def _seed_index(frozen, base_seed: int) -> int:
