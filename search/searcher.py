@@ -156,6 +156,10 @@ class StudySearcher(Searcher):
                 return _NOT_YET  # the best configurations are not known yet
             if self._enqueue_reevals(search):
                 return _ASK
+        elif design.racing is None and reevals:
+            # A re-run a killed driver asked but never handed out (abandoned) is enqueued again.
+            if self._enqueue_reevals(search, present={(stratum_of(t), t.user_attrs.get(SEED_ATTR)) for t in reevals}):
+                return _ASK
         elif design.racing is not None and reevals:
             if any(not t.state.is_finished() for t in reevals):
                 return _NOT_YET  # a round is judged once all its runs have ended
@@ -163,8 +167,9 @@ class StudySearcher(Searcher):
                 return _ASK
         return Searcher.FINISHED
 
-    def _enqueue_reevals(self, search: list[FrozenTrial]) -> int:
-        """Enqueue each stratum's best configuration with every re-evaluation seed; how many."""
+    def _enqueue_reevals(self, search: list[FrozenTrial], present: frozenset | set = frozenset()) -> int:
+        """Enqueue each stratum's best configuration with every re-evaluation seed of the first
+        round, but the (stratum, seed) pairs `present` in the study; how many."""
         design = self._design
         count = 0
         by_id = {key_of(t): t for t in search}
@@ -175,12 +180,15 @@ class StudySearcher(Searcher):
                 continue
             frozen = by_id[best.trial_id]
             for seed in design.reeval_seed_values[:design.reeval_seeds]:
+                if (stratum, seed) in present:
+                    continue
                 self._record.enqueue(
                     dict(frozen.params),
                     user_attrs={PHASE_KEY: REEVAL, STRATUM_KEY: stratum, SEED_ATTR: seed,
                                 REEVAL_OF_ATTR: best.trial_id})
                 count += 1
-        logger.info("re-evaluation: %d runs enqueued", count)
+        if count:
+            logger.info("re-evaluation: %d runs enqueued", count)
         return count
 
     def _enqueue_race_round(self, search: list[FrozenTrial], reevals: list[FrozenTrial]) -> int:
@@ -193,13 +201,15 @@ class StudySearcher(Searcher):
         seeds_so_far = {s: sum(stratum_of(t) == s for t in reevals) for s in design.strata}
         chosen = next_round(comparison, seeds_so_far, design.racing)  # type: ignore[arg-type]
         for stratum in chosen:
-            index = seeds_so_far[stratum]
-            if index >= len(design.reeval_seed_values):
+            # the first seed this stratum has not run (an abandoned ask leaves a gap to fill)
+            used = {t.user_attrs.get(SEED_ATTR) for t in reevals if stratum_of(t) == stratum}
+            seed = next((v for v in design.reeval_seed_values if v not in used), None)
+            if seed is None:
                 continue
             source = next(t for t in reevals if stratum_of(t) == stratum)
             self._record.enqueue(
                 dict(source.params),
-                user_attrs={PHASE_KEY: REEVAL, STRATUM_KEY: stratum, SEED_ATTR: design.reeval_seed_values[index],
+                user_attrs={PHASE_KEY: REEVAL, STRATUM_KEY: stratum, SEED_ATTR: seed,
                             REEVAL_OF_ATTR: source.user_attrs.get(REEVAL_OF_ATTR)})
         logger.info("racing: %s get another seed (%s)", chosen or "no stratum", comparison["verdict"])
         return len(chosen)

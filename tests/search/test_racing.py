@@ -174,3 +174,37 @@ def test_a_new_driver_on_the_same_study_makes_the_same_allocation(tmp_path):
     resumed = _racer(tmp_path / "b")  # a new searcher over the same study
     assert _round(resumed, "q", values, Counter({"Cyclical": 2, "Monotonic": 2, "None": 2})) == expected
     assert expected == {"Cyclical": 1, "Monotonic": 1}
+
+
+def _abandon_one_first_round_rerun(h: Harness) -> tuple[str, int]:
+    """Ask one first-round re-run and abandon it, as a resumed driver does with a trial its
+    killed predecessor asked but never handed out; its (stratum, seed)."""
+    config = h.searcher._record.ask()  # the queue's first re-run, asked and never handed out
+    frozen = h.record.trial(config.number)
+    h.record.abandon(config.number)
+    return frozen.user_attrs["stratum"], frozen.user_attrs["seed"]
+
+
+@pytest.mark.parametrize("reeval", [{"seeds": 2}, {"seeds": "auto", "max_seeds": 3}], ids=["fixed", "racing"])
+def test_an_abandoned_rerun_is_run_again_with_its_own_seed(tmp_path, reeval):
+    path = space_file(tmp_path, lambda d: d.update(reeval=reeval, trials={"num_samples": 6, "max_concurrent": 1}))
+    plan = make_plan(path, storage_path=tmp_path / "runs")
+    h = harness(tmp_path, plan.space.define_by_run, max_t=plan.num_epoch, design=make_design(plan),
+                sampler=make_sampler(plan.space, 1), name="d")
+    _search(h)
+    assert isinstance(h.suggest("r0"), dict)  # the first round is enqueued; one of it is handed out
+    lost = _abandon_one_first_round_rerun(h)
+    values = {"Cyclical": [40.0, 40.1, 40.05], "Monotonic": [30.0, 30.2, 30.1], "None": [20.0, 20.1, 20.05]}
+    _finish(h, "r0", values[h.trials["r0"].config["stratum"]][0])
+    _round(h, "q", values, Counter({h.trials["r0"].config["stratum"]: 1}))
+    while isinstance(h.suggest(f"x{len(h.trials)}"), dict):
+        _finish(h, f"x{len(h.trials) - 1}", 35.0)
+    counted_reevals = [t for t in h.study.trials
+                       if t.user_attrs.get("phase") == "reeval" and not t.user_attrs.get("abandoned")]
+    pairs = Counter((t.user_attrs["stratum"], t.user_attrs["seed"]) for t in counted_reevals)
+    assert pairs[lost] == 1  # run again, once
+    assert max(pairs.values()) == 1
+    seeds_each = Counter(s for s, _ in pairs)
+    if "max_seeds" not in reeval:  # fixed: exactly the first round; racing may go on (the 35 dB runs tie)
+        assert seeds_each == {"Cyclical": 2, "Monotonic": 2, "None": 2}
+    assert min(seeds_each.values()) >= 2
