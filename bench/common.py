@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 
 from cvae.core.precision import bf16_support, choose_precision
+from cvae.core.precision_probe import cpu_model as cpu_model_name
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _START = time.perf_counter()
@@ -60,17 +61,8 @@ def auto_precision(device_type: str = "cpu") -> dict[str, str]:
 
 
 def cpu_model(lscpu: dict[str, str] | None = None) -> str:
-    """The CPU's model name: lscpu's, else /proc/cpuinfo's (lscpu may be missing), else platform's guess."""
-    name = (_lscpu() if lscpu is None else lscpu).get("Model name")
-    if name:
-        return name
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The CPU's model name: lscpu's, else the precision cache key's (/proc/cpuinfo, then platform)."""
+    return (_lscpu() if lscpu is None else lscpu).get("Model name") or cpu_model_name()
 
 
 def machine_info() -> dict[str, Any]:
