@@ -58,8 +58,7 @@ def judge_epochs(config: Mapping[str, Any], *, fixed: Mapping[str, Any], grace_p
     Meant to be passed to ScheduleAwareASHA as `judge_at`, with
     `functools.partial(judge_epochs, fixed=..., grace_period=..., num_epoch=...)`.
     """
-    epochs = kl_judge_epochs(num_epoch=int(num_epoch), **kl_settings(config, fixed))
-    return [e for e in epochs if e >= int(grace_period)] or [int(num_epoch)]
+    return kl_judge_epochs(num_epoch=int(num_epoch), from_epoch=int(grace_period), **kl_settings(config, fixed))
 
 
 def kl_settings(config: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def kl_warmup_end(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> int
     return next(e + 1 for e, beta in enumerate(schedule) if beta >= peak - 1e-9)
 
 
-def kl_judge_epochs(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> list[int]:
+def kl_judge_epochs(*, kind: str, num_epoch: int, cycle: int, ratio: float, from_epoch: int = 1) -> list[int]:
     """1-based epochs at which a run can be compared fairly with another: its KL
     term has its full weight and the run has trained under it.
 
@@ -77,7 +77,14 @@ def kl_judge_epochs(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> l
        next epoch starting a new rise), and the last epoch. Just after the first
        ramp a short cycle is about to drop beta to 0 again; its metric says more
        at the end of the cycle, as the run would stand if it stopped there.
+    Only epochs >= from_epoch (e.g. ASHA's grace period) are given; the last epoch
+    always is.
     """
+    epochs = _full_weight_epochs(kind=kind, num_epoch=num_epoch, cycle=cycle, ratio=ratio)
+    return [e for e in epochs if e >= from_epoch] or [num_epoch]
+
+
+def _full_weight_epochs(*, kind: str, num_epoch: int, cycle: int, ratio: float) -> list[int]:
     kind = KL_ANNEAL_ALIASES.get(kind, kind)
     warmup = kl_warmup_end(kind=kind, num_epoch=num_epoch, cycle=cycle, ratio=ratio)
     if kind != "Cyclical":

@@ -246,8 +246,7 @@ class SearchSpace(DryRunText):
         if self.asha is None:
             return None
         grace = self.asha.grace_period
-        epochs = [next((e for e in kl_judge_epochs(**kl) if e >= grace), self.num_epoch)
-                  for kl in self._kl_settings(stratum.values)]
+        epochs = [kl_judge_epochs(**kl, from_epoch=grace)[0] for kl in self._kl_settings(stratum.values)]
         return min(epochs), max(epochs)
 
     def _kl_settings(self, stratum_values: Mapping[str, Any]) -> list[dict[str, Any]]:
