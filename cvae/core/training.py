@@ -101,6 +101,20 @@ def build_optimizer(cfg: Any, params, device_type: str = "cpu", **extra: Any) ->
     return optimizers[cfg.optimizer](params, **kwargs)
 
 
+def optimizer_step(trainer: Any, loss: torch.Tensor, mse: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
+    """Both families' step after the loss: backward through the trainer's GradScaler,
+    clip at cfg.grad_clip (0: off), step. Returns (loss, mse, kl) as one float tensor on
+    the device (no host sync)."""
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.scaler.scale(loss).backward()
+    if trainer.cfg.grad_clip > 0:
+        trainer.scaler.unscale_(trainer.optimizer)
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.cfg.grad_clip)
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    return torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
+
+
 def limit_compile_threads(threads: int) -> None:
     """Inductor compiles with a pool of min(32, cores) workers whatever the process's CPU
     share; several trials compiling at once would oversubscribe the node. Use the

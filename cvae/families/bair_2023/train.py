@@ -40,6 +40,7 @@ from cvae.core.training import (
     build_optimizer,
     epoch_writer,
     format_metrics,
+    optimizer_step,
     resolve_device,
     seed_everything,
     thread_count,
@@ -164,14 +165,7 @@ class BairTrainer(CheckpointedTrainer):
         cfg = self.cfg
         with autocast(self.device, self.dtype):
             loss, mse, kl = sequence_loss(self.model, x, c, beta, teacher_forcing, cfg.n_past, cfg.last_frame_skip)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
+        return optimizer_step(self, loss, mse, kl)
 
     # --- validation --------------------------------------------------------------------
     def validate(self) -> tuple[float, list[float]]:

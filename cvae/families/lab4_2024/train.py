@@ -38,6 +38,7 @@ from cvae.core.training import (
     execution_settings,
     format_metrics,
     limit_compile_threads,
+    optimizer_step,
     resolve_device,
     seed_everything,
     thread_count,
@@ -177,14 +178,7 @@ class Trainer(CheckpointedTrainer):
             loss, mse, kl = sequence_loss(self.model, x, p, beta, teacher_forcing,
                                           channels_last=self.cfg.channels_last,
                                           decode_chunk=self.decode_chunk)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return torch.stack([loss.detach(), mse.detach(), kl.detach()]).float()
+        return optimizer_step(self, loss, mse, kl)
 
     def _batches(self, n: int) -> list[torch.Tensor]:
         """Index batches of one epoch: the template's order (0, 1, ...) and whole
