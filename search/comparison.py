@@ -223,6 +223,12 @@ def _correct(comparisons: dict[str, dict[str, Any]], settings: Settings) -> None
                  better=p_adj < settings.alpha)
 
 
+def undecided(comparisons: dict[str, dict[str, Any]]) -> list[str]:
+    """The strata whose difference from the leader is neither significant (after Holm) nor
+    within the equivalence margin: what more seeds could still decide."""
+    return [s for s, c in comparisons.items() if not c["better"] and not c["equivalent"]]
+
+
 # ---- the verdict sentence ------------------------------------------------------------
 
 class _Units:
@@ -257,7 +263,7 @@ def _verdict(blocks: dict[str, dict[str, Any]], leader: str | None, comparisons:
     pct = f"{100 * settings.confidence:g}%"
     better = [s for s, c in comparisons.items() if c["better"]]
     equivalent = [s for s, c in comparisons.items() if not c["better"] and c["equivalent"]]
-    open_ = [s for s in comparisons if s not in better and s not in equivalent]
+    open_ = undecided(comparisons)
     beats = "; ".join(f"{s} by {units.signed(comparisons[s]['difference'])} "
                       f"{units.interval(comparisons[s]['ci_low'], comparisons[s]['ci_high'], unit=False)}" for s in better)
     corrected = (f"Holm-corrected {pct} Welch intervals over {len(comparisons)} comparison"
@@ -299,7 +305,7 @@ def _verdict(blocks: dict[str, dict[str, Any]], leader: str | None, comparisons:
 def _seeds(leader: str, comparisons: dict[str, dict[str, Any]], spread: float, df: int,
            settings: Settings) -> dict[str, Any] | None:
     """Re-runs per strategy for `settings.power` against the closest undecided stratum."""
-    open_ = [s for s, c in comparisons.items() if not c["better"] and not c["equivalent"]]
+    open_ = undecided(comparisons)
     if not open_:
         return None
     against = min(open_, key=lambda s: abs(comparisons[s]["difference"]))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from search.comparison import DECISIVE, EQUIVALENT
+from search.comparison import DECISIVE, EQUIVALENT, undecided
 
 INITIAL_SEEDS = 2  # the first round: the fewest runs an interval can be built from
 DEFAULT_MAX_SEEDS = 6
@@ -51,7 +51,7 @@ def in_contention(comparison: Mapping[str, Any]) -> list[str]:
     blocks = comparison["strata"]
     leader = comparison["winner"]
     lacking = [s for s in comparison["order"] if not blocks[s]["enough_evidence"]]
-    open_ = [s for s, c in comparison["comparisons"].items() if not c["better"] and not c["equivalent"]]
+    open_ = undecided(comparison["comparisons"])
     if leader is None:
         return lacking
     contenders = [leader, *open_, *lacking] if (open_ or lacking) else []
