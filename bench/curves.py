@@ -158,30 +158,37 @@ def grid_design(space: dict[str, Any]) -> list[dict[str, Any]]:
             for kl in p["kl_anneal_type"]["values"] for tfr in p["tfr"]["values"]]
 
 
-def plan_runs(space: dict[str, Any], n: int, repeats: int, seed: int, grid_limit: int | None = None
-              ) -> list[dict[str, Any]]:
-    """Every run of the table in build order: the grid, the Sobol design, then the repeats."""
-    runs = []
-    for i, config in enumerate(grid_design(space)[:grid_limit]):
-        runs.append({"run_id": f"grid-{i}-s{TRAINING_SEED}", "kind": "grid", "design": f"grid-{i}",
-                     "seed": TRAINING_SEED, "config": config})
-    design = sobol_design(space, n, seed)
-    for i, config in enumerate(design):
-        runs.append({"run_id": f"sobol-{i}-s{TRAINING_SEED}", "kind": "sobol", "design": f"sobol-{i}",
-                     "seed": TRAINING_SEED, "config": config})
-    for i, config in enumerate(design[:repeats]):
-        s = TRAINING_SEED + REPEAT_SEED_OFFSET
-        runs.append({"run_id": f"sobol-{i}-s{s}", "kind": "repeat", "design": f"sobol-{i}", "seed": s,
-                     "config": config})
-    for run in runs:
-        run["cell"] = cell_key(run["config"])
+def plan_runs(space: dict[str, Any], n: int, repeats: int, seed: int, grid_limit: int | None = None,
+              training_seeds: tuple[int, ...] = (TRAINING_SEED,)) -> list[dict[str, Any]]:
+    """Every run of the table in build order.
+
+    One training seed (the first table): the grid, the Sobol design, then the first `repeats` Sobol
+    designs again with seed + 1000. Several seeds (the seeded table): every design with every seed,
+    design by design, so a build stopped part-way leaves whole designs (all their seeds) in the table.
+    A design's first seed is its base run; the others are its `repeat` rows.
+    """
+    designs = [(f"grid-{i}", "grid", c) for i, c in enumerate(grid_design(space)[:grid_limit])]
+    designs += [(f"sobol-{i}", "sobol", c) for i, c in enumerate(sobol_design(space, n, seed))]
+
+    def run(design: str, kind: str, config: dict[str, Any], s: int) -> dict[str, Any]:
+        return {"run_id": f"{design}-s{s}", "kind": kind, "design": design, "seed": s, "config": config,
+                "cell": cell_key(config)}
+
+    if len(training_seeds) > 1:
+        return [run(d, kind if k == 0 else "repeat", c, s)
+                for d, kind, c in designs for k, s in enumerate(training_seeds)]
+    base = training_seeds[0]
+    runs = [run(d, kind, c, base) for d, kind, c in designs]
+    sobol = [(d, c) for d, kind, c in designs if kind == "sobol"]
+    runs += [run(d, "repeat", c, base + REPEAT_SEED_OFFSET) for d, c in sobol[:repeats]]
     return runs
 
 
 # --- the table on disk ------------------------------------------------------------
 
-def table_paths(data_name: str, smoke: bool, out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
-    stem = f"curves-{data_name}" + (".smoke" if smoke else "")
+def table_paths(data_name: str, smoke: bool, out_dir: Path = RESULTS_DIR, tag: str | None = None
+                ) -> tuple[Path, Path]:
+    stem = f"curves-{data_name}" + (f"-{tag}" if tag else "") + (".smoke" if smoke else "")
     return out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
 
 
@@ -320,6 +327,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "(default 9 = one per cell; smoke 1)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default quick.yaml's 6; smoke 2)")
     p.add_argument("--seed", type=int, default=0, help="the Sobol scramble seed")
+    p.add_argument("--training-seeds", type=int, nargs="+", default=None,
+                   help=f"train every design with each of these seeds (default: {TRAINING_SEED} plus --repeats)")
+    p.add_argument("--tag", default=None, help="a second table beside the first: curves-<data>-<tag>.csv")
     p.add_argument("--smoke", action="store_true", help="tiny dims, 3 Sobol + 2 grid + 1 repeat of 2 epochs")
     p.add_argument("--out-dir", default=str(RESULTS_DIR), help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -340,11 +350,18 @@ def main(argv: list[str] | None = None) -> int:
         generate(DEFAULT_DATA, preset="small", seed=0, progress=False)
     space = table_space(epochs, smoke=args.smoke)
     fixed = space["fixed"]
-    runs = plan_runs(space, n, repeats, args.seed, grid_limit=2 if args.smoke else None)
-    table, sidecar = table_paths(data_name(data_dir), args.smoke, Path(args.out_dir))
+    seeds = tuple(args.training_seeds or (TRAINING_SEED,))
+    if len(set(seeds)) != len(seeds):
+        print(f"error: --training-seeds {' '.join(map(str, seeds))}: each seed once", file=sys.stderr)
+        return 2
+    runs = plan_runs(space, n, repeats, args.seed, grid_limit=2 if args.smoke else None, training_seeds=seeds)
+    table, sidecar = table_paths(data_name(data_dir), args.smoke, Path(args.out_dir), args.tag)
     table.parent.mkdir(parents=True, exist_ok=True)
-    settings = {"space": space, "data": str(data_dir), "sobol_seed": args.seed, "training_seed": TRAINING_SEED,
-                "repeat_seed": TRAINING_SEED + REPEAT_SEED_OFFSET, "cell_params": list(CELL_PARAMS)}
+    settings = {"space": space, "data": str(data_dir), "sobol_seed": args.seed, "training_seed": seeds[0],
+                "repeat_seed": seeds[0] + REPEAT_SEED_OFFSET if len(seeds) == 1 else None,
+                "cell_params": list(CELL_PARAMS)}
+    if len(seeds) > 1:
+        settings["training_seeds"] = list(seeds)
     meta = json.loads(sidecar.read_text()) if sidecar.exists() else {"benchmark": "curves", "table": table.name,
                                                                      "builds": []}
     if meta.get("settings") and {k: v for k, v in meta["settings"].items() if k != "data"} != \
@@ -356,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["smoke"] = args.smoke
     done = done_runs(table)
     todo = [r for r in runs if r["run_id"] not in done]
-    meta["planned_runs"] = {"grid": sum(r["kind"] == "grid" for r in runs), "sobol": n, "repeat": repeats}
+    meta["planned_runs"] = {kind: sum(r["kind"] == kind for r in runs) for kind in ("grid", "sobol", "repeat")}
     record = {"command": command_line(), "date_start": _now(), "date_end": None, "machine": machine_info(),
               "versions": library_versions(), "load_average_start": load_average(), "load_average_end": None,
               "runs_in_table_before": len(done & {r["run_id"] for r in runs}), "runs_to_train": len(todo),

@@ -59,6 +59,22 @@ def test_design_is_stratified_over_the_cells_and_extends_with_n() -> None:
         assert 1e-4 <= c["lr"] <= 1e-2 and c["optimizer"] in ("Adam", "AdamW", "Adamax", "ASGD")
 
 
+def test_seeded_plan_trains_every_design_with_every_seed_design_by_design() -> None:
+    seeds = (101, 102, 103)
+    runs = plan_runs(SPACE, 9, 9, 1, training_seeds=seeds)
+    assert len(runs) == (6 + 9) * 3 and len({r["run_id"] for r in runs}) == len(runs)
+    # design by design: a build stopped after k runs holds floor(k / 3) whole designs
+    assert [r["design"] for r in runs[:6]] == ["grid-0"] * 3 + ["grid-1"] * 3
+    assert [r["seed"] for r in runs[:3]] == list(seeds)
+    assert [r["kind"] for r in runs[:3]] == ["grid", "repeat", "repeat"]
+    assert [r["kind"] for r in runs if r["design"] == "sobol-0"] == ["sobol", "repeat", "repeat"]
+    assert all(len({json.dumps(r["config"], sort_keys=True) for r in runs if r["design"] == d}) == 1
+               for d in {r["design"] for r in runs})
+    # one seed keeps the first table's plan: grid, Sobol, then the repeats with seed + 1000
+    first = plan_runs(SPACE, 9, 2, 0)
+    assert [r["run_id"] for r in first][-3:] == ["sobol-8-s1", "sobol-0-s1001", "sobol-1-s1001"]
+
+
 def test_lookup_stays_in_the_cell_and_measures_rms_on_unit_scales(tmp_path: Path) -> None:
     table = read_table(constructed_table(tmp_path / "t.csv"))
     lookup = Lookup(table)
