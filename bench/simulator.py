@@ -119,3 +119,97 @@ def replay(start: Callable[[], Optional[Started]], scheduler: Any, rng: np.rando
                     listener.result(trial.trial_id, result)
                 state.epoch = epoch + 1
     return out
+
+
+# --- the seeded table's replay: wall time instead of ticks -------------------------------
+
+@dataclass
+class TimedStart:
+    """A trial, the curve it reports, how long each of its epochs takes (training + validation, s),
+    and what its configuration is worth (`true_value`, the incumbent's regret is counted on it)."""
+    trial: ReplayTrial
+    curve: Sequence[float]
+    seconds: Sequence[float]
+    true_value: float
+
+
+@dataclass
+class TimedReplay:
+    trace: list[tuple[float, float]] = field(default_factory=list)  # (elapsed s, incumbent's true value)
+    trials: list[Outcome] = field(default_factory=list)
+
+
+def replay_timed(start: Callable[[], Optional[TimedStart]], scheduler: Any, max_t: int, budget_s: float,
+                 listener: Optional[Listener] = None, workers: int = WORKERS) -> TimedReplay:
+    """`workers` asynchronous workers in wall time: each epoch ends `seconds[epoch - 1]` after the last.
+
+    Results reach the scheduler in the order they finish (ties: the lower worker first); a worker that
+    frees up starts the next trial at once. The incumbent is the trial with the best reported value so
+    far (what the search sees); the trace records its `true_value` (what that configuration is worth).
+    Stops when the next result would finish after `budget_s`, or when nothing runs and nothing starts.
+    """
+    import heapq
+
+    from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+    out = TimedReplay()
+    running: dict[int, tuple[TimedStart, Outcome, int]] = {}
+    events: list[tuple[float, int]] = []  # (finish time of the running epoch, worker)
+    seen_best, exhausted = -math.inf, False
+
+    def launch(worker: int, now: float) -> None:
+        nonlocal exhausted
+        if exhausted:
+            return
+        started = start()
+        if started is None:
+            exhausted = True
+            return
+        outcome = Outcome(started.trial)
+        out.trials.append(outcome)
+        if scheduler is not None:
+            scheduler.on_trial_add(None, started.trial)
+        running[worker] = (started, outcome, 1)
+        heapq.heappush(events, (now + started.seconds[0], worker))
+
+    for worker in range(workers):
+        launch(worker, 0.0)
+    while events:
+        now, worker = heapq.heappop(events)
+        if now > budget_s:
+            break
+        started, outcome, epoch = running[worker]
+        curve, trial = started.curve, started.trial
+        value = curve[epoch - 1]
+        diverged = epoch == len(curve) and len(curve) < max_t
+        result = {"epoch": epoch, "training_iteration": epoch, "val_psnr": value, "diverged": diverged}
+        if value > seen_best:
+            seen_best = value
+            out.trace.append((now, started.true_value))
+        outcome.last_epoch = epoch
+        decision = scheduler.on_trial_result(None, trial, result) if scheduler else TrialScheduler.CONTINUE
+        if decision == TrialScheduler.STOP or epoch >= len(curve):
+            if scheduler is not None:
+                scheduler.on_trial_complete(None, trial, result)
+            if listener is not None:
+                listener.complete(trial.trial_id, result)
+            outcome.ended = True
+            outcome.stopped = epoch < max_t and not diverged
+            del running[worker]
+            launch(worker, now)
+        else:
+            if listener is not None:
+                listener.result(trial.trial_id, result)
+            running[worker] = (started, outcome, epoch + 1)
+            heapq.heappush(events, (now + started.seconds[epoch], worker))
+    return out
+
+
+def incumbent_at(trace: list[tuple[float, float]], seconds: float) -> float:
+    """The incumbent's true value at `seconds` (nan before the first result)."""
+    value = math.nan
+    for t, v in trace:
+        if t > seconds:
+            break
+        value = v
+    return value
