@@ -72,7 +72,6 @@ def replay(start: Callable[[], Optional[Started]], scheduler: Any, rng: np.rando
 
     `start()` gives the next trial to run, or None once there is none (it is not asked again).
     """
-    from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
     out = Replayed()
     running: dict[int, _Running] = {}
@@ -98,27 +97,38 @@ def replay(start: Callable[[], Optional[Started]], scheduler: Any, rng: np.rando
             if len(out.trace) >= budget:
                 break
             state = running[worker]
-            epoch, curve, trial = state.epoch, state.started.curve, state.started.trial
-            value = curve[epoch - 1]
-            diverged = epoch == len(curve) and len(curve) < max_t
-            result = {"epoch": epoch, "training_iteration": epoch, "val_psnr": value, "diverged": diverged}
-            best = max(best, value)
+            best = max(best, state.started.curve[state.epoch - 1])
             out.trace.append(best)
-            state.outcome.last_epoch = epoch
-            decision = scheduler.on_trial_result(None, trial, result) if scheduler else TrialScheduler.CONTINUE
-            if decision == TrialScheduler.STOP or epoch >= len(curve):
-                if scheduler is not None:
-                    scheduler.on_trial_complete(None, trial, result)
-                if listener is not None:
-                    listener.complete(trial.trial_id, result)
-                state.outcome.ended = True
-                state.outcome.stopped = epoch < max_t and not diverged
+            if deliver(state.started.trial, state.started.curve, state.epoch, state.outcome, scheduler, listener,
+                       max_t):
                 del running[worker]
             else:
-                if listener is not None:
-                    listener.result(trial.trial_id, result)
-                state.epoch = epoch + 1
+                state.epoch += 1
     return out
+
+
+def deliver(trial: ReplayTrial, curve: Sequence[float], epoch: int, outcome: Outcome, scheduler: Any,
+            listener: Optional[Listener], max_t: int) -> bool:
+    """One epoch's result, as Tune hands it on: to the scheduler, then (unless it ended the trial) to
+    the listener; at a STOP, the curve's last epoch or a divergence, `on_trial_complete` to both.
+    Returns whether the trial ended."""
+    from ray.tune.schedulers.trial_scheduler import TrialScheduler
+
+    diverged = epoch == len(curve) and len(curve) < max_t
+    result = {"epoch": epoch, "training_iteration": epoch, "val_psnr": curve[epoch - 1], "diverged": diverged}
+    outcome.last_epoch = epoch
+    decision = scheduler.on_trial_result(None, trial, result) if scheduler else TrialScheduler.CONTINUE
+    if decision == TrialScheduler.STOP or epoch >= len(curve):
+        if scheduler is not None:
+            scheduler.on_trial_complete(None, trial, result)
+        if listener is not None:
+            listener.complete(trial.trial_id, result)
+        outcome.ended = True
+        outcome.stopped = epoch < max_t and not diverged
+        return True
+    if listener is not None:
+        listener.result(trial.trial_id, result)
+    return False
 
 
 # --- the seeded table's replay: wall time instead of ticks -------------------------------
@@ -150,8 +160,6 @@ def replay_timed(start: Callable[[], Optional[TimedStart]], scheduler: Any, max_
     """
     import heapq
 
-    from ray.tune.schedulers.trial_scheduler import TrialScheduler
-
     out = TimedReplay()
     running: dict[int, tuple[TimedStart, Outcome, int]] = {}
     events: list[tuple[float, int]] = []  # (finish time of the running epoch, worker)
@@ -179,27 +187,13 @@ def replay_timed(start: Callable[[], Optional[TimedStart]], scheduler: Any, max_
         if now > budget_s:
             break
         started, outcome, epoch = running[worker]
-        curve, trial = started.curve, started.trial
-        value = curve[epoch - 1]
-        diverged = epoch == len(curve) and len(curve) < max_t
-        result = {"epoch": epoch, "training_iteration": epoch, "val_psnr": value, "diverged": diverged}
-        if value > seen_best:
-            seen_best = value
+        if started.curve[epoch - 1] > seen_best:
+            seen_best = started.curve[epoch - 1]
             out.trace.append((now, started.true_value))
-        outcome.last_epoch = epoch
-        decision = scheduler.on_trial_result(None, trial, result) if scheduler else TrialScheduler.CONTINUE
-        if decision == TrialScheduler.STOP or epoch >= len(curve):
-            if scheduler is not None:
-                scheduler.on_trial_complete(None, trial, result)
-            if listener is not None:
-                listener.complete(trial.trial_id, result)
-            outcome.ended = True
-            outcome.stopped = epoch < max_t and not diverged
+        if deliver(started.trial, started.curve, epoch, outcome, scheduler, listener, max_t):
             del running[worker]
             launch(worker, now)
         else:
-            if listener is not None:
-                listener.result(trial.trial_id, result)
             running[worker] = (started, outcome, epoch + 1)
             heapq.heappush(events, (now + started.seconds[epoch], worker))
     return out
