@@ -119,6 +119,21 @@ def analyse(regrets: dict[str, dict[str, np.ndarray]], true_values: dict[str, di
     return {"arms": arms, "comparisons_corrected": len(judged), "primary": primary, "verdict": verdict}
 
 
+def predicted_difference(true_values: dict[str, dict[str, np.ndarray]], default: str, setting: str,
+                         resamples: int, seed: int) -> dict[str, Any] | None:
+    """What the replay predicts for bench/real_runs.py: the mean difference default - random of the
+    incumbent's true value (dB) at one setting, with its 95% paired-bootstrap interval, and the sd of one
+    search pair's difference (what 5 real pairs are up against)."""
+    if default not in true_values or "random" not in true_values or setting not in true_values[default]:
+        return None
+    x, y = true_values[default][setting], true_values["random"][setting]
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    diffs = x[idx].mean(axis=1) - y[idx].mean(axis=1)
+    return {"setting": setting, "mean_db": float(np.mean(x - y)),
+            "ci95_db": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))],
+            "sd_of_one_pair_db": float(np.std(x - y, ddof=1)) if len(x) > 1 else None}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preregistration", default=str(PREREGISTRATION))
@@ -197,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         "surrogate": errors, "settings": {"repetitions": reps, "resamples": resamples, "arms": list(names),
                                           "workers": workers_list, "budgets": BUDGETS},
         "trials": counts, "analysis": analysis,
+        "prediction_for_real_runs": predicted_difference(true_values, prereg["default_arm"],
+                                                         f"{PRIMARY[0]}@{PRIMARY[1]}", resamples, 1),
         "raw": {a: {s: v.round(4).tolist() for s, v in by.items()} for a, by in true_values.items()},
     }
     report["wall_s"] = round(time.perf_counter() - start_wall, 1)

@@ -130,3 +130,10 @@ def test_replay_seeded_smoke_end_to_end(tmp_path: Path) -> None:
     assert report["analysis"]["verdict"]["p_holm"] is not None
     assert report["table"]["grid_compute_s"] == pytest.approx(6 * 60.0)
     assert "surrogate" in proc.stdout
+    # the prediction bench/real_runs.py reports beside its own difference: the raw values' paired mean
+    raw = report["raw"]
+    prediction = report["prediction_for_real_runs"]
+    diffs = np.subtract(raw["ours_random"]["2x@2"], raw["random"]["2x@2"])
+    assert prediction["setting"] == "2x@2"
+    assert prediction["mean_db"] == pytest.approx(float(np.mean(diffs)), abs=1e-3)
+    assert prediction["ci95_db"][0] <= prediction["mean_db"] + 1e-9 <= prediction["ci95_db"][1] + 2e-9
