@@ -83,7 +83,8 @@ def run_one(space: dict[str, Any], work: Path) -> dict[str, Any]:
         tail = (work / f"{space['name']}.log").read_text()[-3000:]
         raise SystemExit(f"run_search.py exited {proc.returncode} for {space['name']}:\n{tail}")
     summary = json.loads((work / "runs" / space["name"] / "summary.json").read_text())
-    return {**search_value(summary), "wall_time_s": round(wall, 1),
+    console = (work / f"{space['name']}.log").read_text().splitlines()
+    return {**search_value(summary), "wall_time_s": round(wall, 1), "console_lines": len(console),
             "status_counts": summary.get("status_counts"), "reeval_status_counts": summary.get("reeval_status_counts")}
 
 

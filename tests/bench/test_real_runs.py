@@ -70,5 +70,6 @@ def test_smoke_runs_both_arms_through_run_search(tmp_path: Path) -> None:
     for run in report["runs"]:
         assert run["value"] is not None and 10.0 < run["value"] < 60.0
         assert run["reeval_status_counts"]["completed"] >= 1
+        assert 10 < run["console_lines"] < 200  # run_search.py's own lines (Ray's go to ray.log)
     assert report["runs"][1]["status_counts"]["stopped"] == 0  # random search stops nothing
     assert "search 2/2: random, sampler seed 0" in proc.stderr
