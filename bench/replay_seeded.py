@@ -43,6 +43,7 @@ from search.stats import holm  # noqa: E402
 
 PREREGISTRATION = ROOT / "bench" / "preregistration.yaml"
 BUDGETS = {"1x": 1.0, "2x": 2.0, "4x": 4.0}
+FIGURE_PNG = ROOT / "docs" / "images" / "replay-seeded.png"
 PRIMARY = ("2x", 2)  # budget, workers of the judged comparisons
 ALPHA = 0.05
 
@@ -134,17 +135,75 @@ def predicted_difference(true_values: dict[str, dict[str, np.ndarray]], default:
             "sd_of_one_pair_db": float(np.std(x - y, ddof=1)) if len(x) > 1 else None}
 
 
+def write_figure(report: dict[str, Any], html: Path, png: Path | None = None, resamples: int = 1000) -> None:
+    """IQM normalised regret per arm at 1x/2x/4x, 2 and 8 workers, with 95% bootstrap intervals: an offline
+    plotly page (plotly.js inlined), and a PNG of it when a headless Chromium is on the PATH."""
+    import shutil
+    import subprocess
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    table, raw = report["table"], report["raw"]
+    span = table["best_db"] - table["median_db"]
+    default = report["preregistration"]["default_arm"]
+    workers = report["settings"]["workers"]
+    fig = make_subplots(rows=1, cols=len(workers), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[f"{w} workers" for w in workers])
+    colors = {"1x": "#9ecae1", "2x": "#3182bd", "4x": "#08306b"}
+    arms = list(raw)
+    for col, w in enumerate(workers, 1):
+        for label, color in colors.items():
+            mids, lows, highs = [], [], []
+            for arm in arms:
+                r = (table["best_db"] - np.array(raw[arm][f"{label}@{w}"], dtype=float)) / span
+                idx = np.random.default_rng(0).integers(0, len(r), size=(resamples, len(r)))
+                boot = iqm(r[idx])
+                mids.append(float(iqm(r)))
+                lows.append(float(np.percentile(boot, 2.5)))
+                highs.append(float(np.percentile(boot, 97.5)))
+            fig.add_trace(go.Scatter(
+                x=mids, y=[f"<b>{a}</b>" if a == default else a for a in arms], mode="markers",
+                marker={"color": color, "size": 9}, name=f"{label} the grid's compute", legendgroup=label,
+                showlegend=col == 1, error_x={"type": "data", "symmetric": False,
+                                              "array": np.subtract(highs, mids).tolist(),
+                                              "arrayminus": np.subtract(mids, lows).tolist()}), row=1, col=col)
+        fig.update_xaxes(title_text="IQM normalised regret (0 = table's best, 1 = its median)", row=1, col=col)
+    verdict = report["analysis"]["verdict"]
+    fig.update_layout(
+        title=(f"Replayed searches on the seeded table, {report['settings']['repetitions']} per arm, IQM with 95% "
+               f"bootstrap intervals<br><sup>default {default} minus random at 2x, 2 workers: "
+               f"{verdict.get('diff_iqm', float('nan')):+.3f}, Holm p {verdict.get('p_holm', float('nan')):.3f}"
+               f"{'; ' + verdict['caveat'] if verdict.get('caveat') else ''}</sup>"),
+        width=1240, height=560, template="plotly_white", legend={"orientation": "h", "y": -0.2})
+    fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
+    chromium = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    if png is not None and chromium:
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                            f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1260,580", "--hide-scrollbars",
+                            "--virtual-time-budget=5000", html.resolve().as_uri()], capture_output=True, timeout=120)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preregistration", default=str(PREREGISTRATION))
     p.add_argument("--table", default=None, help="override the registered table (tests)")
     p.add_argument("--smoke", action="store_true", help="4 repetitions of 3 arms, 300 resamples")
     p.add_argument("--out", default=None, help="default bench/results/replay-seeded[.smoke].json")
+    p.add_argument("--figure", metavar="JSON", default=None,
+                   help="only redraw the figure of a written results file: JSON's .html beside it and, with a "
+                        "headless Chromium, docs/images/replay-seeded.png (seconds, no replay)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.figure:
+        written = Path(args.figure)
+        write_figure(json.loads(written.read_text()), written.with_suffix(".html"), FIGURE_PNG)
+        progress(f"wrote {written.with_suffix('.html')} and {FIGURE_PNG}")
+        return 0
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -220,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.out) if args.out else RESULTS_DIR / f"replay-seeded{'.smoke' if args.smoke else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1, default=str) + "\n")  # the YAML date
+    write_figure(json.loads(path.read_text()), path.with_suffix(".html"), None if args.smoke else FIGURE_PNG)
     v = analysis["verdict"]
-    progress(f"wrote {path}")
+    progress(f"wrote {path} and {path.with_suffix('.html').name}")
     print(f"surrogate {surrogate}: LOO error {errors[surrogate]['rms_error_db']:.2f} dB vs seed noise "
           f"{errors['seed_noise_db']:.2f} dB")
     if v:

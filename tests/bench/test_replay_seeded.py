@@ -135,5 +135,7 @@ def test_replay_seeded_smoke_end_to_end(tmp_path: Path) -> None:
     prediction = report["prediction_for_real_runs"]
     diffs = np.subtract(raw["ours_random"]["2x@2"], raw["random"]["2x@2"])
     assert prediction["setting"] == "2x@2"
+    page = out.with_suffix(".html").read_text()  # the figure, drawn from the same file
+    assert "ours_random" in page and "Holm p" in page
     assert prediction["mean_db"] == pytest.approx(float(np.mean(diffs)), abs=1e-3)
     assert prediction["ci95_db"][0] <= prediction["mean_db"] + 1e-9 <= prediction["ci95_db"][1] + 2e-9
