@@ -80,15 +80,11 @@ def replay(start: Callable[[], Optional[Started]], scheduler: Any, rng: np.rando
         for worker in range(workers):
             if worker in running or exhausted:
                 continue
-            started = start()
-            if started is None:
+            begun = begin(start, out.trials, scheduler)
+            if begun is None:
                 exhausted = True
                 break
-            outcome = Outcome(started.trial)
-            out.trials.append(outcome)
-            if scheduler is not None:
-                scheduler.on_trial_add(None, started.trial)
-            running[worker] = _Running(started, outcome)
+            running[worker] = _Running(*begun)
         if not running:
             break
         order = list(running)
@@ -105,6 +101,19 @@ def replay(start: Callable[[], Optional[Started]], scheduler: Any, rng: np.rando
             else:
                 state.epoch += 1
     return out
+
+
+def begin(start: Callable[[], Any], trials: list[Outcome], scheduler: Any) -> Optional[tuple[Any, Outcome]]:
+    """Ask for the next trial and register it (its outcome in `trials`, the trial with the scheduler);
+    None when the searcher has nothing more to propose. Shared by the tick and the wall-time replays."""
+    started = start()
+    if started is None:
+        return None
+    outcome = Outcome(started.trial)
+    trials.append(outcome)
+    if scheduler is not None:
+        scheduler.on_trial_add(None, started.trial)
+    return started, outcome
 
 
 def deliver(trial: ReplayTrial, curve: Sequence[float], epoch: int, outcome: Outcome, scheduler: Any,
@@ -169,14 +178,11 @@ def replay_timed(start: Callable[[], Optional[TimedStart]], scheduler: Any, max_
         nonlocal exhausted
         if exhausted:
             return
-        started = start()
-        if started is None:
+        begun = begin(start, out.trials, scheduler)
+        if begun is None:
             exhausted = True
             return
-        outcome = Outcome(started.trial)
-        out.trials.append(outcome)
-        if scheduler is not None:
-            scheduler.on_trial_add(None, started.trial)
+        started, outcome = begun
         running[worker] = (started, outcome, 1)
         heapq.heappush(events, (now + started.seconds[0], worker))
 

@@ -1,9 +1,7 @@
 """bench/noise.py: the variance split by hand, and --smoke writes every run and the analysis."""
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,12 +26,8 @@ def test_components_against_a_hand_calculation() -> None:
     assert both["sigma_v2"] == pytest.approx(1.0) and both["sigma_t2"] == pytest.approx((8.0 - 1 / 3) / 2)
 
 
-def test_noise_smoke_writes_every_run_and_the_split(tmp_path: Path) -> None:
-    out = tmp_path / "noise.json"
-    proc = subprocess.run([sys.executable, "bench/noise.py", "--smoke", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())
+def test_noise_smoke_writes_every_run_and_the_split(tmp_path: Path, run_smoke) -> None:  # type: ignore[no-untyped-def]
+    proc, result = run_smoke("noise.py", tmp_path / "noise.json")
     assert set(result["runs"]) == {"Cyclical", "None"}
     assert all(len(runs) == 2 and all(len(r["draws"]) == 3 for r in runs) for runs in result["runs"].values())
     analysis = result["analysis"]

@@ -1,8 +1,6 @@
 """bench/val_noise.py: the two-way split by hand, and --smoke writes every run and the analysis."""
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,12 +25,8 @@ def test_two_way_separates_the_model_from_the_video() -> None:
     assert parts["sigma_m2"] == 0.0 and parts["sigma_i2"] == pytest.approx(4.0)
 
 
-def test_val_noise_smoke_writes_every_run_and_the_rule(tmp_path: Path) -> None:
-    out = tmp_path / "val_noise.json"
-    proc = subprocess.run([sys.executable, "bench/val_noise.py", "--smoke", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())
+def test_val_noise_smoke_writes_every_run_and_the_rule(tmp_path: Path, run_smoke) -> None:  # type: ignore[no-untyped-def]
+    proc, result = run_smoke("val_noise.py", tmp_path / "val_noise.json")
     assert set(result["runs"]) == {"Cyclical", "None"}
     assert all(len(runs) == 2 and all(len(r["videos"]) == 3 for r in runs) for runs in result["runs"].values())
     analysis = result["analysis"]
