@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     p.add_argument("--smoke", action="store_true", help="tiny dims, 1 epoch, 2 seeds: checks the script")
     p.add_argument("--out", type=Path, default=None, help="default bench/results/precision_accuracy.json")
+    p.add_argument("--extend", type=Path, default=None, metavar="JSON",
+                   help="an earlier results file of the same settings: its seeds join this run's analysis "
+                        "(a second stage; both stages are kept in the new file)")
     return p.parse_args(argv)
 
 
@@ -111,6 +114,18 @@ def main(argv: list[str] | None = None) -> int:
                 runs[precision].append(row)
                 progress(f"[{2 * i + j + 1}/{total}] seed {seed} {precision}: {row['val_psnr']:.2f} dB "
                          f"(train {row['train_s']:.0f} s)")
+    earlier: dict[str, Any] | None = None
+    stage_seeds = list(seeds)
+    if args.extend is not None:
+        earlier = json.loads(args.extend.read_text())
+        if earlier["fixed"] != fixed or earlier["config"] != CONFIG:
+            raise SystemExit(f"error: {args.extend}: other settings than this run's; --extend joins the same settings only")
+        clash = set(earlier["seeds"]) & set(seeds)
+        if clash:
+            raise SystemExit(f"error: {args.extend} already has seeds {sorted(clash)}; give new --seeds")
+        for precision in PRECISIONS:
+            runs[precision] = earlier["runs"][precision] + runs[precision]
+        seeds = earlier["seeds"] + seeds
     result = paired_equivalence([r["val_psnr"] for r in runs["fp32"]], [r["val_psnr"] for r in runs["bf16"]],
                                 tolerance)
     train_ratio = statistics.median(r["train_s"] for r in runs["fp32"]) / statistics.median(
@@ -119,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "precision_accuracy", "command": command_line(), "smoke": args.smoke,
         "machine": machine_info(), "versions": versions(), "load_average": [load_start, load_average()],
         "fixed": fixed, "config": CONFIG, "seeds": seeds, "threads": 1,
+        "stages": ([*earlier.get("stages", [{"seeds": earlier["seeds"], "command": earlier["command"]}])]
+                   if earlier else []) + [{"seeds": stage_seeds, "command": command_line()}],
         "rule": "bf16 accurate enough when the 90% paired t interval of mean(bf16 - fp32) lies inside "
                 "+-tolerance; tolerance = half the demo's training-seed sd (bench/results/noise.json)",
         "tolerance_db": tolerance, "runs": runs, "analysis": {**result, "fp32_over_bf16_train_time": train_ratio},

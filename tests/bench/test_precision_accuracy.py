@@ -1,6 +1,8 @@
 """bench/precision_accuracy.py: the paired equivalence rule by hand, and --smoke trains both precisions."""
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,3 +37,19 @@ def test_smoke_trains_both_precisions_with_the_same_seeds(tmp_path: Path, run_sm
     assert {r["dtype"] for r in result["runs"]["bf16"]} == {"torch.bfloat16"}
     assert result["tolerance_db"] == pytest.approx(0.78, abs=0.01)  # half of noise.json's 1.56 dB
     assert "bf16 - fp32" in proc.stdout
+
+
+def test_extend_joins_an_earlier_stage_and_refuses_its_seeds(tmp_path: Path, run_smoke) -> None:  # type: ignore[no-untyped-def]
+    first = tmp_path / "first.json"
+    run_smoke("precision_accuracy.py", first)
+    second = tmp_path / "second.json"
+    cmd = [sys.executable, "bench/precision_accuracy.py", "--smoke", "--seeds", "3", "4", "--extend", str(first),
+           "--out", str(second)]
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300).returncode == 0
+    joined = json.loads(second.read_text())
+    assert joined["seeds"] == [1, 2, 3, 4] and [r["seed"] for r in joined["runs"]["bf16"]] == [1, 2, 3, 4]
+    assert [s["seeds"] for s in joined["stages"]] == [[1, 2], [3, 4]]
+    assert len(joined["analysis"]["diffs_db"]) == 4
+    again = subprocess.run(cmd[:-2] + ["--extend", str(second), "--out", str(tmp_path / "x.json")], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "already has seeds [3, 4]" in again.stderr
