@@ -121,6 +121,34 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+# --- the demo fits of the noise and precision benchmarks ------------------------
+
+QUICK_SPACE = Path(__file__).resolve().parents[1] / "spaces" / "quick.yaml"
+# A smoke run's dims: seconds instead of minutes, the same code path.
+SMOKE_DEMO_DIMS = dict(frame_H=8, frame_W=16, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_vi_len=8, num_epoch=1)
+
+
+def demo_fixed(smoke: bool, **settings: Any) -> dict[str, Any]:
+    """spaces/quick.yaml's fixed settings on the CPU, validated at the end only (val_every past the last
+    epoch), with `settings` on top; the smoke dims for a smoke run."""
+    from search.space import load_space
+
+    fixed = dict(load_space(QUICK_SPACE).fixed)
+    fixed.update(device="cpu", val_every=10_000, **settings)
+    if smoke:
+        fixed.update(SMOKE_DEMO_DIMS)
+    return fixed
+
+
+def small_demo_data(folder: Path, fixed: dict[str, Any]) -> Any:
+    """The small synthetic preset (seed 0) generated under `folder`, loaded at `fixed`'s frame size."""
+    from cvae.families.lab4_2024.data import load_lab_data
+    from cvae.families.lab4_2024.synthetic import PRESETS, generate
+
+    root = generate(folder / "small", PRESETS["small"], seed=0, progress=False)
+    return load_lab_data(root, fixed["frame_H"], fixed["frame_W"], progress=False)
+
+
 # --- helpers for the search benchmarks (overhead.py, efficiency.py) -----------
 
 def load_average() -> list[float] | None:

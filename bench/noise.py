@@ -38,15 +38,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS_DIR, machine_info, progress, versions  # noqa: E402
+from bench.common import RESULTS_DIR, demo_fixed, machine_info, progress, small_demo_data, versions  # noqa: E402
 from cvae.families.lab4_2024.config import TrainConfig  # noqa: E402
-from cvae.families.lab4_2024.data import load_lab_data  # noqa: E402
-from cvae.families.lab4_2024.synthetic import PRESETS, generate  # noqa: E402
 from cvae.families.lab4_2024.train import Trainer  # noqa: E402
 from search import stats  # noqa: E402
-from search.space import load_space  # noqa: E402
 
-QUICK = Path(__file__).resolve().parents[1] / "spaces" / "quick.yaml"
 # Two configurations of quick.yaml's space in different strata, both in its
 # measured good region (tfr 0, Adam, lr inside 1.2e-3..4.5e-3).
 CONFIG_SETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -154,17 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     configs = CONFIG_SETS[args.set]
     out = args.out or RESULTS_DIR / ("noise.json" if args.set == "kl" else f"noise.{args.set}.json")
     torch.set_num_threads(1)  # as a demo trial runs (trials.resources.cpu 1)
-    fixed = dict(load_space(QUICK).fixed)
-    fixed.update(precision="fp32", device="cpu", val_every=10_000)  # validate at the end only
+    fixed = demo_fixed(args.smoke, precision="fp32")
     seeds, draws = args.seeds, args.draws
     if args.smoke:
-        fixed.update(frame_H=8, frame_W=16, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_vi_len=8, num_epoch=1)
         seeds, draws = seeds[:2], 3
     results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         progress("generating the small synthetic preset")
-        root = generate(Path(tmp) / "small", PRESETS["small"], seed=0, progress=False)
-        data = load_lab_data(root, fixed["frame_H"], fixed["frame_W"], progress=False)
+        data = small_demo_data(Path(tmp), fixed)
         total, done = len(configs) * len(seeds), 0
         for name, config in configs.items():
             for seed in seeds:

@@ -41,14 +41,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS_DIR, machine_info, progress, versions  # noqa: E402
-from bench.noise import ALPHA, CONFIG_SETS, POWER, QUICK  # noqa: E402
+from bench.common import RESULTS_DIR, demo_fixed, machine_info, progress, small_demo_data, versions  # noqa: E402
+from bench.noise import ALPHA, CONFIG_SETS, POWER  # noqa: E402
 from cvae.families.lab4_2024 import synthetic  # noqa: E402
 from cvae.families.lab4_2024.config import TrainConfig  # noqa: E402
-from cvae.families.lab4_2024.data import LabData, load_lab_data, load_split  # noqa: E402
+from cvae.families.lab4_2024.data import LabData, load_split  # noqa: E402
 from cvae.families.lab4_2024.train import Trainer  # noqa: E402
 from search import stats  # noqa: E402
-from search.space import load_space  # noqa: E402
 
 LONG_INDEX = 1000  # the long video's job index: a dance none of the short ones has
 
@@ -147,17 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "val_noise.json")
     args = parser.parse_args(argv)
     configs = CONFIG_SETS["kl"]
-    fixed = dict(load_space(QUICK).fixed)
-    fixed.update(precision="fp32", device="cpu", val_every=10_000)
+    fixed = demo_fixed(args.smoke, precision="fp32")
     seeds, n_videos, long_len = args.seeds, args.videos, args.long
     if args.smoke:
-        fixed.update(frame_H=8, frame_W=16, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_vi_len=8, num_epoch=1)
         seeds, n_videos, long_len = seeds[:2], 3, 16
     short_len = fixed["val_vi_len"]
     with tempfile.TemporaryDirectory() as tmp:
         progress("generating the small synthetic preset and the extra val videos")
-        root = synthetic.generate(Path(tmp) / "small", synthetic.PRESETS["small"], seed=0, progress=False)
-        data = load_lab_data(root, fixed["frame_H"], fixed["frame_W"], progress=False)
+        data = small_demo_data(Path(tmp), fixed)
         videos = [(data.val_frames[:short_len], data.val_labels[:short_len])]
         for k in range(1, n_videos):
             extra = write_val_video(Path(tmp) / f"val{k}", k, short_len, seed=0)
