@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 from bench.common import RESULTS_DIR, command_line, library_versions, load_average, machine_info, progress  # noqa: E402
 from bench.replay_arms import ArmSpec, Proposer, make_arms  # noqa: E402
 from bench.simulator import ReplayTrial, TimedStart, incumbent_at, replay_timed  # noqa: E402
-from bench.stats import iqm  # noqa: E402
+from bench.stats import bootstrap_ci, iqm, regret  # noqa: E402
 from bench.surrogate import SeededTable, loo_errors, predict, read_seeded  # noqa: E402
 from search.stats import holm  # noqa: E402
 
@@ -128,10 +128,8 @@ def predicted_difference(true_values: dict[str, dict[str, np.ndarray]], default:
     if default not in true_values or "random" not in true_values or setting not in true_values[default]:
         return None
     x, y = true_values[default][setting], true_values["random"][setting]
-    idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
-    diffs = x[idx].mean(axis=1) - y[idx].mean(axis=1)
-    return {"setting": setting, "mean_db": float(np.mean(x - y)),
-            "ci95_db": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))],
+    low, high = bootstrap_ci({"x": x, "y": y}, lambda r: r["x"].mean(axis=1) - r["y"].mean(axis=1), resamples, seed)
+    return {"setting": setting, "mean_db": float(np.mean(x - y)), "ci95_db": [low, high],
             "sd_of_one_pair_db": float(np.std(x - y, ddof=1)) if len(x) > 1 else None}
 
 
@@ -145,7 +143,7 @@ def write_figure(report: dict[str, Any], html: Path, png: Path | None = None, re
     from plotly.subplots import make_subplots
 
     table, raw = report["table"], report["raw"]
-    span = table["best_db"] - table["median_db"]
+    table_stats = {"best": table["best_db"], "median": table["median_db"]}
     default = report["preregistration"]["default_arm"]
     workers = report["settings"]["workers"]
     fig = make_subplots(rows=1, cols=len(workers), shared_yaxes=True, horizontal_spacing=0.04,
@@ -156,12 +154,11 @@ def write_figure(report: dict[str, Any], html: Path, png: Path | None = None, re
         for label, color in colors.items():
             mids, lows, highs = [], [], []
             for arm in arms:
-                r = (table["best_db"] - np.array(raw[arm][f"{label}@{w}"], dtype=float)) / span
-                idx = np.random.default_rng(0).integers(0, len(r), size=(resamples, len(r)))
-                boot = iqm(r[idx])
+                r = regret(np.array(raw[arm][f"{label}@{w}"], dtype=float), table_stats)
+                low, high = bootstrap_ci({"r": r}, lambda s: iqm(s["r"]), resamples, 0)
                 mids.append(float(iqm(r)))
-                lows.append(float(np.percentile(boot, 2.5)))
-                highs.append(float(np.percentile(boot, 97.5)))
+                lows.append(low)
+                highs.append(high)
             fig.add_trace(go.Scatter(
                 x=mids, y=[f"<b>{a}</b>" if a == default else a for a in arms], mode="markers",
                 marker={"color": color, "size": 9}, name=f"{label} the grid's compute", legendgroup=label,
