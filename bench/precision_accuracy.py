@@ -32,16 +32,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS_DIR, command_line, load_average, machine_info, progress, versions  # noqa: E402
+from bench.common import (  # noqa: E402
+    RESULTS_DIR,
+    command_line,
+    demo_fixed,
+    load_average,
+    machine_info,
+    progress,
+    small_demo_data,
+    versions,
+)
 from cvae.families.lab4_2024.config import TrainConfig  # noqa: E402
-from cvae.families.lab4_2024.data import load_lab_data  # noqa: E402
-from cvae.families.lab4_2024.synthetic import PRESETS, generate  # noqa: E402
 from cvae.families.lab4_2024.train import Trainer  # noqa: E402
 from search import stats  # noqa: E402
-from search.space import load_space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ROOT / "spaces" / "quick.yaml"
 CONFIG = dict(kl_anneal_type="None", tfr=0.0, optimizer="Adam", lr=3e-3)
 NOISE_FILE = RESULTS_DIR / "noise.json"
 SEED_SD_FALLBACK_DB = 1.56  # noise.json's run_sd when the file is absent (a fresh smoke run)
@@ -56,7 +61,7 @@ def seed_sd_db() -> float:
 
 
 def fit(config: dict[str, Any], data: Any) -> dict[str, Any]:
-    """Train one configuration to the end and validate once; val_psnr, train seconds, seconds per step."""
+    """Train one configuration to the end and validate once: val_psnr, training seconds, the dtype used."""
     cfg = TrainConfig(**config)
     trainer = Trainer(cfg, data)
     start = time.perf_counter()
@@ -79,6 +84,17 @@ def paired_equivalence(fp32: list[float], bf16: list[float], tolerance: float) -
             "sd_of_diff_db": sd}
 
 
+def read_earlier_stage(path: Path, fixed: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The results file --extend names, checked before anything trains: the same settings, no seed twice."""
+    earlier = json.loads(path.read_text())
+    if earlier["fixed"] != fixed or earlier["config"] != CONFIG:
+        raise SystemExit(f"error: {path}: other settings than this run's; --extend joins the same settings only")
+    clash = set(earlier["seeds"]) & set(seeds)
+    if clash:
+        raise SystemExit(f"error: {path} already has seeds {sorted(clash)}; give new --seeds")
+    return earlier
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
@@ -94,19 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out or RESULTS_DIR / "precision_accuracy.json"
     torch.set_num_threads(1)  # as a demo trial runs (trials.resources.cpu 1)
-    fixed = dict(load_space(QUICK).fixed)
-    fixed.update(device="cpu", val_every=10_000)  # validate at the end only
-    seeds = args.seeds
-    if args.smoke:
-        fixed.update(frame_H=8, frame_W=16, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_vi_len=8, num_epoch=1)
-        seeds = seeds[:2]
+    fixed = demo_fixed(args.smoke)
+    seeds = args.seeds[:2] if args.smoke else args.seeds
+    stage_seeds = list(seeds)
+    earlier = read_earlier_stage(args.extend, fixed, seeds) if args.extend is not None else None
+    # a one-stage file has no "stages": its own seeds and command are its stage
+    earlier_stages = [] if earlier is None else earlier.get(
+        "stages", [{"seeds": earlier["seeds"], "command": earlier["command"]}])
     tolerance = seed_sd_db() / 2
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PRECISIONS}
     load_start = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         progress("generating the small synthetic preset")
-        root = generate(Path(tmp) / "small", PRESETS["small"], seed=0, progress=False)
-        data = load_lab_data(root, fixed["frame_H"], fixed["frame_W"], progress=False)
+        data = small_demo_data(Path(tmp), fixed)
         total = len(seeds) * len(PRECISIONS)
         for i, seed in enumerate(seeds):
             for j, precision in enumerate(PRECISIONS):  # interleaved: load drifts hit both alike
@@ -114,15 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[precision].append(row)
                 progress(f"[{2 * i + j + 1}/{total}] seed {seed} {precision}: {row['val_psnr']:.2f} dB "
                          f"(train {row['train_s']:.0f} s)")
-    earlier: dict[str, Any] | None = None
-    stage_seeds = list(seeds)
-    if args.extend is not None:
-        earlier = json.loads(args.extend.read_text())
-        if earlier["fixed"] != fixed or earlier["config"] != CONFIG:
-            raise SystemExit(f"error: {args.extend}: other settings than this run's; --extend joins the same settings only")
-        clash = set(earlier["seeds"]) & set(seeds)
-        if clash:
-            raise SystemExit(f"error: {args.extend} already has seeds {sorted(clash)}; give new --seeds")
+    if earlier is not None:  # the earlier stage's pairs come first, in seed order as they ran
         for precision in PRECISIONS:
             runs[precision] = earlier["runs"][precision] + runs[precision]
         seeds = earlier["seeds"] + seeds
@@ -134,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "precision_accuracy", "command": command_line(), "smoke": args.smoke,
         "machine": machine_info(), "versions": versions(), "load_average": [load_start, load_average()],
         "fixed": fixed, "config": CONFIG, "seeds": seeds, "threads": 1,
-        "stages": ([*earlier.get("stages", [{"seeds": earlier["seeds"], "command": earlier["command"]}])]
-                   if earlier else []) + [{"seeds": stage_seeds, "command": command_line()}],
+        "stages": earlier_stages + [{"seeds": stage_seeds, "command": command_line()}],
         "rule": "bf16 accurate enough when the 90% paired t interval of mean(bf16 - fp32) lies inside "
                 "+-tolerance; tolerance = half the demo's training-seed sd (bench/results/noise.json)",
         "tolerance_db": tolerance, "runs": runs, "analysis": {**result, "fp32_over_bf16_train_time": train_ratio},

@@ -79,12 +79,11 @@ def run_one(space: dict[str, Any], work: Path) -> dict[str, Any]:
         proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "RAY_TMPDIR": str(ray_tmp)},
                               stdout=log, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
+    console = (work / f"{space['name']}.log").read_text()
     if proc.returncode != 0:
-        tail = (work / f"{space['name']}.log").read_text()[-3000:]
-        raise SystemExit(f"run_search.py exited {proc.returncode} for {space['name']}:\n{tail}")
+        raise SystemExit(f"run_search.py exited {proc.returncode} for {space['name']}:\n{console[-3000:]}")
     summary = json.loads((work / "runs" / space["name"] / "summary.json").read_text())
-    console = (work / f"{space['name']}.log").read_text().splitlines()
-    return {**search_value(summary), "wall_time_s": round(wall, 1), "console_lines": len(console),
+    return {**search_value(summary), "wall_time_s": round(wall, 1), "console_lines": len(console.splitlines()),
             "status_counts": summary.get("status_counts"), "reeval_status_counts": summary.get("reeval_status_counts")}
 
 
@@ -148,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         "runs": done}
     todo = [(seed, arm) for seed in seeds for arm in ARMS
             if not any(r["arm"] == arm and r["seed"] == seed for r in done)]
+
+    def write() -> None:
+        """The results file as it stands: every finished search and the difference so far."""
+        payload.update(runs=done, difference=difference(done), load_average_end=load_average(),
+                       replay_prediction=replay_prediction(RESULTS_DIR / "replay-seeded.json"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="cvae-real-runs-") as tmp:
         work = Path(tmp)
         for i, (seed, arm) in enumerate(todo, 1):
@@ -160,12 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"  {arm} seed {seed}: {'no re-run finished' if value is None else f'{value:.2f} dB'}"
                      f" ({result['best_stratum']}), {result['wall_time_s']:.0f} s")
             done.append({"arm": arm, "seed": seed, **result})
-            payload.update(runs=done, difference=difference(done), load_average_end=load_average(),
-                           replay_prediction=replay_prediction(RESULTS_DIR / "replay-seeded.json"))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(payload, indent=2) + "\n")
-    payload.update(difference=difference(done), replay_prediction=replay_prediction(RESULTS_DIR / "replay-seeded.json"))
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+            write()  # after every search: a stopped check keeps what it finished
+    if not todo:  # a --resume with nothing left: the analysis, recomputed
+        write()
     d = payload["difference"]
     if d:
         progress(f"default - random: {d['estimate_db']:+.2f} dB, 95% [{d['ci95_db'][0]:+.2f}, {d['ci95_db'][1]:+.2f}]"
