@@ -50,8 +50,7 @@ def cpu_bf16_native() -> bool:
     """True where the CPU computes bf16 natively (AMX, avx512_bf16 or Arm bf16: cvae.core.precision's
     reading of torch.cpu.get_capabilities); elsewhere bf16 is emulated and slow. Native is not
     the same as faster: what `precision: auto` picks is `auto_precision()`."""
-    s = bf16_support()
-    return s.cpu_amx_bf16 or s.cpu_avx512_bf16 or s.cpu_arm_bf16
+    return bf16_support().cpu_native
 
 
 def auto_precision(device_type: str = "cpu") -> dict[str, str]:

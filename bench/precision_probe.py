@@ -9,7 +9,9 @@ Each case is probed `--repeats` times, each time with an empty cache of its own 
 measures; the user's cache is neither read nor written), to show how stable the decision
 is on a shared machine. Recorded per case: the space, device, threads, the probe's key
 (CPU model, bf16 flags, torch version, workload), every probe's decision, timings and
-wall time, and what the CPU flag rule (the fallback) would have said. Writes
+wall time, and what the CPU flag rule (the fallback) would have said. Where bf16 would
+be emulated (no AMX, avx512_bf16 or Arm bf16) `auto` measures nothing and picks fp32;
+`--measure-emulated` times both precisions anyway, as the probe would. Writes
 bench/results/precision_probe.json (smoke: precision_probe.smoke.json).
 """
 from __future__ import annotations
@@ -33,7 +35,10 @@ from cvae.core.precision_probe import (  # noqa: E402
     TIMED_STEPS,
     WARMUP_STEPS,
     decide_run_precision,
+    emulated_bf16,
+    pick_precision,
     probe_key,
+    time_steps,
 )
 from search.space import load_space  # noqa: E402
 
@@ -43,28 +48,51 @@ SMOKE_VALUES = dict(batch_size=2, frame_H=8, frame_W=16, F_dim=8, L_dim=4, N_dim
                     train_vi_len=3, val_vi_len=4)
 
 
-def probe_case(family: Any, cfg: Any, threads: int, repeats: int) -> dict[str, Any]:
-    """`repeats` real probes of `cfg` on the CPU, each from an empty cache."""
+def probe_case(family: Any, cfg: Any, threads: int, repeats: int, measure_emulated: bool = False
+               ) -> dict[str, Any]:
+    """`repeats` real probes of `cfg` on the CPU, each from an empty cache.
+
+    Where bf16 would be emulated, `auto` measures nothing (fp32 at once): that decision is
+    recorded, or with `measure_emulated` the probe's own timing and rule run anyway, to show
+    what skipping it saves."""
     cfg = cfg.replace(precision="auto")
     device = torch.device("cpu")
     key = probe_key(device, threads, family.probe_workload(cfg))
+    emulated = emulated_bf16(device)
     runs = []
     for i in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            cache = Path(tmp) / "precision.json"
-            start = time.perf_counter()
-            decision = decide_run_precision(family, cfg, device, threads, cache=cache)
-            wall = time.perf_counter() - start
-            if decision.source != "measured":
-                raise RuntimeError(f"the probe did not measure: {decision.describe()}")
-            [entry] = json.loads(cache.read_text())["entries"]
-            if json.dumps(entry["key"], sort_keys=True) != json.dumps(key, sort_keys=True):
-                raise RuntimeError(f"the probe cached under another key than {key}: {entry['key']}")
-        runs.append({**decision.as_dict(), "timings_s": entry["timings"], "wall_s": wall,
-                     "load_average": load_average()})
+        start = time.perf_counter()
+        if emulated is not None and measure_emulated:
+            def make_step(name: str) -> Any:
+                return family.probe_step(cfg.replace(precision=name, torch_threads=threads), device)
+
+            timings = time_steps(make_step, device, threads)
+            decision = pick_precision(timings)
+        elif emulated is not None:
+            decision = decide_run_precision(family, cfg, device, threads, cache=None)
+            timings = None
+        else:
+            decision, timings = _measured(family, cfg, device, threads, key)
+        wall = time.perf_counter() - start
+        runs.append({**decision.as_dict(), "timings_s": timings, "wall_s": wall, "load_average": load_average()})
         progress(f"  probe {i + 1}/{repeats}: {decision.describe()} in {wall:.1f} s")
     picks = [r["precision"] for r in runs]
-    return {"key": key, "runs": runs, "decisions": picks, "stable": len(set(picks)) == 1}
+    return {"key": key, "runs": runs, "decisions": picks, "stable": len(set(picks)) == 1,
+            "emulated_bf16": emulated is not None, "measured_anyway": bool(emulated is not None and measure_emulated)}
+
+
+def _measured(family: Any, cfg: Any, device: torch.device, threads: int, key: dict[str, Any]
+              ) -> tuple[Any, dict[str, list[float]]]:
+    """One probe as `precision: auto` runs it, from an empty cache of its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "precision.json"
+        decision = decide_run_precision(family, cfg, device, threads, cache=cache)
+        if decision.source != "measured":
+            raise RuntimeError(f"the probe did not measure: {decision.describe()}")
+        [entry] = json.loads(cache.read_text())["entries"]
+        if json.dumps(entry["key"], sort_keys=True) != json.dumps(key, sort_keys=True):
+            raise RuntimeError(f"the probe cached under another key than {key}: {entry['key']}")
+    return decision, entry["timings"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="probes per case (default 3, smoke 1)")
     parser.add_argument("--only", choices=[name for name, _, _ in CASES], help="probe one case only")
     parser.add_argument("--threads", type=int, default=None, help="override the cases' thread counts")
+    parser.add_argument("--measure-emulated", action="store_true",
+                        help="where bf16 would be emulated (auto measures nothing there), time both precisions anyway")
     parser.add_argument("--out", default=None, help="results file name in bench/results/ (default precision_probe.json)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.smoke else 3)
@@ -96,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             cases.append((name, path, space.family, space.train_config({}), args.threads or threads))
     for name, path, family, cfg, threads in cases:
         progress(f"{name}: {path}, {threads} thread(s)")
-        result = probe_case(family, cfg, threads, repeats)
+        result = probe_case(family, cfg, threads, repeats, args.measure_emulated)
         report["cases"][name] = {"space": path, "family": family.name, "threads": threads, "device": "cpu",
                                  **result, "flag_rule": fallback}
     path = write_json("precision_probe.smoke.json" if args.smoke else (args.out or "precision_probe.json"), report)

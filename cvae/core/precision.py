@@ -60,6 +60,11 @@ class Bf16Support:
     cuda_bf16: Optional[bool] = None  # native on the current CUDA device; None without CUDA
     source: str = "none"  # where the CPU flags came from: torch.cpu.get_capabilities | /proc/cpuinfo | none
 
+    @property
+    def cpu_native(self) -> bool:
+        """Whether the CPU computes bf16 natively (native is not the same as faster)."""
+        return self.cpu_amx_bf16 or self.cpu_avx512_bf16 or self.cpu_arm_bf16
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

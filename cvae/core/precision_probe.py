@@ -27,7 +27,9 @@ frames, layout). Any part changing means a new probe; deleting the file re-probe
 
 When no probe can run (a family without one, a GPU the driver cannot see, an error
 in the probe), `cvae.core.precision.choose_precision`'s flag rule decides, and the
-decision says why. Validation and prediction generate in fp32 whatever is picked
+decision says why. Where bf16 would be emulated (a CPU without AMX, avx512_bf16 or
+Arm bf16; a GPU without native bf16) nothing is measured: fp32 (`emulated_bf16`),
+unless the cache already holds an answer for the key. Validation and prediction generate in fp32 whatever is picked
 (cvae.core.precision.GENERATION_DTYPE).
 """
 from __future__ import annotations
@@ -255,6 +257,23 @@ def write_cached(key: Mapping[str, Any], timings: Timings, decision: PrecisionDe
 
 
 # --- the decision -----------------------------------------------------------------
+def emulated_bf16(device: torch.device | str) -> PrecisionDecision | None:
+    """fp32, with nothing measured, where bf16 would be emulated; None where it is native.
+
+    Emulated bf16 is never faster, and timing it is not free: on an AVX2-only EPYC
+    the bf16 step measured 0.11x of fp32 at the demo dims and 0.088x at the lab
+    dims, where probing it took 174 s (bench/results/precision_probe.avx2.before.json).
+    On a GPU: a T4 or V100."""
+    device = torch.device(device)
+    support = bf16_support()
+    if device.type == "cuda" and not support.cuda_bf16:
+        return PrecisionDecision("fp32", "fallback", note="the GPU has no native bf16: nothing to measure")
+    if device.type == "cpu" and not support.cpu_native:
+        return PrecisionDecision("fp32", "fallback", note="the CPU has no native bf16 (no AMX, avx512_bf16 or "
+                                                          "Arm bf16), so it would be emulated: nothing to measure")
+    return None
+
+
 def fallback(device: torch.device | str, why: str) -> PrecisionDecision:
     """The flag rule's answer (cvae.core.precision), saying why no probe decided."""
     device = torch.device(device)
@@ -275,12 +294,12 @@ def decide_precision(configured: str, *, key: Mapping[str, Any] | None, measure:
     device = torch.device(device)
     if key is None or measure is None:
         return fallback(device, why_not or "no probe for this run")
-    if device.type == "cuda" and not bf16_support().cuda_bf16:
-        # Emulated bf16 on a GPU (T4, V100) is never faster: nothing to measure.
-        return PrecisionDecision("fp32", "fallback", note="the GPU has no native bf16")
     hit = read_cached(key, cache)
     if hit is not None:
         return hit
+    emulated = emulated_bf16(device)
+    if emulated is not None:
+        return emulated
     try:
         timings = measure()
     except Exception as err:  # noqa: BLE001 - the probe is an optimisation: any failure falls back to the rule
@@ -349,4 +368,10 @@ def planned_run_precision(family: Any, cfg: Any, device: torch.device | str, thr
     if cfg.precision != "auto":
         return PrecisionDecision(cfg.precision, "forced")
     key, why = _family_key(family, cfg, device, threads)
+    hit = read_cached(key, cache) if key is not None else None
+    if hit is not None:
+        return hit
+    emulated = emulated_bf16(device) if key is not None else None
+    if emulated is not None:
+        return emulated
     return planned_precision(cfg.precision, key=key, cache=cache, why_not=why)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cvae.core import precision_probe as probe
+from cvae.core.precision import Bf16Support
 from cvae.core.precision_probe import (
     CACHE_ENV,
     PrecisionDecision,
@@ -21,6 +22,17 @@ from cvae.core.precision_probe import (
 from cvae.families import get_family
 
 WORKLOAD = {"family": "lab4-2024", "F_dim": 32, "frames": 4, "batch_size": 2}
+
+
+NATIVE_CPU = Bf16Support(cpu_avx512_bf16=True, source="test")
+EMULATED_CPU = Bf16Support(source="test")
+
+
+@pytest.fixture(autouse=True)
+def native_cpu_bf16(monkeypatch):
+    """The measuring path on any machine: this CPU reads as one with native bf16 (on an
+    AVX2-only CPU `auto` would otherwise pick fp32 without measuring; tested apart below)."""
+    monkeypatch.setattr(probe, "bf16_support", lambda: NATIVE_CPU)
 
 
 @pytest.fixture
@@ -215,6 +227,37 @@ def test_a_real_probe_decides_and_caches(name, values, tmp_path: Path, restore_t
         assert again.precision == decision.precision
     forced = family.decide_precision(cfg.replace(precision="fp32"), "cpu", 1, cache=cache)
     assert forced.describe() == "fp32 (forced)"
+
+
+# --- where bf16 would be emulated, nothing is measured --------------------------------------
+def test_a_cpu_without_native_bf16_runs_fp32_without_measuring(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(probe, "bf16_support", lambda: EMULATED_CPU)
+    cache = tmp_path / "precision.json"
+    timer = CountingTimer([1.0, 1.0, 1.0], [0.1, 0.1, 0.1])  # would say bf16 if it were asked
+    decision = decide_precision("auto", key=key(), measure=timer, device="cpu", cache=cache)
+    assert timer.calls == 0 and not cache.exists()
+    assert (decision.precision, decision.source) == ("fp32", "fallback")
+    assert "no native bf16" in decision.describe() and "nothing to measure" in decision.describe()
+    # a forced bf16 is still honoured
+    assert decide_precision("bf16", key=key(), measure=timer, cache=cache).describe() == "bf16 (forced)"
+
+
+def test_a_real_run_on_an_emulated_cpu_plans_and_decides_fp32_at_once(monkeypatch, tmp_path: Path) -> None:
+    def no_timing(*args, **kwargs):
+        raise AssertionError("an emulated CPU must not time any step")
+
+    monkeypatch.setattr(probe, "bf16_support", lambda: EMULATED_CPU)
+    monkeypatch.setattr(probe, "time_steps", no_timing)
+    family = get_family("lab4-2024")
+    cfg = family.config_from_dict({**TINY_LAB4, "precision": "auto"})
+    cache = tmp_path / "c.json"
+    planned = family.planned_precision(cfg, "cpu", 1, cache=cache)
+    decided = family.decide_precision(cfg, "cpu", 1, cache=cache)
+    assert planned.describe() == decided.describe() and decided.precision == "fp32"
+    assert decided.source == "fallback" and not cache.exists()
+    # with native bf16 the same run plans a measurement
+    monkeypatch.setattr(probe, "bf16_support", lambda: NATIVE_CPU)
+    assert family.planned_precision(cfg, "cpu", 1, cache=cache).source == "pending"
 
 
 def test_a_family_without_a_probe_falls_back(tmp_path: Path) -> None:

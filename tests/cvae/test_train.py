@@ -318,8 +318,14 @@ def test_torch_threads_reproduces_a_run_whatever_the_process_default(restore_thr
         pytest.skip("this CPU gives the same floats with 1 and 2 threads: the check above could not fail here")
 
 
-def test_cli_runs_a_best_yaml_with_its_threads_device_and_precision(tmp_path: Path, capsys,
+def test_cli_runs_a_best_yaml_with_its_threads_device_and_precision(tmp_path: Path, capsys, monkeypatch,
                                                                     restore_threads) -> None:
+    from cvae.core import precision_probe
+    from cvae.core.precision import Bf16Support
+
+    # The measuring path on any machine (an AVX2-only CPU would pick fp32 without a probe:
+    # tests/cvae/test_precision_probe.py covers that path).
+    monkeypatch.setattr(precision_probe, "bf16_support", lambda: Bf16Support(cpu_avx512_bf16=True, source="test"))
     # 24-frame videos: enough batches that 1 and 2 threads give different floats on our CPU
     # (8-frame ones do not), so the metrics comparison below checks the threads too.
     root = tiny_synthetic(tmp_path / "syn", train_length=24)
