@@ -48,8 +48,8 @@ import torch  # noqa: E402
 
 from bench.common import progress, sync  # noqa: E402
 from bench.gpu_sections import (  # noqa: E402
-    _device,
-    _dims,
+    bench_device,
+    bench_dims_from,
     default_variant_name,
     dims_config,
     section_compile,
@@ -81,8 +81,8 @@ def packing_worker(args: argparse.Namespace) -> int:
     from cvae.families.lab4_2024.data import LabData
     from cvae.families.lab4_2024.train import Trainer
 
-    dims = _dims(args)
-    device = _device()
+    dims = bench_dims_from(args)
+    device = bench_device()
     torch.manual_seed(args.worker_index)
     n_train = 16 * 40  # 40 sequences of 16 frames: 20 steps an epoch
 

@@ -32,11 +32,11 @@ STEPS_REPS = (5, 3)
 
 # --- what each section measures ---------------------------------------------------
 
-def _device() -> torch.device:
+def bench_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _dims(args: argparse.Namespace) -> Dims:
+def bench_dims_from(args: argparse.Namespace) -> Dims:
     return SMOKE if args.smoke else LAB
 
 
@@ -47,7 +47,7 @@ def write_part(args: argparse.Namespace, payload: dict[str, Any]) -> None:
 
 
 def section_environment(args: argparse.Namespace) -> dict[str, Any]:
-    device = _device()
+    device = bench_device()
     out: dict[str, Any] = {"device": device.type, "torch": torch.__version__, "cuda": torch.version.cuda,
                            "cudnn": torch.backends.cudnn.version(), "cpu_count": os.cpu_count(),
                            "python": sys.version.split()[0]}
@@ -69,7 +69,7 @@ def section_environment(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def section_peak(args: argparse.Namespace) -> dict[str, Any]:
-    device = _device()
+    device = bench_device()
     if device.type == "cuda":
         use_deterministic_kernels()  # the trainer's settings: fp32 without TF32
     n = 256 if args.smoke else 8192
@@ -180,7 +180,7 @@ def measure_variant(variant: Variant, dims: Dims, init_state: dict, batch: tuple
 
 def _step_inputs(args: argparse.Namespace, device: torch.device) -> tuple[Dims, dict, tuple, int, int]:
     """Dims, the initial weights every variant starts from, one batch, and steps x reps per timing."""
-    dims = _dims(args)
+    dims = bench_dims_from(args)
     torch.manual_seed(0)
     init_state = copy.deepcopy(CVAE(dims.F, dims.L, dims.N, dims.D).state_dict())
     steps, reps = (2, 1) if args.smoke else STEPS_REPS
@@ -189,7 +189,7 @@ def _step_inputs(args: argparse.Namespace, device: torch.device) -> tuple[Dims, 
 
 def _step_table(args: argparse.Namespace, variant_list: list[Variant], profile: bool,
                 modes: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
-    device = _device()
+    device = bench_device()
     if device.type == "cuda":
         use_deterministic_kernels()  # the trainer's kernels (cvae/core/cuda.py)
     dims, init_state, batch, steps, reps = _step_inputs(args, device)
@@ -210,7 +210,7 @@ def section_steps(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def section_compile(args: argparse.Namespace) -> dict[str, Any]:
-    device = _device()
+    device = bench_device()
     from cvae.families.lab4_2024.train import limit_compile_threads
 
     limit_compile_threads(os.cpu_count() or 1)  # one process on the machine: every core may compile
@@ -226,7 +226,7 @@ def section_compile(args: argparse.Namespace) -> dict[str, Any]:
 
 def section_determinism(args: argparse.Namespace) -> dict[str, Any]:
     """The trainer's step with its deterministic kernels vs autotuned cuDNN with TF32."""
-    device = _device()
+    device = bench_device()
     dims, init_state, batch, steps, reps = _step_inputs(args, device)
     out: dict[str, Any] = {}
     for label, flags in (("deterministic", (False, True, False)), ("autotuned_tf32", (True, False, True))):
@@ -268,8 +268,8 @@ def section_fit(args: argparse.Namespace) -> dict[str, Any]:
     from cvae.families.lab4_2024.synthetic import generate as make_data
     from cvae.families.lab4_2024.train import fit
 
-    device = _device()
-    dims = _dims(args)
+    device = bench_device()
+    dims = bench_dims_from(args)
     work = Path(args.work) / "fit-data"
     start = time.perf_counter()
     root = make_data(work, lab_preset(args.smoke), seed=0, progress=False, workers=os.cpu_count(), overwrite=True)
