@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/adam_fused.py            # demo dims on 1 thread (a quick.yaml trial), ~2 min
     .venv/bin/python bench/adam_fused.py --smoke    # tiny dims, seconds
+    .venv/bin/python bench/adam_fused.py --trials 4 # + 4 whole demo trials per arm, ~6 min
 
 torch's Adam on a CPU defaults to its per-tensor loop (foreach and fused are
 off unless asked for); the lab4-2024 CVAE has 206 parameter tensors, so one
@@ -10,6 +11,11 @@ on every device (cvae.core.training.optimizer_device_options). This times, in on
 run and interleaved, the trainer's step (bench/step_parts.StepRunner, channels_last,
 chunked decode, clipping) with Adam default / foreach / fused, and the optimizer
 step alone on random gradients.
+
+With --trials K: K whole quick.yaml trials (6 epochs, validated every epoch as in
+the search, on the small synthetic preset) trained with the default and with the
+fused Adam, in ABBA order so that a drift of the machine's speed hits both arms
+alike; their wall times say what the step's gain is worth to a search's trials.
 
 Success rule, set before the run: fused is kept on CPUs if its whole step is at
 least 3% faster than the default's with teacher forcing on and off (median of
@@ -86,8 +92,50 @@ def parameter_gap(dims: Any, steps: int) -> float:
             for p, g in zip(model.parameters(), grads):
                 p.grad = g.clone()
             optimizers[name].step()
-    return max(float((a - b).abs().max()) for a, b in zip(models["default"].parameters(),
+    return max(float((a - b).detach().abs().max()) for a, b in zip(models["default"].parameters(),
                                                            models["fused"].parameters()))
+
+
+TRIAL_SETTINGS = [  # one per KL strategy and teacher-forcing mode: the demo's arms
+    {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 2, "kl_anneal_ratio": 0.5, "tfr": 0.0},
+    {"kl_anneal_type": "Monotonic", "kl_anneal_ratio": 0.5, "tfr": 1.0},
+    {"kl_anneal_type": "None", "tfr": 0.0},
+    {"kl_anneal_type": "Cyclical", "kl_anneal_cycle": 3, "kl_anneal_ratio": 1.0, "tfr": 1.0},
+]
+
+
+def whole_trials(count: int, smoke: bool) -> dict[str, Any]:
+    """Wall seconds of `count` demo trials per arm (default, fused), ABBA-ordered, on 1 thread."""
+    import tempfile
+
+    import cvae.core.training as training
+    from bench.common import demo_fixed, small_demo_data
+    from cvae.families.lab4_2024.train import TrainConfig, fit
+
+    fixed = {**demo_fixed(smoke, torch_threads=1, lr=2e-3, optimizer="Adam"), "val_every": 1}
+    if smoke:
+        fixed["num_epoch"] = 1
+    fused_options = training.optimizer_device_options
+    arms = {"default": lambda optimizer, device_type: {}, "fused": fused_options}
+    times: dict[str, list[float]] = {"default": [], "fused": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = small_demo_data(Path(tmp), fixed)
+        for i in range(count):
+            settings = TRIAL_SETTINGS[i % len(TRIAL_SETTINGS)]
+            order = ("default", "fused") if i % 2 == 0 else ("fused", "default")
+            for arm in order:
+                training.optimizer_device_options = arms[arm]
+                try:
+                    start = time.perf_counter()
+                    fit(TrainConfig(**{**fixed, **settings}), data)
+                    times[arm].append(time.perf_counter() - start)
+                finally:
+                    training.optimizer_device_options = fused_options
+                progress(f"trial {i + 1}/{count} ({arm}): {times[arm][-1]:.1f} s")
+    total = {arm: sum(t) for arm, t in times.items()}
+    return {"count": count, "settings": [TRIAL_SETTINGS[i % len(TRIAL_SETTINGS)] for i in range(count)],
+            "num_epoch": fixed["num_epoch"], "wall_s": times, "total_s": total,
+            "speedup": total["default"] / total["fused"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny dims, 2 repetitions")
     parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions per teacher-forcing mode")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a quick.yaml trial has 1)")
+    parser.add_argument("--trials", type=int, default=0, help="also time this many whole demo trials per arm")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     dims = SMOKE if args.smoke else demo_dims()
@@ -123,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     report["optimizer_step_ms"] = {name: optimizer_alone(dims, options, 5 if args.smoke else 50)
                                    for name, options in OPTIONS.items()}
     report["parameter_gap_after_5_steps"] = parameter_gap(dims, 5)
+    if args.trials:
+        report["trials"] = whole_trials(args.trials, args.smoke)
     speedups = {key: {name: entry["default"]["median"] / entry[name]["median"] for name in entry}
                 for key, entry in report["step_ms"].items()}
     report["speedup_vs_default"] = speedups
@@ -139,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"parameters after 5 optimizer steps on the same gradients, fused vs default: "
           f"{report['parameter_gap_after_5_steps']:.1e} at most; rule (>= {1 + MIN_GAIN:.2f}x both modes, "
           f"gap <= {MAX_GAP:.0e}): {'met' if report['rule_met'] else 'missed'}")
+    if args.trials:
+        t = report["trials"]
+        print(f"{t['count']} whole demo trials per arm: default {t['total_s']['default']:.0f} s, "
+              f"fused {t['total_s']['fused']:.0f} s ({t['speedup']:.2f}x)")
     print(f"wrote {path}")
     return 0
 

@@ -69,7 +69,8 @@ SUCCESS_RULE = {
     "stop_rate_below": {"Monotonic": 2 / 3, "Cyclical": 2 / 3},
     "best_stopped_share_below": {kl: 0.10 for kl in KL_TYPES},
 }
-ARMS = ("before", "warmup", "after")  # Ray's ASHA; judged from the warm-up end; judged at judge_epochs
+# Ray's ASHA; judged from the warm-up end; judged at judge_epochs; + compared with peers at the same epoch
+ARMS = ("before", "warmup", "after", "same_epoch")
 
 
 # --- the curves ---------------------------------------------------------------
@@ -170,10 +171,10 @@ def run_orders(curves: list[Curve], variant: str, orders: int, seed: int, settin
     return {name: {"summary": summarise(rows, settings["max_t"])} for name, rows in per_order.items()}
 
 
-def judge(result: dict[str, Any]) -> dict[str, Any]:
+def judge(result: dict[str, Any], arm: str = "after") -> dict[str, Any]:
     checks = {}
     for variant in SUCCESS_RULE["judged_on"]:
-        after = result[variant]["after"]["summary"]
+        after = result[variant][arm]["summary"]
         for kl, limit in SUCCESS_RULE["stop_rate_below"].items():
             got = after[kl]["stop_rate_mean"]
             checks[f"{variant}: {kl} stop rate < {limit:.3f}"] = {"value": round(got, 3), "met": got < limit}
@@ -233,6 +234,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="5 orders; writes stop_rates.smoke.json")
     p.add_argument("--orders", type=int, default=None, help="random orders per replay (default 400; smoke 5)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reduction-factor", type=float, default=None,
+                   help="replay with this reduction factor instead of quick.yaml's (a what-if)")
+    p.add_argument("--grace-period", type=int, default=None, help="replay with this grace period (a what-if)")
+    p.add_argument("--out", default=None, help="results file name under bench/results/ (default stop_rates.json)")
     return p.parse_args(argv)
 
 
@@ -253,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
                 "balanced_per_kl": int(space["trials"]["num_samples"]) // len(KL_TYPES),
                 "orders": orders, "seed": args.seed,
                 "time_attr": "epoch", "metric": "val_psnr", "mode": "max"}
+    if args.reduction_factor is not None:
+        settings["reduction_factor"] = float(args.reduction_factor)
+    if args.grace_period is not None:
+        settings["grace_period"] = int(args.grace_period)
     max_t, grace, rf = settings["max_t"], settings["grace_period"], settings["reduction_factor"]
 
     paths = sorted(p for p in RESULTS_DIR.glob("efficiency*.json")
@@ -278,11 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         "after": lambda: ScheduleAwareASHA(time_attr="epoch", metric="val_psnr", mode="max", max_t=max_t,
                                            grace_period=grace, reduction_factor=rf, earliest_stop=earliest,
                                            judge_at=judge_at, stratum_key="stratum"),
+        "same_epoch": lambda: ScheduleAwareASHA(time_attr="epoch", metric="val_psnr", mode="max", max_t=max_t,
+                                                grace_period=grace, reduction_factor=rf, earliest_stop=earliest,
+                                                judge_at=judge_at, stratum_key="stratum", same_epoch=True),
     }
     result: dict[str, Any] = {}
     for i, variant in enumerate(("pool", "balanced")):
         result[variant] = {"orders": orders, **run_orders(curves, variant, orders, args.seed + i, settings, factories)}
     result["success"] = judge(result)
+    result["success_by_arm"] = {arm: judge(result, arm) for arm in ("after", "same_epoch")}
 
     searched = [(c["method"], kl_type(c["config"]), c["values"]) for c in copies]
     distinct_searched = {v: kl for m, kl, v in searched if m != "grid"}
@@ -320,12 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         "best_curves": best_curves,
         "results": {v: result[v] for v in ("pool", "balanced")},
         "success": result["success"],
+        "success_by_arm": result["success_by_arm"],
     }
     report["markdown"] = markdown(result, earliest_hist, settings["balanced_per_kl"]) + "\n" + "\n".join(
         f"best {kl} curve: {b['values']} (judged at epochs {b['judge_epochs']}, "
         f"rank {b['rank_at_rung']} at epoch {rung}, {b['source']})" for kl, b in best_curves.items())
     report["wall_s"] = round(time.perf_counter() - wall_start, 2)
-    path = write_json("stop_rates.smoke.json" if args.smoke else "stop_rates.json", report)
+    path = write_json("stop_rates.smoke.json" if args.smoke else (args.out or "stop_rates.json"), report)
     progress(f"wrote {path.relative_to(ROOT)}")
     c = correlations
     print(report["markdown"])

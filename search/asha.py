@@ -11,14 +11,18 @@ A bracket with first rung `min_t`, budget `max_t`, reduction factor `rf` and
 index `s` has rungs at min_t * rf**(k + s) for k = 0 .. K-1, K = int(log(max_t /
 min_t) / log(rf) - s + 1). A result at time t is recorded at the highest rung
 <= t that the trial has not recorded yet; it is stopped when its value is below
-the (1 - 1/rf) quantile of the values recorded there before it.
+the (1 - 1/rf) quantile of the values recorded there before it (or, given
+`value_at`, of those trials' values at the same time t: `Bracket.on_result`).
 """
 from __future__ import annotations
 
 import random
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
+
+# (peer key, time, the value the peer recorded at the rung) -> the peer's value at that time
+ValueAt = Callable[[str, float, float], float]
 
 
 class Bracket:
@@ -37,12 +41,19 @@ class Bracket:
             return None
         return float(np.nanpercentile(list(recorded.values()), (1 - 1 / self.rf) * 100))
 
-    def on_result(self, key: str, t: float, value: float) -> bool:
-        """Record the result where it belongs; True when the trial must stop."""
+    def on_result(self, key: str, t: float, value: float, value_at: Optional[ValueAt] = None) -> bool:
+        """Record the result where it belongs; True when the trial must stop.
+
+        value_at: (peer key, t, the value it recorded here) -> the peer's value at time t
+        (its value at its last time <= t). Given, the cut-off compares this trial with its
+        peers at the same time t, not with what they recorded at the rung, possibly earlier
+        in their runs (a trial judged after the rung's milestone would otherwise meet
+        early values; one judged at it, later ones). None: Ray's rule."""
         for milestone, recorded in self.rungs:
             if t < milestone or key in recorded:
                 continue
-            cutoff = self.cutoff(recorded)
+            peers = recorded if value_at is None else {k: value_at(k, t, v) for k, v in recorded.items()}
+            cutoff = self.cutoff(peers)
             recorded[key] = value
             # NaN is never below a cut-off (and nanpercentile leaves it out of them), as in Ray.
             return cutoff is not None and value < cutoff

@@ -113,6 +113,12 @@ class ScheduleAwareASHA(FIFOScheduler):
             result at any other time is neither recorded nor judged.
         stratum_key: the config key naming a trial's stratum (absent: one shared stratum "").
         phase_key: the config key whose value "reeval" marks a re-evaluation trial.
+        same_epoch: a trial judged at epoch t is compared with the values its rung's other
+            trials had at epoch t (their last value at or before t), not with the values
+            they recorded at the rung (search.asha.Bracket.on_result's value_at). With
+            judge epochs, trials enter a rung at different epochs: without this a trial
+            judged late meets its peers' early values, and one judged at the milestone
+            meets late entrants' later, higher values.
 
     Values: None is logged and ignored (never recorded, never stopped); NaN is
     recorded as Ray does (nanpercentile leaves it out of cut-offs, and a NaN is
@@ -122,7 +128,7 @@ class ScheduleAwareASHA(FIFOScheduler):
     def __init__(self, *, time_attr: str, metric: str, mode: str, max_t: int, grace_period: int,
                  reduction_factor: float, brackets: int = 1, earliest_stop: Callable[[dict], int],
                  judge_at: Optional[Callable[[dict], Iterable[int]]] = None,
-                 stratum_key: str = STRATUM_KEY, phase_key: str = PHASE_KEY) -> None:
+                 stratum_key: str = STRATUM_KEY, phase_key: str = PHASE_KEY, same_epoch: bool = False) -> None:
         _check("mode", mode, mode in ("min", "max"), "'min' or 'max'")
         _check("max_t", max_t, max_t > 0, "> 0")
         _check("grace_period", grace_period, 0 < grace_period <= max_t, f"> 0 and <= max_t ({max_t})")
@@ -147,6 +153,9 @@ class ScheduleAwareASHA(FIFOScheduler):
         self._earliest: Dict[str, int] = {}  # Ray trial id -> first epoch it may be stopped
         self._judge_epochs: Dict[str, Optional[frozenset]] = {}  # Ray trial id -> judge_at(config)
         self._num_stopped = 0
+        self._same_epoch = bool(same_epoch)
+        # trial key -> {epoch: signed value}: every result seen (or rebuilt), for same_epoch
+        self._history: Dict[str, Dict[int, float]] = {}
 
     # --- helpers -------------------------------------------------------------
 
@@ -183,6 +192,22 @@ class ScheduleAwareASHA(FIFOScheduler):
     def _may_judge(self, epoch: Any, earliest: int, judge: Optional[frozenset]) -> bool:
         return epoch >= earliest and (judge is None or epoch in judge)
 
+    def _remember(self, key: str, epoch: Any, value: Any) -> None:
+        if value is not None:
+            self._history.setdefault(key, {})[int(epoch)] = self._metric_op * float(value)
+
+    def _value_at(self, key: str, t: float, recorded: float) -> float:
+        """A peer's signed value at epoch t: its last result at or before t (else what it recorded)."""
+        history = self._history.get(key) or {}
+        earlier = [epoch for epoch in history if epoch <= t]
+        return history[max(earlier)] if earlier else recorded
+
+    def _record(self, trial: Trial, result: Dict) -> bool:
+        """Record the result in the trial's bracket; True when it must stop."""
+        return self._bracket_of[trial.trial_id].on_result(
+            self._key(trial), result[self._time_attr], self._metric_op * result[self._metric],
+            value_at=self._value_at if self._same_epoch else None)
+
     def _judged(self, trial: Trial, result: Dict) -> bool:
         """Whether this result may be recorded in a rung (and the trial stopped)."""
         return (self._bracket_of.get(trial.trial_id) is not None
@@ -204,6 +229,7 @@ class ScheduleAwareASHA(FIFOScheduler):
             judge = self._judge_set(config)
             for epoch in sorted(values):
                 value = values[epoch]
+                self._remember(key, epoch, value)
                 if self._may_judge(epoch, earliest, judge) and value is not None:
                     bracket.record(key, epoch, self._metric_op * float(value))
                     count += 1
@@ -221,14 +247,15 @@ class ScheduleAwareASHA(FIFOScheduler):
         action = TrialScheduler.CONTINUE
         if self._time_attr not in result or self._metric not in result:
             return action
+        if self._bracket_of.get(trial.trial_id) is not None:  # not a re-run's
+            self._remember(self._key(trial), result[self._time_attr], result.get(self._metric))
         if result[self._time_attr] >= self._max_t:
             action = TrialScheduler.STOP
         elif not self._judged(trial, result):
             action = TrialScheduler.CONTINUE
         elif result.get(self._metric) is None:
             pass  # an epoch that val_every skipped (its rungs are always validated): not judged
-        elif self._bracket_of[trial.trial_id].on_result(
-                self._key(trial), result[self._time_attr], self._metric_op * result[self._metric]):
+        elif self._record(trial, result):
             action = TrialScheduler.STOP
         if action == TrialScheduler.STOP:
             self._num_stopped += 1
@@ -238,8 +265,7 @@ class ScheduleAwareASHA(FIFOScheduler):
                           result: Dict) -> None:
         if (result and self._time_attr in result and self._metric in result
                 and result[self._metric] is not None and self._judged(trial, result)):
-            self._bracket_of[trial.trial_id].on_result(
-                self._key(trial), result[self._time_attr], self._metric_op * result[self._metric])
+            self._record(trial, result)
         self._forget(trial)
 
     def on_trial_remove(self, tune_controller: Optional["TuneController"], trial: Trial) -> None:

@@ -75,9 +75,9 @@ def optimizer_device_options(optimizer: str, device_type: str) -> dict[str, Any]
 
     Adam and AdamW use the fused kernel on every device: one call for all
     parameters instead of a chain of small ops per parameter tensor (206 of them
-    in the lab4-2024 CVAE). On a CPU thread the optimizer step alone went from
-    9.3 ms (torch's default for CPUs, per tensor) to 1.7 ms, ~8% of a demo-dims
-    training step (bench/results/adam_fused.json). On CUDA, ASGD's default
+    in the lab4-2024 CVAE). On a CPU thread the optimizer step alone is 5-6x
+    shorter than torch's CPU default (per tensor), and whole demo trials ran
+    1.06x faster (bench/results/adam_fused*.json). On CUDA, ASGD's default
     (capturable=False) reads its step counters on the host, one sync per
     parameter tensor per step (~200 here); capturable keeps them on the device.
     """

@@ -279,3 +279,48 @@ def test_a_cyclical_trial_is_judged_only_at_the_end_of_a_cycle():
         plain.on_trial_result(None, t, result(2, v))
     add(plain, cyc)
     assert plain.on_trial_result(None, cyc, result(2, -1e9)) == STOP
+
+
+# --- same_epoch: peers compared at the epoch the trial is judged (issue 21, item 6's next step) ----
+def _late_judging(config: dict) -> int:
+    return 3 if config.get("late") else 2
+
+
+def test_same_epoch_compares_a_late_entry_with_its_peers_values_at_that_epoch():
+    """Two trials record 30 and 31 at epoch 2 and reach 35 and 36 at epoch 3; a third, first
+    judged at epoch 3 with 32, enters the epoch-2 rung. Ray's rule compares 32 with the epoch-2
+    values (cut-off 30.67: continue); same_epoch with their epoch-3 values (35.67: stop)."""
+    decisions = {}
+    for same in (False, True):
+        sched = make_scheduler(earliest=_late_judging, same_epoch=same)
+        a, b, late = add(sched, trial("a"), trial("b"), trial("c", late=True))
+        for t, (va, vb) in ((2, (30.0, 31.0)), (3, (35.0, 36.0))):
+            assert sched.on_trial_result(None, a, result(t, va)) == CONTINUE
+            assert sched.on_trial_result(None, b, result(t, vb)) == CONTINUE
+        assert sched.on_trial_result(None, late, result(2, 20.0)) == CONTINUE  # before its earliest epoch
+        decisions[same] = sched.on_trial_result(None, late, result(3, 32.0))
+        assert rung(sched, "", 2)["c"] == 32.0  # recorded with its own value either way
+    assert decisions == {False: CONTINUE, True: STOP}
+
+
+def test_same_epoch_judges_an_on_time_trial_against_a_late_entrys_earlier_value():
+    """A late entry recorded 40 at the epoch-2 rung (its epoch-3 value) but had 25 at epoch 2.
+    A trial judged at epoch 2 with 31 meets 40 under Ray's rule (stop: 31 < 40) and 25 under
+    same_epoch (continue)."""
+    decisions = {}
+    for same in (False, True):
+        sched = make_scheduler(earliest=_late_judging, same_epoch=same)
+        late, on_time = add(sched, trial("c", late=True), trial("d"))
+        assert sched.on_trial_result(None, late, result(2, 25.0)) == CONTINUE
+        assert sched.on_trial_result(None, late, result(3, 40.0)) == CONTINUE  # first in its rung
+        decisions[same] = sched.on_trial_result(None, on_time, result(2, 31.0))
+    assert decisions == {False: STOP, True: CONTINUE}
+
+
+def test_same_epoch_history_is_rebuilt_on_resume():
+    """After a kill, `rebuild` replays every epoch of the study's values: the late entry's epoch-2
+    value is known again, so the decision is the one the live search would have made."""
+    sched = make_scheduler(earliest=_late_judging, same_epoch=True)
+    sched.rebuild([("c", {"late": True}, {2: 25.0, 3: 40.0})])
+    (on_time,) = add(sched, trial("d"))
+    assert sched.on_trial_result(None, on_time, result(2, 31.0)) == CONTINUE
