@@ -293,7 +293,10 @@ def make_scheduler(plan: SearchPlan, record=None):
                                   max_t=plan.num_epoch, grace_period=asha.grace_period,
                                   reduction_factor=asha.reduction_factor, brackets=asha.brackets,
                                   earliest_stop=functools.partial(earliest_stop_epoch, **kl),
-                                  judge_at=functools.partial(judge_epochs, **kl))
+                                  judge_at=functools.partial(judge_epochs, **kl),
+                                  # compared with peers at the same epoch: in the replays never more than a point
+                                  # worse on a best-curve stop share, often better (docs/benchmarks.md)
+                                  same_epoch=True)
     if record is None:
         return inner
     from search.record import config_of, counted, key_of, phase_of, stratum_of

@@ -5,7 +5,7 @@ trial. Here that loses the annealed runs: while beta is near 0 they dip, so at
 quick.yaml's only rung (epoch 2) their val_psnr says little about where they
 end (Spearman rho 0.09 within Monotonic vs 0.75 within None over the curves in
 bench/results/efficiency*.json) and a plain cut stopped most of them.
-`ScheduleAwareASHA` changes two things and keeps the rest of Ray's algorithm:
+`ScheduleAwareASHA` changes three things and keeps the rest of Ray's algorithm:
 
 1) one set of brackets per stratum (`trial.config[stratum_key]`): a trial is
    compared only with trials of its own stratum, so a strategy that starts
@@ -14,7 +14,10 @@ bench/results/efficiency*.json) and a plain cut stopped most of them.
    runner: `judge_epochs`, from the grace period on, the epochs where its KL term
    has its full weight: every epoch for None, from the end of the ramp for
    Monotonic, the end of each cycle's top for Cyclical), and never before
-   `earliest_stop(trial.config)`: its other results are not recorded in any rung.
+   `earliest_stop(trial.config)`: its other results are not recorded in any rung;
+3) with `same_epoch` (what the runner builds), a trial judged at epoch t is compared
+   with the values its rung's other trials had at epoch t, since trials now enter a
+   rung at different epochs.
 
 Re-evaluation trials (`trial.config[phase_key] == "reeval"`) re-run a chosen
 configuration with other seeds: they are never stopped before max_t and never

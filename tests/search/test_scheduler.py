@@ -324,3 +324,22 @@ def test_same_epoch_history_is_rebuilt_on_resume():
     sched.rebuild([("c", {"late": True}, {2: 25.0, 3: 40.0})])
     (on_time,) = add(sched, trial("d"))
     assert sched.on_trial_result(None, on_time, result(2, 31.0)) == CONTINUE
+
+
+def test_the_runner_builds_the_same_epoch_rule_for_quick_yaml(tmp_path):
+    from pathlib import Path
+
+    from search.runner import make_plan, make_scheduler
+
+    quick = Path(__file__).resolve().parents[2] / "spaces" / "quick.yaml"
+    sched = make_scheduler(make_plan(quick, storage_path=tmp_path / "runs"))
+    assert isinstance(sched, ScheduleAwareASHA) and sched._same_epoch
+    # and it acts on it: the late-entry case above, through the runner's own scheduler settings
+    late, on_time = (trial("c", kl_anneal_type="Monotonic", kl_anneal_ratio=0.5, stratum="Monotonic"),
+                     trial("d", kl_anneal_type="Monotonic", kl_anneal_ratio=0.1, stratum="Monotonic"))
+    add(sched, late, on_time)
+    assert sched._earliest == {"c": 4, "d": 2}  # c's ramp (ratio 0.5 of 6 epochs) ends after epoch 3
+    for t, v in ((1, 20.0), (2, 25.0), (3, 30.0), (4, 40.0)):  # c enters the epoch-2 rung with 40
+        assert sched.on_trial_result(None, late, result(t, v)) == CONTINUE
+    assert sched.on_trial_result(None, on_time, result(1, 20.0)) == CONTINUE
+    assert sched.on_trial_result(None, on_time, result(2, 31.0)) == CONTINUE  # 31 > c's 25 at epoch 2 (not 40)
