@@ -38,7 +38,7 @@ from cvae.core.precision_probe import (  # noqa: E402
     emulated_bf16,
     pick_precision,
     probe_key,
-    time_steps,
+    run_timings,
 )
 from search.space import load_space  # noqa: E402
 
@@ -63,10 +63,7 @@ def probe_case(family: Any, cfg: Any, threads: int, repeats: int, measure_emulat
     for i in range(repeats):
         start = time.perf_counter()
         if emulated is not None and measure_emulated:
-            def make_step(name: str) -> Any:
-                return family.probe_step(cfg.replace(precision=name, torch_threads=threads), device)
-
-            timings = time_steps(make_step, device, threads)
+            timings = run_timings(family, cfg, device, threads)
             decision = pick_precision(timings)
         elif emulated is not None:
             decision = decide_run_precision(family, cfg, device, threads, cache=None)

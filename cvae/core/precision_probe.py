@@ -310,9 +310,9 @@ def decide_precision(configured: str, *, key: Mapping[str, Any] | None, measure:
 
 
 def planned_precision(configured: str, *, key: Mapping[str, Any] | None, cache: Path | None = None,
-                      why_not: str = "") -> PrecisionDecision:
+                      why_not: str = "", device: torch.device | str = "cpu") -> PrecisionDecision:
     """What `decide_precision` would say without running anything (a dry run): forced, cached,
-    or 'auto (measured at the first trial ...)'."""
+    fp32 where bf16 would be emulated, or 'auto (measured at the first trial ...)'."""
     if configured != "auto":
         return PrecisionDecision(configured, "forced")
     if key is None:
@@ -320,6 +320,9 @@ def planned_precision(configured: str, *, key: Mapping[str, Any] | None, cache: 
     hit = read_cached(key, cache)
     if hit is not None:
         return hit
+    emulated = emulated_bf16(device)
+    if emulated is not None:
+        return emulated
     return PrecisionDecision("auto", "pending", note=f"measured before the first trial: {TIMED_STEPS} fp32 vs bf16 "
                                                      f"training steps here, then cached in {cache or cache_path()}")
 
@@ -353,11 +356,17 @@ def decide_run_precision(family: Any, cfg: Any, device: torch.device | str, thre
     if key is None and device.type == "cuda" and not torch.cuda.is_available():
         return PrecisionDecision("auto", "unresolved", note=f"not measured: {why}; each trial applies the flag rule")
 
+    return decide_precision(cfg.precision, key=key, measure=(lambda: run_timings(family, cfg, device, threads)),
+                            device=device, cache=cache, why_not=why)
+
+
+def run_timings(family: Any, cfg: Any, device: torch.device, threads: int) -> Timings:
+    """The probe's measurement for a run of `family` with `cfg`: its own training step timed in
+    fp32 and in bf16 (`time_steps`), as configured otherwise, on `device` with `threads` threads."""
     def make_step(name: str) -> Callable[[], None]:
         return family.probe_step(cfg.replace(precision=name, torch_threads=threads, device=device.type), device)
 
-    return decide_precision(cfg.precision, key=key, measure=(lambda: time_steps(make_step, device, threads)),
-                            device=device, cache=cache, why_not=why)
+    return time_steps(make_step, device, threads)
 
 
 def planned_run_precision(family: Any, cfg: Any, device: torch.device | str, threads: int | None = None,
@@ -368,10 +377,4 @@ def planned_run_precision(family: Any, cfg: Any, device: torch.device | str, thr
     if cfg.precision != "auto":
         return PrecisionDecision(cfg.precision, "forced")
     key, why = _family_key(family, cfg, device, threads)
-    hit = read_cached(key, cache) if key is not None else None
-    if hit is not None:
-        return hit
-    emulated = emulated_bf16(device) if key is not None else None
-    if emulated is not None:
-        return emulated
-    return planned_precision(cfg.precision, key=key, cache=cache, why_not=why)
+    return planned_precision(cfg.precision, key=key, cache=cache, why_not=why, device=device)
