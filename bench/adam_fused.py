@@ -43,26 +43,19 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
 from bench.common import command_line, machine_info, progress, versions, write_json  # noqa: E402
-from bench.step_parts import SMOKE, StepRunner, Variant, make_batch  # noqa: E402
+from bench.step_parts import SMOKE, TRAINER_STEP, StepRunner, make_batch  # noqa: E402
 from bench.train_step import demo_dims  # noqa: E402
 from cvae.families.lab4_2024.model import CVAE  # noqa: E402
 
 OPTIONS: dict[str, dict[str, bool]] = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
-TRAINER_STEP = Variant("batched_cl_chunked", False, True, torch.float32, chunked=True)
 MIN_GAIN = 0.03
 MAX_GAP = 1e-6  # 1% of one lr-1e-4 update: rounding, not another algorithm
 
 
 def step_fn(runner: StepRunner, options: dict[str, bool]) -> Callable[[bool], None]:
+    """The runner's training step with Adam built with `options`."""
     runner.optimizer = torch.optim.Adam(runner.model.parameters(), lr=1e-4, **options)
-
-    def step(teacher_forcing: bool) -> None:
-        runner.optimizer.zero_grad(set_to_none=True)
-        runner.loss(teacher_forcing).backward()
-        torch.nn.utils.clip_grad_norm_(runner.model.parameters(), 1.0)
-        runner.optimizer.step()
-
-    return step
+    return runner.step
 
 
 def optimizer_alone(dims: Any, options: dict[str, bool], steps: int) -> float:

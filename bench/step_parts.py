@@ -52,6 +52,8 @@ class Variant:
 
 LAB = Dims("lab", 128, 32, 12, 192, 32, 64, 2, 16, 630)
 SMOKE = Dims("smoke", 16, 8, 4, 16, 8, 16, 2, 4, 8)
+# The trainer's own step on a CPU: batched, channels_last, chunked teacher-forced decode, fp32.
+TRAINER_STEP = Variant("batched_cl_chunked", False, True, torch.float32, chunked=True)
 
 
 # --- one training step -------------------------------------------------------

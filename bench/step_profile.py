@@ -33,21 +33,12 @@ if str(ROOT) not in sys.path:  # run as a script from the repo root
     sys.path.insert(0, str(ROOT))
 
 from bench.common import command_line, machine_info, progress, versions, write_json  # noqa: E402
-from bench.step_parts import SMOKE, StepRunner, Variant, make_batch  # noqa: E402
+from bench.step_parts import SMOKE, TRAINER_STEP, StepRunner, make_batch  # noqa: E402
 from bench.train_step import demo_dims  # noqa: E402
-from cvae.core.training import optimizer_device_options  # noqa: E402
 from cvae.families.lab4_2024.model import CVAE  # noqa: E402
 
-TRAINER_STEP = Variant("batched_cl_chunked", False, True, torch.float32, chunked=True)
 MIN_GAIN = 0.05
 GROUPS = {"convolution": ("conv", "Convolution"), "optimizer": ("Optimizer.step", "Adam", "_fused_adam")}
-
-
-def trainer_runner(dims: Any, init: dict, batch: Any) -> StepRunner:
-    runner = StepRunner(TRAINER_STEP, dims, init, batch, torch.device("cpu"))
-    runner.optimizer = torch.optim.Adam(runner.model.parameters(), lr=1e-4,
-                                        **optimizer_device_options("Adam", "cpu"))
-    return runner
 
 
 def conv1x1_as_linear(model: torch.nn.Module) -> int:
@@ -98,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     init = copy.deepcopy(CVAE(dims.F, dims.L, dims.N, dims.D).state_dict())
     batch = make_batch(dims, torch.device("cpu"))
-    base, linear = trainer_runner(dims, init, batch), trainer_runner(dims, init, batch)
+    # StepRunner builds Adam as the trainer does (cvae.core.training.optimizer_device_options).
+    base, linear = (StepRunner(TRAINER_STEP, dims, init, batch, torch.device("cpu")) for _ in range(2))
     swapped = conv1x1_as_linear(linear.model)
     report: dict[str, Any] = {"benchmark": "step_profile", "command": command_line(), "smoke": args.smoke,
                               "machine": machine_info(), "versions": versions(), "threads": 1, "dims": dims.name,

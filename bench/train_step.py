@@ -45,6 +45,7 @@ from bench.common import command_line, cpu_bf16_native, machine_info, median, pr
 from bench.step_parts import (  # noqa: E402
     LAB,
     SMOKE,
+    TRAINER_STEP,
     Dims,
     StepRunner,
     Variant,
@@ -81,7 +82,7 @@ def variants(with_compile: bool, device: torch.device = torch.device("cpu")) -> 
         Variant("perframe_cl", True, True, torch.float32),
         Variant("batched", False, False, torch.float32),
         Variant("batched_cl", False, True, torch.float32),
-        Variant("batched_cl_chunked", False, True, torch.float32, chunked=True),
+        TRAINER_STEP,
         Variant("batched_cl_bf16", False, True, torch.bfloat16, chunked=True),
     ]
     if with_compile:

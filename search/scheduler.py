@@ -196,7 +196,8 @@ class ScheduleAwareASHA(FIFOScheduler):
         return epoch >= earliest and (judge is None or epoch in judge)
 
     def _remember(self, key: str, epoch: Any, value: Any) -> None:
-        if value is not None:
+        """Keep a result for `_value_at`; only same_epoch ever reads it."""
+        if self._same_epoch and value is not None:
             self._history.setdefault(key, {})[int(epoch)] = self._metric_op * float(value)
 
     def _value_at(self, key: str, t: float, recorded: float) -> float:
