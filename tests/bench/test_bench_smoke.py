@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 RESULT = ROOT / "bench" / "results" / "train_step.smoke.json"
 
 
@@ -49,3 +51,14 @@ def test_train_step_smoke_writes_results() -> None:
     assert report["speedup_vs_naive_headline"]["speedup"] > 0
     for name, val in report["validation"]["smoke"].items():
         assert val["time_s"] > 0, name
+
+
+def test_matmul_peak_is_the_fastest_timing_with_the_median_beside_it() -> None:
+    from bench.step_parts import matmul_peak
+
+    peak = matmul_peak(torch.float32, 64, 5, torch.device("cpu"))
+    flops = 2 * 64 ** 3
+    assert len(peak["times_s"]) == 5
+    assert peak["flops_per_s"] == pytest.approx(flops / min(peak["times_s"]))
+    assert peak["median_flops_per_s"] == pytest.approx(flops / peak["median_s"])
+    assert peak["flops_per_s"] >= peak["median_flops_per_s"]
