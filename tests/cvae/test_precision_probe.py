@@ -185,12 +185,24 @@ def test_cache_location_follows_the_environment(monkeypatch, tmp_path: Path) -> 
     assert cache_path() == Path.home() / ".cache" / "cvae-search" / "precision.json"
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the GPU path of the probe)")
-def test_cuda_probe_decides_between_native_bf16_and_fp32(tmp_path: Path) -> None:
-    family = get_family("lab4-2024")
-    cfg = family.config_from_dict({**TINY_LAB4, "precision": "auto"})
-    decision = family.decide_precision(cfg, "cuda", 1, cache=tmp_path / "c.json")
-    assert decision.precision in ("fp32", "bf16") and decision.source in ("measured", "fallback")
+@pytest.mark.parametrize("name", ["lab4-2024", "bair-2023"])
+def test_cuda_probe_decides_between_native_bf16_and_fp32(name: str, tmp_path: Path) -> None:
+    family = get_family(name)
+    cfg = family.config_from_dict({**(TINY_LAB4 if name == "lab4-2024" else TINY_BAIR), "precision": "auto"})
+    cache = tmp_path / "c.json"
+    decision = family.decide_precision(cfg, "cuda", 1, cache=cache)
+    if not torch.cuda.is_bf16_supported(including_emulation=False):
+        # a T4 or V100: fp32 with nothing timed
+        assert decision.describe().startswith("fp32 (the GPU has no native bf16") and decision.fp32_s is None
+        return
+    assert decision.source == "measured" and decision.precision in ("fp32", "bf16")
+    assert decision.fp32_s > 0 and decision.bf16_s > 0
+    [entry] = json.loads(cache.read_text())["entries"]
+    assert entry["key"]["device"].startswith("cuda:") and entry["key"]["workload"]["family"] == name
+    again = family.decide_precision(cfg, "cuda", 1, cache=cache)
+    assert again.source == ("cached" if decision.conclusive else "measured")
 
 
 # --- a real probe per family ---------------------------------------------------------------
