@@ -56,3 +56,11 @@ def test_smoke_writes_every_lever_with_both_configurations(tmp_path: Path, run_s
         assert set(by_config) == {"Cyclical", "None"}
         assert all(len(rows) == 2 and all(math.isfinite(r["val_psnr"]) for r in rows) for rows in by_config.values())
     assert "rule" in result and result["machine"] and "pooled seed sd" in proc.stdout
+
+
+def test_one_seed_is_refused_with_a_clear_message() -> None:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "bench/seed_levers.py", "--seeds", "3"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--seeds 3: a seed spread needs at least 2 distinct seeds" in proc.stderr
